@@ -1,0 +1,61 @@
+"""Exceptions raised when work cannot go on.
+
+A bad file inside a dataset is a finding, not an exception; these are for the
+callers of the library (open one cube, read one shard) and for the CLI, which
+maps them to messages and exit codes. Each also inherits the builtin it
+resembles so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CubeError",
+    "CubeFormatError",
+    "CubeReadError",
+    "NeucoError",
+    "ShardError",
+    "UsageError",
+]
+
+
+class NeucoError(Exception):
+    """Base class of every neuco-io error."""
+
+
+class UsageError(NeucoError, ValueError):
+    """The caller asked for something impossible (bad option, unreadable root)."""
+
+
+class CubeError(NeucoError):
+    """A `.zarr.zip` cube cannot be used. `reason` is a short machine tag."""
+
+    reason = "cube"
+
+    def __init__(self, path: object, message: str, *, reason: str | None = None) -> None:
+        self.path = str(path)
+        self.message = message
+        if reason:
+            self.reason = reason
+        super().__init__(f"{self.path}: {message}")
+
+
+class CubeReadError(CubeError, OSError):
+    """The file cannot be read at all: missing, a directory, no permission, not a zip."""
+
+    reason = "unreadable"
+
+
+class CubeFormatError(CubeError, ValueError):
+    """The file reads but is not a Zarr format-2 cube of the expected shape."""
+
+    reason = "format"
+
+
+class ShardError(NeucoError, ValueError):
+    """A converted shard is corrupt, truncated or does not match its record."""
+
+    def __init__(self, shard: object, message: str, *, key: str | None = None) -> None:
+        self.shard = str(shard)
+        self.key = key
+        where = f"{self.shard} [{key}]" if key else self.shard
+        super().__init__(f"{where}: {message}")

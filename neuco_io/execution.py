@@ -1,0 +1,86 @@
+"""Run units of work serially or in worker processes, with progress callbacks.
+
+One execution layer for every command: `validate` sends batches of cube
+checks, `convert` and `verify` send shard jobs. Results come back in the
+order of the inputs, so reports and outputs do not depend on scheduling.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Progress = Callable[[int], None]
+"""Called with the number of units just finished."""
+
+__all__ = ["Executor", "ProcessExecutor", "Progress", "SerialExecutor", "batched", "default_jobs", "make_executor"]
+
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def batched(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+class Executor:
+    """Maps a picklable function over units; subclasses decide where it runs."""
+
+    jobs = 1
+
+    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+        return map(fn, units)
+
+
+class ProcessExecutor(Executor):
+    """A pool of worker processes started with forkserver.
+
+    Forking a process whose zarr/asyncio threads are running is unsafe, and a
+    zip handle inherited across fork corrupts reads, so workers start clean
+    and open their own files.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+        return self._pool.map(fn, units)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(jobs: int | None, n_units: int | None = None, **_: Any) -> Executor:
+    """`jobs` workers (None: all cores), never more than there are units to share."""
+    jobs = default_jobs() if jobs is None or jobs <= 0 else jobs
+    if n_units is not None:
+        jobs = min(jobs, max(1, n_units))
+    return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)

@@ -1,0 +1,276 @@
+"""Discover a dataset on disk: which layout, which cubes, labels and split lists.
+
+Discovery records what is there, including what does not belong; turning that
+into findings is the layout validator's job, and converters and loaders use
+the same inventory to find their cubes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from . import spec
+from .errors import UsageError
+
+Layout = Literal["downstream", "v1.1"]
+LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
+
+__all__ = ["LAYOUTS", "CubeFile", "Dataset", "Layout", "Location", "detect_layout", "discover"]
+
+
+@dataclass(frozen=True)
+class CubeFile:
+    """One `.zarr.zip` file in its place in the layout."""
+
+    path: Path
+    modality: str
+    """Modality name (s1, s2l1c, s2l2a, s2rgb), whatever the folder is called in the layout."""
+    group: str
+    """Downstream: the data folder (`data`, `data_dev`, `data_eval`); v1.1: the split."""
+    part: str | None
+    """Downstream part folder (`part-000000`); None in v1.1."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def stem(self) -> str:
+        """The file name without `.zarr.zip`: the id (downstream) or the v1.1 file stem."""
+        return spec.strip_cube_suffix(self.path.name)
+
+
+@dataclass(frozen=True)
+class Location:
+    """One location: its id and, per modality, the file and the sample index in it."""
+
+    id: str
+    files: dict[str, CubeFile]
+    sample: int = 0
+
+
+@dataclass
+class Dataset:
+    """Inventory of a dataset root."""
+
+    root: Path
+    layout: Layout
+    groups: list[str] = field(default_factory=list)
+    """Data folders (downstream) or splits (v1.1) present."""
+    modality_dirs: dict[tuple[str, str], Path] = field(default_factory=dict)
+    """(group, modality) -> folder, for the known modalities present."""
+    missing_dirs: list[Path] = field(default_factory=list)
+    """Required folders that are absent."""
+    missing_optional: list[Path] = field(default_factory=list)
+    unknown_dirs: list[Path] = field(default_factory=list)
+    odd_part_dirs: list[Path] = field(default_factory=list)
+    """Downstream folders inside a modality folder not named `part-NNNNNN`."""
+    part_sizes: dict[Path, int] = field(default_factory=dict)
+    cubes: list[CubeFile] = field(default_factory=list)
+    outside_part: list[Path] = field(default_factory=list)
+    """Downstream cubes lying directly in a modality folder (the reference loader misses them)."""
+    strays: list[Path] = field(default_factory=list)
+    labels_dir: Path | None = None
+    label_files: list[Path] = field(default_factory=list)
+    splits_dir: Path | None = None
+    split_lists: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities present, in spec order."""
+        present = {m for _, m in self.modality_dirs}
+        return [m for m in spec.MODALITIES if m in present]
+
+    def cubes_by_group(self) -> dict[str, dict[str, list[CubeFile]]]:
+        """group -> modality -> cube files (sorted by path)."""
+        out: dict[str, dict[str, list[CubeFile]]] = defaultdict(lambda: defaultdict(list))
+        for cube in self.cubes:
+            out[cube.group][cube.modality].append(cube)
+        return out
+
+    def downstream_locations(self, modalities: list[str] | None = None) -> list[Location]:
+        """Downstream locations having every requested modality, one per id, sorted by id.
+
+        An id found in several data folders (the public `data/` holds the union
+        of `data_dev/` and `data_eval/`) is taken from the first folder, in
+        `spec.DOWNSTREAM_DATA_DIRS` order, that holds all its modalities.
+        """
+        wanted = modalities or list(spec.DOWNSTREAM_MODALITIES)
+        by_group: dict[str, dict[str, dict[str, CubeFile]]] = defaultdict(lambda: defaultdict(dict))
+        for cube in self.cubes:
+            if cube.modality in wanted and cube.path.is_file():
+                by_group[cube.group][cube.stem].setdefault(cube.modality, cube)
+        order = [g for g in spec.DOWNSTREAM_DATA_DIRS if g in by_group] + sorted(
+            g for g in by_group if g not in spec.DOWNSTREAM_DATA_DIRS
+        )
+        chosen: dict[str, dict[str, CubeFile]] = {}
+        for group in order:
+            for loc_id, files in by_group[group].items():
+                if loc_id not in chosen and all(m in files for m in wanted):
+                    chosen[loc_id] = {m: files[m] for m in wanted}
+        return [Location(id=loc_id, files=chosen[loc_id]) for loc_id in sorted(chosen)]
+
+    def v11_files(self, modalities: list[str] | None = None) -> list[dict[str, CubeFile]]:
+        """v1.1 file groups: per file name, the cube of every requested modality (complete groups only)."""
+        wanted = modalities or [m for m in self.modalities if m != "s2rgb"]
+        by_name: dict[tuple[str, str], dict[str, CubeFile]] = defaultdict(dict)
+        for cube in self.cubes:
+            if cube.modality in wanted and cube.path.is_file():
+                by_name[(cube.group, cube.name)][cube.modality] = cube
+        groups = sorted(by_name.items(), key=lambda kv: (spec.V11_SPLITS.index(kv[0][0])
+                                                         if kv[0][0] in spec.V11_SPLITS else 99, kv[0][1]))
+        return [{m: files[m] for m in wanted} for _, files in groups if all(m in files for m in wanted)]
+
+
+def _scandir(path: Path) -> list[os.DirEntry]:
+    with os.scandir(path) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def detect_layout(root: Path) -> Layout:
+    """Guess the layout from the folders at the root; UsageError when it is not a dataset."""
+    names = {e.name for e in _scandir(root) if _is_dir(e)}
+    downstream = bool(names & {*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES, "labels"})
+    v11 = bool(names & {*spec.V11_SPLITS, "splits"})
+    if downstream and v11:
+        raise UsageError(f"{root}: holds folders of both layouts ({', '.join(sorted(names))}); pass --layout")
+    if downstream:
+        return "downstream"
+    if v11:
+        return "v1.1"
+    raise UsageError(
+        f"{root}: not a dataset root: expected data/ and labels/ (downstream) or train/, val/ and splits/ (v1.1)"
+    )
+
+
+def discover(root: str | os.PathLike[str], layout: Layout | None = None) -> Dataset:
+    """Inventory a dataset root. Raises UsageError if ROOT cannot be read or is not a dataset."""
+    root = Path(root)
+    if not root.exists():
+        raise UsageError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory")
+    try:
+        layout = layout or detect_layout(root)
+    except PermissionError:
+        raise UsageError(f"{root}: permission denied") from None
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    ds = Dataset(root=root, layout=layout)
+    try:
+        (_discover_downstream if layout == "downstream" else _discover_v11)(ds)
+    except PermissionError as exc:
+        raise UsageError(f"{exc.filename or root}: permission denied") from None
+    return ds
+
+
+def _discover_downstream(ds: Dataset) -> None:
+    root = ds.root
+    data_dirs = [root / d for d in spec.DOWNSTREAM_DATA_DIRS if (root / d).is_dir()]
+    if not data_dirs and any((root / m).is_dir() for m in spec.DOWNSTREAM_MODALITIES):
+        data_dirs = [root]  # ROOT is a data folder itself (what the reference loader's data_path points at)
+    if not data_dirs:
+        ds.missing_dirs.append(root / "data")
+    for data_dir in data_dirs:
+        group = data_dir.name if data_dir != root else "."
+        ds.groups.append(group)
+        for entry in _scandir(data_dir):
+            if entry.name.startswith(".") or data_dir == root:
+                continue
+            if _is_dir(entry) and entry.name not in spec.DOWNSTREAM_MODALITIES:
+                ds.unknown_dirs.append(Path(entry.path))
+            elif not _is_dir(entry):
+                ds.strays.append(Path(entry.path))
+        for modality in spec.DOWNSTREAM_MODALITIES:
+            mdir = data_dir / modality
+            if not mdir.is_dir():
+                ds.missing_dirs.append(mdir)
+                continue
+            ds.modality_dirs[(group, modality)] = mdir
+            _scan_modality_downstream(ds, mdir, group, modality)
+    labels = root / "labels"
+    if labels.is_dir():
+        ds.labels_dir = labels
+        for entry in _scandir(labels):
+            if entry.name.endswith(".csv") and not _is_dir(entry):
+                ds.label_files.append(Path(entry.path))
+            elif not entry.name.startswith("."):
+                ds.strays.append(Path(entry.path))
+    elif data_dirs != [root]:
+        ds.missing_optional.append(labels)
+
+
+def _scan_modality_downstream(ds: Dataset, mdir: Path, group: str, modality: str) -> None:
+    for entry in _scandir(mdir):
+        path = Path(entry.path)
+        if entry.name.endswith(spec.CUBE_SUFFIX):
+            ds.outside_part.append(path)
+        elif not _is_dir(entry):
+            ds.strays.append(path)
+        else:
+            if not spec.PART_RE.match(entry.name):
+                ds.odd_part_dirs.append(path)
+            count = 0
+            for item in _scandir(path):
+                count += 1
+                if item.name.endswith(spec.CUBE_SUFFIX):
+                    ds.cubes.append(CubeFile(Path(item.path), modality, group, entry.name))
+                else:
+                    ds.strays.append(Path(item.path))
+            ds.part_sizes[path] = count
+
+
+def _discover_v11(ds: Dataset) -> None:
+    root = ds.root
+    splits = [s for s in spec.V11_SPLITS if (root / s).is_dir()]
+    if not splits:
+        ds.missing_dirs.append(root / "train")
+    for split in spec.V11_SPLITS:
+        if split not in splits:
+            if splits:
+                ds.missing_optional.append(root / split)
+            continue
+        ds.groups.append(split)
+        sdir = root / split
+        for entry in _scandir(sdir):
+            if entry.name.startswith("."):
+                continue
+            if not _is_dir(entry):
+                ds.strays.append(Path(entry.path))
+            elif entry.name not in spec.V11_FOLDERS:
+                ds.unknown_dirs.append(Path(entry.path))
+        for folder, modality in spec.V11_FOLDERS.items():
+            mdir = sdir / folder
+            if not mdir.is_dir():
+                if folder in spec.V11_REQUIRED:
+                    ds.missing_dirs.append(mdir)
+                continue
+            ds.modality_dirs[(split, modality)] = mdir
+            for item in _scandir(mdir):
+                path = Path(item.path)
+                if item.name.endswith(spec.CUBE_SUFFIX):
+                    ds.cubes.append(CubeFile(path, modality, split, None))
+                else:
+                    ds.strays.append(path)
+    splits_dir = root / "splits"
+    if splits_dir.is_dir():
+        ds.splits_dir = splits_dir
+        for split in spec.V11_SPLITS:
+            path = splits_dir / spec.v11_split_list(split)
+            if path.is_file():
+                ds.split_lists[split] = path
+            elif split in splits:
+                ds.missing_optional.append(path)
+    else:
+        ds.missing_optional.append(splits_dir)

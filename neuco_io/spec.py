@@ -1,0 +1,120 @@
+"""The dataset formats as data.
+
+Every fact about SSL4EO-S12 v1.1 and SSL4EO-S12-downstream that code depends
+on lives here once (see FORMAT.md): validators, converters, the loader and the
+sample writer all read it instead of repeating literals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE = 264
+"""Height and width of every cube, in pixels."""
+
+SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
+"""Order of the `time` axis: spring (Mar-May), summer, fall, winter (Dec-Feb)."""
+
+N_TIMES = len(SEASONS)
+DIMS: tuple[str, ...] = ("sample", "time", "band", "y", "x")
+BANDS_VAR = "bands"
+S2_OFFSET = 1000
+"""ESA's +1000 DN offset: included in v1.1, absent in the downstream data."""
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One sensor product: its names in both layouts, bands and accepted dtypes."""
+
+    name: str
+    v11_folder: str
+    bands: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    """Accepted dtypes, the one the public files use first."""
+    s2: bool = False
+    """True for Sentinel-2 DN products, the ones `shift_s2` and the offset check apply to."""
+    downstream: bool = True
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.bands)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.dtypes[0])
+
+
+_L1C = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+
+MODALITIES: dict[str, Modality] = {
+    m.name: m
+    for m in (
+        Modality("s1", "S1GRD", ("vv", "vh"), ("float16", "float32")),
+        Modality("s2l1c", "S2L1C", _L1C, ("int16", "uint16"), s2=True),
+        Modality("s2l2a", "S2L2A", tuple(b for b in _L1C if b != "B10"), ("int16", "uint16"), s2=True),
+        Modality("s2rgb", "S2RGB", ("R", "G", "B"), ("uint8",), downstream=False),
+    )
+}
+DOWNSTREAM_MODALITIES: tuple[str, ...] = tuple(m for m, spec in MODALITIES.items() if spec.downstream)
+V11_FOLDERS: dict[str, str] = {spec.v11_folder: name for name, spec in MODALITIES.items()}
+"""v1.1 folder name -> modality name (S1GRD -> s1)."""
+V11_REQUIRED: tuple[str, ...] = ("S1GRD", "S2L1C", "S2L2A")
+
+DOWNSTREAM_DATA_DIRS: tuple[str, ...] = ("data", "data_dev", "data_eval")
+V11_SPLITS: tuple[str, ...] = ("train", "val")
+MAX_FILES_PER_PART = 1000
+CUBE_SUFFIX = ".zarr.zip"
+
+PART_RE = re.compile(r"^part-\d{6}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+"""Ids of custom tasks: letters, digits and `_-.` (public ids are 64 hex characters)."""
+PUBLIC_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+V11_FILE_RE = re.compile(r"^ssl4eos12_(?P<split>[a-z]+)_seasonal_data_(?P<number>\d{6})\.zarr\.zip$")
+
+
+def v11_file_name(split: str, number: int) -> str:
+    return f"ssl4eos12_{split}_seasonal_data_{number:06d}{CUBE_SUFFIX}"
+
+
+def v11_split_list(split: str) -> str:
+    """Name of the split file under `splits/` that lists a split's cube files."""
+    return f"ssl4eos12_{split}.txt"
+
+
+# Variables that reveal where a location is: v1.1 carries them on purpose, the
+# downstream set must not (the benchmark hides locations).
+GEOREF_VARIABLES = frozenset(
+    {"center_lat", "center_lon", "lat", "lon", "latitude", "longitude", "crs", "spatial_ref", "x_", "y_",
+     "transform", "geotransform", "epsg", "utm_zone", "geometry", "bounds", "bbox"}
+)
+GEOREF_ATTRS = frozenset({"crs", "transform", "geotransform", "spatial_ref", "epsg", "crs_wkt", "proj4", "bounds"})
+V11_METADATA_VARIABLES: tuple[str, ...] = (
+    "center_lat", "center_lon", "crs", "file_id", "sample_id", "time_", "x_", "y_", "cloud_mask",
+)
+COORDINATES: tuple[str, ...] = ("sample", "time", "band", "y", "x")
+
+# Task types: the spelling in the docs and the public files -> the kind.
+TASK_TYPES: dict[str, str] = {
+    "regression": "regression",
+    "regr": "regression",
+    "reg": "regression",
+    "classification": "classification",
+    "cls": "classification",
+}
+LABEL_COLUMNS: tuple[str, str] = ("id", "label")
+
+
+def task_kind(task_type: str) -> str | None:
+    """`regression`, `classification`, or None for an unknown type."""
+    return TASK_TYPES.get(task_type.lower())
+
+
+def strip_cube_suffix(name: str) -> str:
+    """`<id>.zarr.zip` or `<id>.zarr` -> `<id>`, as the evaluator does."""
+    for suffix in (CUBE_SUFFIX, ".zarr"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

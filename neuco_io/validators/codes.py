@@ -1,0 +1,108 @@
+"""Every finding code, its check, its severity and what triggers it.
+
+Codes are stable: scripts and tests match on them, never on message text. The
+README's table of codes is generated from this registry (and a test keeps the
+two in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["CHECKS", "CODES", "Code", "Severity"]
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    severity: Severity
+    trigger: str
+
+    @property
+    def check(self) -> str:
+        return self.code.split(".", 1)[0]
+
+
+CHECKS: tuple[str, ...] = ("layout", "cubes", "ids", "labels", "splits")
+
+E, W = Severity.ERROR, Severity.WARNING
+_ALL = [
+    # layout
+    Code("layout.missing-folder", E, "A required folder is absent: a data folder (downstream) or a split folder "
+         "(v1.1), or a modality folder inside one (s1/ s2l1c/ s2l2a/; S1GRD/ S2L1C/ S2L2A/)."),
+    Code("layout.missing-optional", W, "labels/ (downstream), splits/ or a split list (v1.1), or one of train/ "
+         "and val/ is absent."),
+    Code("layout.unknown-folder", W, "A folder where only modality folders belong that is not a known modality."),
+    Code("layout.part-name", W, "A folder inside a downstream modality folder is not named part-NNNNNN."),
+    Code("layout.part-too-large", E, "A part folder holds more than 1,000 files."),
+    Code("layout.outside-part", E, "A downstream cube lies directly in a modality folder, where the reference "
+         "loader (modality/*/*.zarr.zip) does not see it."),
+    Code("layout.file-name", E, "A cube is not named <id>.zarr.zip with an id of letters, digits and _-. "
+         "(downstream), or not ssl4eos12_<split>_seasonal_data_NNNNNN.zarr.zip matching its split (v1.1)."),
+    Code("layout.stray-file", W, "A file that is not a cube where only cubes belong, or a non-CSV entry in labels/."),
+    # cubes
+    Code("cubes.unreadable", E, "The file cannot be read as a zip: zero bytes, truncated or corrupt, a directory, "
+         "no read permission."),
+    Code("cubes.not-zarr", E, "The zip does not hold a valid Zarr format-2 group at its root (no .zgroup, broken "
+         "metadata, or a Zarr format-3 store)."),
+    Code("cubes.not-consolidated", W, "No consolidated metadata (.zmetadata); readers fall back to slower listing."),
+    Code("cubes.zip-compressed", W, "Zip members are deflated; the public files are stored (uncompressed zip)."),
+    Code("cubes.missing-bands", E, "The cube has no `bands` variable."),
+    Code("cubes.dims", E, "`bands` does not have dims (sample, time, band, y, x)."),
+    Code("cubes.shape", E, "`bands` does not hold 4 timestamps of 264x264 pixels with the modality's band count, "
+         "or a downstream cube does not hold exactly one sample."),
+    Code("cubes.band-names", E, "The `band` coordinate is missing or its names differ from the modality's bands."),
+    Code("cubes.dtype", E, "`bands` has a dtype the modality does not accept (S1 float16/float32, S2 int16/uint16, "
+         "S2RGB uint8)."),
+    Code("cubes.sample-id", E, "The `sample` coordinate is missing, or (downstream) differs from the file's id."),
+    Code("cubes.duplicate-sample", E, "A v1.1 cube lists the same sample id twice."),
+    Code("cubes.coords", W, "The time, y or x coordinate is missing or is not 0..n-1."),
+    Code("cubes.georef", E, "A downstream cube carries georeferencing (lat/lon, CRS, UTM coordinates, transform "
+         "attributes): it leaks the location the benchmark hides."),
+    Code("cubes.extra-variable", W, "A downstream cube holds variables other than `bands` and its coordinates."),
+    Code("cubes.chunking", W, "A `bands` chunk spans more than one timestamp (the public files chunk per "
+         "timestamp)."),
+    Code("cubes.corrupt-chunk", E, "A chunk does not decode (--deep), or cannot be read."),
+    Code("cubes.missing-chunk", W, "A chunk is absent and reads as the fill value (--deep)."),
+    Code("cubes.empty-timestamp", W, "A timestamp is all zeros or all NaN (--deep)."),
+    Code("cubes.nonfinite", W, "S2 values hold NaN or infinity (--deep)."),
+    Code("cubes.s2-offset", W, "Most examined S2 cubes of a folder look offset by +1000 in downstream data "
+         "(which has no offset), or not offset in v1.1 data (which has it)."),
+    # ids
+    Code("ids.missing-modality", E, "A location (downstream id, v1.1 file) is absent from a modality that others "
+         "have."),
+    Code("ids.duplicate", E, "An id is in two part folders of one modality (downstream), or a sample id is in two "
+         "files (v1.1)."),
+    Code("ids.sample-mismatch", E, "A v1.1 file holds other samples, or the same ones in another order, than the "
+         "same file of another modality."),
+    # labels
+    Code("labels.file-name", E, "A label file is not named <task>__<type>.csv with a known type (regression, regr, "
+         "reg; classification, cls)."),
+    Code("labels.unreadable", E, "A label file cannot be read or is not UTF-8 text."),
+    Code("labels.bom", E, "The file starts with a UTF-8 BOM: the evaluator's csv.DictReader then finds no `id` "
+         "column."),
+    Code("labels.columns", E, "The header lacks `id` or `label`."),
+    Code("labels.extra-column", W, "The header has columns other than `id` and `label`."),
+    Code("labels.id-format", E, "An id is empty, has surrounding spaces, or ends with .zarr.zip / .zarr."),
+    Code("labels.duplicate-id", E, "An id is labelled more than once."),
+    Code("labels.unknown-id", E, "A labelled id has no cube in the data."),
+    Code("labels.not-numeric", E, "A label does not parse as a number."),
+    Code("labels.not-finite", E, "A label is NaN or infinite."),
+    Code("labels.class-value", E, "A classification label is not 0 or 1 (the evaluator trains a binary probe)."),
+    Code("labels.single-class", E, "A classification task has only one class."),
+    Code("labels.constant", E, "A regression task has a single value (the evaluator min-max normalizes labels)."),
+    Code("labels.no-labels", E, "A task has no labelled row at all."),
+    # splits
+    Code("splits.missing-file", E, "A split list names a file that a modality folder of that split lacks."),
+    Code("splits.unlisted", E, "A cube in a split folder is not named in the split's list."),
+    Code("splits.duplicate", W, "A split list names the same file twice."),
+]
+del E, W
+
+CODES: dict[str, Code] = {c.code: c for c in _ALL}
