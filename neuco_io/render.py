@@ -1,0 +1,77 @@
+"""Human-readable renderings of results. Pure functions: they return text, the CLI prints it."""
+
+from __future__ import annotations
+
+import os
+
+from .validators import CHECKS, Finding, Report
+
+__all__ = ["finding_line", "human_bytes", "validation_text"]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _relative(path: str, root: str) -> str:
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def finding_line(finding: Finding, root: str) -> str:
+    where = _relative(finding.path, root)
+    if finding.row is not None:
+        where += f":{finding.row}"
+    if finding.id is not None:
+        where += f" [{finding.id}]"
+    return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def validation_text(report: Report, *, max_findings: int = 10) -> str:
+    s = report.summary
+    what = [_plural(s.get("cubes", 0), "cube")]
+    if "locations" in s:
+        what.append(_plural(s["locations"], "location"))
+    if "samples" in s:
+        what.append(_plural(s["samples"], "sample"))
+    if s.get("labels"):
+        what.append(_plural(len(s["labels"]), "label file"))
+    mode = "deep" if s.get("deep") else "metadata"
+    lines = [f"{report.root}: {report.layout} layout, {', '.join(what)}, {human_bytes(s.get('bytes', 0))} "
+             f"({mode} check)"]
+    by_check: dict[str, list[Finding]] = {c: [] for c in CHECKS}
+    for finding in report.findings:
+        by_check[finding.check].append(finding)
+    for check in CHECKS:
+        found = by_check[check]
+        if check == "splits" and report.layout != "v1.1":
+            continue
+        if check == "labels" and report.layout != "downstream":
+            continue
+        errors = sum(1 for f in found if f.severity.value == "error")
+        warnings = len(found) - errors
+        status = "ok" if not found else ", ".join(
+            p for p in (_plural(errors, "error") if errors else "", _plural(warnings, "warning") if warnings else "")
+            if p)
+        lines.append(f"{check:<8} {status}")
+        shown = sorted(found, key=lambda f: (f.severity.value != "error", f.sort_key()))[:max_findings]
+        lines.extend(finding_line(f, report.root) for f in shown)
+        if len(found) > len(shown):
+            lines.append(f"  ... and {len(found) - len(shown)} more (--max-findings, or --format json for all)")
+        if check == "labels":
+            lines.extend(f"  task {t.get('task')} ({t.get('kind') or 'unknown type'}): {t['labelled']} labelled, "
+                         f"{t['skipped']} empty (skipped)" for t in s.get("labels") or [] if "rows" in t)
+    verdict = "OK" if report.ok else "FAILED"
+    lines.append(f"{verdict}: {_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}")
+    return "\n".join(lines)
