@@ -44,7 +44,8 @@ def _id_rules(data_ids: frozenset[str] | None) -> list[_Rule]:
 
 
 def _label_rules(kind: str | None) -> list[_Rule]:
-    rules = [_Rule("labels.not-finite", pa.Check(lambda s: np.isfinite(s)), "label is NaN or infinite")]
+    finite = pa.Check(lambda s: np.isfinite(s), ignore_na=False)
+    rules = [_Rule("labels.not-finite", finite, "label is NaN or infinite")]
     if kind == "classification":
         rules.append(_Rule("labels.class-value", pa.Check(lambda s: s.isin([0.0, 1.0]) | ~np.isfinite(s)),
                            "classification label is not 0 or 1"))
@@ -69,7 +70,7 @@ def _schema(kind: str | None, data_ids: frozenset[str] | None):
     schema = pa.DataFrameSchema(
         {
             "id": pa.Column(str, [r.check for r in id_rules], unique=True, report_duplicates="all"),
-            "label": pa.Column(float, [r.check for r in label_rules]),
+            "label": pa.Column(float, [r.check for r in label_rules], nullable=True),
         },
         checks=[r.check for r in frame_rules],
     )
