@@ -16,8 +16,9 @@ import zipfile
 import numcodecs
 import numpy as np
 
-from common import best_of, describe_machine, sample_dataset, spread, warm
 from neuco_io.validators import validate
+
+from common import best_of, describe_machine, sample_dataset, spread, warm
 
 
 def decode_every_chunk(paths: list) -> int:
