@@ -420,6 +420,30 @@ class Cube:
                 target[...] = self._decode(meta, name, index, None)[src]
         return out
 
+    def read_sample(self, name: str, sample: int) -> tuple[np.ndarray, list[bytes] | None]:
+        """One sample of a (sample, time, ...) array, decoded, and its stored frames when they can be reused.
+
+        Frames are returned when every timestamp is exactly one Blosc chunk
+        (the public layout): the compressed bytes can then be copied into a
+        shard as they are, after this decode proved them sound.
+        """
+        meta = self._array(name)
+        per_timestamp = len(meta.shape) >= 3 and meta.chunks == (1, 1, *meta.shape[2:])
+        blosc = meta.compressor is not None and meta.compressor.codec_id == "blosc"
+        if not (per_timestamp and blosc and self._direct(meta)):
+            return self.read(name, (sample,)), None
+        frames = [self.raw_chunk(name, (sample, t, *([0] * (len(meta.shape) - 2)))) for t in range(meta.shape[1])]
+        if any(f is None for f in frames):
+            return self.read(name, (sample,)), None
+        out = np.empty(meta.shape[1:], dtype=meta.dtype)
+        for t, frame in enumerate(frames):
+            try:
+                meta.compressor.decode(frame, out=out[t])
+            except Exception as exc:
+                raise CubeReadError(self.path, f"chunk {self.chunk_key(name, (sample, t))}... does not decode: {exc}",
+                                    reason="chunk") from None
+        return out, frames
+
     def read_location(self, sample: int = 0, times: Sequence[int] | None = None) -> np.ndarray:
         """`bands` of one location as (time, band, y, x), native dtype; `times` picks and orders timestamps."""
         if times is None:

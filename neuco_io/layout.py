@@ -92,38 +92,49 @@ class Dataset:
             out[cube.group][cube.modality].append(cube)
         return out
 
-    def downstream_locations(self, modalities: list[str] | None = None) -> list[Location]:
-        """Downstream locations having every requested modality, one per id, sorted by id.
+    def downstream_files(self, modalities: list[str] | None = None) -> dict[str, dict[str, CubeFile]]:
+        """id -> {modality: cube} for every downstream id, sorted by id.
 
         An id found in several data folders (the public `data/` holds the union
         of `data_dev/` and `data_eval/`) is taken from the first folder, in
-        `spec.DOWNSTREAM_DATA_DIRS` order, that holds all its modalities.
+        `spec.DOWNSTREAM_DATA_DIRS` order, that holds all its requested
+        modalities, else from the folder holding most of them.
         """
         wanted = modalities or list(spec.DOWNSTREAM_MODALITIES)
         by_group: dict[str, dict[str, dict[str, CubeFile]]] = defaultdict(lambda: defaultdict(dict))
-        for cube in self.cubes:
-            if cube.modality in wanted and cube.path.is_file():
+        for cube in sorted(self.cubes, key=lambda c: str(c.path)):
+            if cube.modality in wanted:
                 by_group[cube.group][cube.stem].setdefault(cube.modality, cube)
         order = [g for g in spec.DOWNSTREAM_DATA_DIRS if g in by_group] + sorted(
-            g for g in by_group if g not in spec.DOWNSTREAM_DATA_DIRS
-        )
+            g for g in by_group if g not in spec.DOWNSTREAM_DATA_DIRS)
         chosen: dict[str, dict[str, CubeFile]] = {}
         for group in order:
             for loc_id, files in by_group[group].items():
-                if loc_id not in chosen and all(m in files for m in wanted):
-                    chosen[loc_id] = {m: files[m] for m in wanted}
-        return [Location(id=loc_id, files=chosen[loc_id]) for loc_id in sorted(chosen)]
+                if len(files) > len(chosen.get(loc_id, {})):
+                    chosen[loc_id] = dict(files)
+        return {loc_id: chosen[loc_id] for loc_id in sorted(chosen)}
 
-    def v11_files(self, modalities: list[str] | None = None) -> list[dict[str, CubeFile]]:
-        """v1.1 file groups: per file name, the cube of every requested modality (complete groups only)."""
-        wanted = modalities or [m for m in self.modalities if m != "s2rgb"]
+    def downstream_locations(self, modalities: list[str] | None = None) -> list[Location]:
+        """Downstream locations having every requested modality, sorted by id."""
+        wanted = modalities or list(spec.DOWNSTREAM_MODALITIES)
+        return [Location(loc_id, {m: files[m] for m in wanted})
+                for loc_id, files in self.downstream_files(wanted).items() if all(m in files for m in wanted)]
+
+    def v11_file_groups(self, modalities: list[str] | None = None) -> list[tuple[tuple[str, str], dict[str, CubeFile]]]:
+        """((split, file name), {modality: cube}) for every v1.1 file name, train before val, by name."""
+        wanted = modalities or self.modalities
         by_name: dict[tuple[str, str], dict[str, CubeFile]] = defaultdict(dict)
         for cube in self.cubes:
-            if cube.modality in wanted and cube.path.is_file():
+            if cube.modality in wanted:
                 by_name[(cube.group, cube.name)][cube.modality] = cube
-        groups = sorted(by_name.items(), key=lambda kv: (spec.V11_SPLITS.index(kv[0][0])
-                                                         if kv[0][0] in spec.V11_SPLITS else 99, kv[0][1]))
-        return [{m: files[m] for m in wanted} for _, files in groups if all(m in files for m in wanted)]
+        rank = {s: i for i, s in enumerate(spec.V11_SPLITS)}
+        return sorted(by_name.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1]))
+
+    def v11_files(self, modalities: list[str] | None = None) -> list[dict[str, CubeFile]]:
+        """v1.1 file groups holding every requested modality (default: all but S2RGB)."""
+        wanted = modalities or [m for m in self.modalities if m != "s2rgb"]
+        return [{m: files[m] for m in wanted} for _, files in self.v11_file_groups(wanted)
+                if all(m in files for m in wanted)]
 
 
 def _scandir(path: Path) -> list[os.DirEntry]:

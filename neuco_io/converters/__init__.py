@@ -1,0 +1,286 @@
+"""`convert(root, out, to=...)`: zarr.zip cubes to WebDataset or Parquet shards, lossless and resumable.
+
+How a run is kept safe:
+- the plan (which location goes to which shard) is a pure function of the
+  source and the options, and its fingerprint is saved in `OUT/.neuco-io/`
+  before any shard is written;
+- each shard is written under a temporary name and renamed when complete;
+  then a small state file records its size and sha256;
+- `manifest.json` is written last, and only then is the state folder removed.
+An interrupted run therefore leaves complete shards and no truncated one, and
+`resume=True` writes only the shards that have no state file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, spec
+from ..atomic import atomic_path, remove_partials
+from ..errors import UsageError
+from ..execution import Executor, Progress, make_executor
+from ..layout import Layout, discover
+from ..shardformat import CODECS, FORMAT_VERSION
+from .plan import Plan, Skipped, choose_modalities, make_plan
+from .shards import ShardJob, ShardResult, write_shard
+
+__all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest", "verify"]
+
+FORMATS = ("webdataset", "parquet")
+STATE_DIR = ".neuco-io"
+MANIFEST = "manifest.json"
+LABELS = "labels.parquet"
+DEFAULT_SHARD_SIZE = 1_000_000_000
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    format: str
+    records: int
+    shards: int
+    bytes: int
+    written: int
+    """Shards written by this run (the others were finished by an earlier, interrupted run)."""
+    skipped: list[Skipped] = field(default_factory=list)
+    manifest: Path | None = None
+
+
+def load_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(out) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no manifest; is this a neuco-io convert output?") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable manifest: {exc}") from None
+
+
+def _own_files(out: Path, prefix: str) -> list[Path]:
+    """What a conversion writes in OUT: only these are ever removed by --overwrite."""
+    if not out.is_dir():
+        return []
+    own = []
+    for path in out.iterdir():
+        name = path.name
+        if name in (MANIFEST, LABELS, STATE_DIR) or (
+            name.startswith(f"{prefix}-") and name.endswith((".tar", ".parquet"))
+        ) or (name.startswith(".") and name.endswith(".partial")):
+            own.append(path)
+    return own
+
+
+def _prepare_out(out: Path, prefix: str, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    state = (out / STATE_DIR).is_dir()
+    finished = (out / MANIFEST).is_file()
+    if overwrite:
+        for path in _own_files(out, prefix):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    if resume:
+        if not state and not finished:
+            raise UsageError(f"{out}: nothing to resume (no interrupted conversion here)")
+        return
+    if state:
+        raise UsageError(f"{out}: holds an interrupted conversion; pass --resume to finish it or --overwrite "
+                         "to start again")
+    if finished:
+        raise UsageError(f"{out}: holds a finished conversion; pass --overwrite to replace it")
+    if _own_files(out, prefix):
+        raise UsageError(f"{out}: holds shards of another run; pass --overwrite to replace them")
+
+
+def _options(**options: Any) -> dict[str, Any]:
+    """The options that shape the output (not --jobs, --resume...), as recorded in the manifest."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def convert(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    to: str = "webdataset",
+    layout: Layout | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_records: int | None = None,
+    modalities: list[str] | None = None,
+    tasks: list[str] | None = None,
+    codec: str = "blosc",
+    prefix: str = "shard",
+    row_group_size: int = 8,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    skip_invalid: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> ConvertResult:
+    """Convert a dataset root to shards in `out`. See the module docstring for the safety rules."""
+    if to not in FORMATS:
+        raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
+    if codec not in CODECS:
+        raise UsageError(f"--codec must be one of {', '.join(CODECS)}")
+    if shard_size <= 0 or (max_records is not None and max_records <= 0) or row_group_size <= 0:
+        raise UsageError("--shard-size, --max-records and --row-group-size must be positive")
+    if not prefix or "/" in prefix or prefix.startswith("."):
+        raise UsageError(f"--prefix {prefix!r}: a plain file name prefix is needed")
+    out = Path(out)
+    ds = discover(root, layout)
+    _prepare_out(out, prefix, resume, overwrite)
+    chosen = choose_modalities(ds, modalities)
+    owned = executor is None
+    executor = executor or make_executor(jobs)
+    try:
+        plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
+                         max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
+        options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
+                           modalities=chosen, tasks=sorted(plan.tasks), prefix=prefix,
+                           row_group_size=row_group_size if to == "parquet" else None, skip_invalid=skip_invalid)
+        return _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, progress, on_start)
+    finally:
+        if owned:
+            executor.close()
+
+
+def _state_file(out: Path, name: str) -> Path:
+    return out / STATE_DIR / "shards" / f"{name}.json"
+
+
+def _load_state(out: Path, plan: Plan) -> dict[str, ShardResult]:
+    """Shards finished by an earlier run of the same plan."""
+    done: dict[str, ShardResult] = {}
+    plan_file = out / STATE_DIR / "plan.json"
+    manifest = out / MANIFEST
+    if manifest.is_file() and not plan_file.is_file():
+        previous = load_manifest(out)
+        if previous.get("fingerprint") != plan.fingerprint:
+            raise UsageError(f"{out}: the finished conversion there came from other data or options; "
+                             "use --overwrite")
+        for shard in previous["shards"]:
+            done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
+                                              index=[[i, *loc[1:]] for i, loc in previous["index"].items()
+                                                     if loc[0] == shard["index"]],
+                                              skipped=[Skipped(**s) for s in shard.get("skipped", [])])
+        return done
+    if plan_file.is_file():
+        saved = json.loads(plan_file.read_text())
+        if saved.get("fingerprint") != plan.fingerprint:
+            raise UsageError(f"{out}: the source or the options changed since the interrupted run; use --overwrite "
+                             "to start again")
+    for shard in plan.shards:
+        state = _state_file(out, shard.name)
+        final = out / shard.name
+        if state.is_file() and final.is_file():
+            data = json.loads(state.read_text())
+            if data["bytes"] == final.stat().st_size:
+                data["skipped"] = [Skipped(**s) for s in data.get("skipped", [])]
+                done[shard.name] = ShardResult(**data)
+    return done
+
+
+def _save_state(out: Path, result: ShardResult) -> None:
+    with atomic_path(_state_file(out, result.name), fsync=True) as temp:
+        data = asdict(result)
+        temp.write_text(json.dumps(data, sort_keys=True))
+
+
+def _run_job(job: ShardJob) -> ShardResult:
+    result = write_shard(job)
+    _save_state(Path(job.out), result)
+    return result
+
+
+def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
+         row_group_size: int, progress: Progress | None, on_start: Callable[[int], None] | None) -> ConvertResult:
+    out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)
+    done = _load_state(out, plan)
+    if not (out / MANIFEST).is_file() or len(done) != len(plan.shards):
+        with atomic_path(out / STATE_DIR / "plan.json") as temp:
+            temp.write_text(json.dumps({"fingerprint": plan.fingerprint, "options": options}, sort_keys=True))
+    if on_start:
+        on_start(plan.n_records)
+    if progress:
+        progress(sum(len(s.sources) for s in plan.shards if s.name in done))
+    jobs = [
+        ShardJob(str(root), str(out), options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
+                 {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
+                  for task, labels in plan.labels.items()},
+                 shard, skip_invalid, row_group_size)
+        for shard in plan.shards if shard.name not in done
+    ]
+    for result in executor.map(_run_job, jobs):
+        done[result.name] = result
+        if progress:
+            progress(len(next(s for s in plan.shards if s.name == result.name).sources))
+    results = [done[s.name] for s in plan.shards]
+    skipped = list(plan.skipped) + [s for r in results for s in r.skipped]
+    _write_labels(out, plan, results)
+    manifest = _manifest(root, plan, options, results, skipped)
+    with atomic_path(out / MANIFEST) as temp:
+        temp.write_text(json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    return ConvertResult(out, options["to"], sum(r.records for r in results), len(results),
+                         sum(r.bytes for r in results), len(jobs), skipped, out / MANIFEST)
+
+
+def _write_labels(out: Path, plan: Plan, results: list[ShardResult]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = [entry[0] for r in results for entry in r.index]
+    columns = {"id": pa.array(ids, pa.string())}
+    for task, labels in plan.labels.items():
+        columns[task] = pa.array([labels.get(i) for i in ids], pa.float64())
+    table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": plan.tasks})})
+    with atomic_path(out / LABELS) as temp:
+        pq.write_table(table, temp, compression="zstd")
+
+
+def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult], skipped: list[Skipped]) -> dict:
+    index = {}
+    shards = []
+    for number, result in enumerate(results):
+        for loc_id, row, offset, size in result.index:
+            index[loc_id] = [number, row, offset, size]
+        entry = {"index": number, "name": result.name, "records": result.records, "bytes": result.bytes,
+                 "sha256": result.sha256}
+        if result.index:
+            entry["first_id"], entry["last_id"] = result.index[0][0], result.index[-1][0]
+        shards.append(entry)
+    return {
+        "format": "neuco-io.manifest",
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "output_format": options["to"],
+        "codec": options["codec"],
+        "options": options,
+        "source": {"root": str(root.resolve()), "layout": plan.layout},
+        "modalities": plan.modalities,
+        "bands": {m: list(spec.MODALITIES[m].bands) for m in plan.modalities},
+        "seasons": list(spec.SEASONS),
+        "s2_offset": plan.layout == "v1.1",
+        "key_scheme": "__key__ is the id with '%' and '.' percent-encoded; the JSON record holds the true id",
+        "tasks": plan.tasks,
+        "labels": LABELS,
+        "records": sum(r.records for r in results),
+        "shards": shards,
+        "index": index,
+        "index_fields": ["shard", "row", "offset", "size"],
+        "skipped": [asdict(s) for s in skipped],
+        "fingerprint": plan.fingerprint,
+    }
+
+
+from .verify import VerifyReport, verify  # noqa: E402  (verify imports constants defined above)

@@ -1,0 +1,256 @@
+"""Plan a conversion: which locations, in which order, into which shards.
+
+The plan is computed from metadata alone (no image chunk decoded) and is a
+pure function of the source and the options, so shard boundaries are known
+before anything is written: shards can be written in any order, by any
+worker, and `--resume` can tell which ones are still owed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import spec
+from ..errors import NeucoError, UsageError
+from ..execution import Executor, batched
+from ..labels import LabelFileError, parse_task_name, read_task_labels
+from ..layout import Dataset
+from ..validators.cubes import CubeResult, CubeTask, check_cubes
+
+# Findings that make a cube unusable for conversion; the others (georeferencing,
+# extra variables, chunking...) do not change what is copied.
+BLOCKING = frozenset({
+    "cubes.unreadable", "cubes.not-zarr", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
+    "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
+})
+RECORD_OVERHEAD = 4096
+"""Tar headers and the JSON record, per location (a v1.1 record's metadata is larger)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One location to convert."""
+
+    id: str
+    files: dict[str, str]
+    """modality -> cube path relative to ROOT (posix)."""
+    sample: int
+    group: str
+    est_bytes: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A location or cube left out, and why (recorded in the manifest)."""
+
+    path: str
+    reason: str
+    id: str | None = None
+
+
+@dataclass
+class ShardSpec:
+    index: int
+    name: str
+    sources: list[Source] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    layout: str
+    modalities: list[str]
+    tasks: dict[str, dict]
+    """task name -> {"type", "kind", "file"}."""
+    labels: dict[str, dict[str, float]]
+    """task name -> {id: label}."""
+    shards: list[ShardSpec]
+    skipped: list[Skipped]
+    fingerprint: str
+
+    @property
+    def n_records(self) -> int:
+        return sum(len(s.sources) for s in self.shards)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _check_all(ds: Dataset, cubes: list, executor: Executor) -> dict[str, CubeResult]:
+    tasks = [CubeTask(c, ds.layout) for c in cubes]
+    results: dict[str, CubeResult] = {}
+    for batch in executor.map(check_cubes, batched(tasks, 32)):
+        for result in batch:
+            results[str(result.cube.path)] = result
+    return results
+
+
+def _blocking(result: CubeResult) -> str | None:
+    bad = [f for f in result.findings if f.code in BLOCKING]
+    return f"{bad[0].code}: {bad[0].message}" if bad else None
+
+
+def _downstream_sources(ds: Dataset, modalities: list[str], results: dict[str, CubeResult],
+                        skipped: list[Skipped], codec: str) -> list[Source]:
+    sources = []
+    for loc_id, files in ds.downstream_files(modalities).items():
+        missing = [m for m in modalities if m not in files]
+        if missing:
+            where = next(iter(files.values())).path
+            skipped.append(Skipped(_rel(where, ds.root), f"no {', '.join(missing)} cube for this id", loc_id))
+            continue
+        bad = [(files[m], _blocking(results[str(files[m].path)])) for m in modalities]
+        bad = [(f, r) for f, r in bad if r]
+        if bad:
+            skipped.extend(Skipped(_rel(f.path, ds.root), r, loc_id) for f, r in bad)
+            continue
+        group = files[modalities[0]].group
+        sources.append(Source(loc_id, {m: _rel(files[m].path, ds.root) for m in modalities}, 0, group,
+                              _estimate([files[m] for m in modalities], 1, codec)))
+    return sources
+
+
+def _estimate(files: list, n_samples: int, codec: str) -> int:
+    """Bytes one location will take in a shard: source bytes (blosc) or decoded bytes (none)."""
+    total = RECORD_OVERHEAD
+    for cube in files:
+        if codec == "none":
+            # the (time, band, y, x) decoded size of one sample, from the modality's spec
+            mod = spec.MODALITIES[cube.modality]
+            total += spec.N_TIMES * mod.n_bands * spec.SIZE * spec.SIZE * mod.dtype.itemsize
+        else:
+            total += cube.path.stat().st_size // max(n_samples, 1)
+    return total
+
+
+def _v11_sources(ds: Dataset, modalities: list[str], results: dict[str, CubeResult],
+                 skipped: list[Skipped], codec: str) -> list[Source]:
+    sources = []
+    for (split, _), files in ds.v11_file_groups(modalities):
+        missing = [m for m in modalities if m not in files]
+        first = next(iter(files.values()))
+        if missing:
+            skipped.append(Skipped(_rel(first.path, ds.root), f"no {', '.join(missing)} file with this name"))
+            continue
+        bad = [(files[m], _blocking(results[str(files[m].path)])) for m in modalities]
+        bad = [(f, r) for f, r in bad if r]
+        if bad:
+            skipped.extend(Skipped(_rel(f.path, ds.root), r) for f, r in bad)
+            continue
+        samples = {m: results[str(files[m].path)].sample_ids for m in modalities}
+        reference = samples[modalities[0]]
+        if any(s != reference for s in samples.values()):
+            skipped.append(Skipped(_rel(first.path, ds.root), "modalities hold different samples or orders"))
+            continue
+        ordered = [files[m] for m in modalities]
+        est = _estimate(ordered, len(reference), codec)
+        rel = {m: _rel(files[m].path, ds.root) for m in modalities}
+        sources.extend(Source(sid, rel, i, split, est) for i, sid in enumerate(reference))
+    seen: set[str] = set()
+    unique = []
+    for source in sources:
+        if source.id in seen:
+            skipped.append(Skipped(source.files[modalities[0]], "sample id already converted from an earlier file",
+                                   source.id))
+            continue
+        seen.add(source.id)
+        unique.append(source)
+    return unique
+
+
+def read_labels(ds: Dataset, tasks: list[str] | None) -> tuple[dict[str, dict], dict[str, dict[str, float]]]:
+    """Every task's labels (strictly read: a bad label file stops the conversion)."""
+    if ds.layout != "downstream":
+        if tasks:
+            raise UsageError("--tasks: v1.1 datasets have no label files")
+        return {}, {}
+    infos: dict[str, dict] = {}
+    labels: dict[str, dict[str, float]] = {}
+    for path in sorted(ds.label_files):
+        name = parse_task_name(path)
+        if name is None or name.kind is None:
+            if tasks is None:
+                raise LabelFileError(path, "not named <task>__<type>.csv with a known type; pass --tasks to "
+                                     "choose the tasks to convert")
+            continue
+        if tasks is not None and name.task not in tasks:
+            continue
+        if name.task in infos:
+            raise LabelFileError(path, f"task {name.task!r} also comes from {infos[name.task]['file']}")
+        infos[name.task] = {"type": name.type, "kind": name.kind, "file": f"labels/{path.name}"}
+        labels[name.task] = read_task_labels(path)
+    if tasks is not None:
+        unknown = sorted(set(tasks) - set(infos))
+        if unknown:
+            raise UsageError(f"--tasks: no label file for {', '.join(unknown)}")
+    return infos, labels
+
+
+def choose_modalities(ds: Dataset, requested: list[str] | None) -> list[str]:
+    """The modalities to convert, in spec order: all the layout has, or the requested subset."""
+    available = list(spec.DOWNSTREAM_MODALITIES) if ds.layout == "downstream" else ds.modalities
+    if requested is None:
+        return available
+    unknown = [m for m in requested if m not in available]
+    if unknown:
+        raise UsageError(f"--modalities: {', '.join(unknown)} not available in this {ds.layout} dataset "
+                         f"(available: {', '.join(available)})")
+    return [m for m in spec.MODALITIES if m in requested]
+
+
+def make_plan(ds: Dataset, *, modalities: list[str], tasks: list[str] | None, codec: str, fmt: str,
+              shard_size: int, max_records: int | None, prefix: str, skip_invalid: bool,
+              executor: Executor) -> Plan:
+    task_infos, labels = read_labels(ds, tasks)
+    cubes = sorted((c for c in ds.cubes if c.modality in modalities), key=lambda c: str(c.path))
+    results = _check_all(ds, cubes, executor)
+    skipped: list[Skipped] = []
+    make = _downstream_sources if ds.layout == "downstream" else _v11_sources
+    sources = make(ds, modalities, results, skipped, codec)
+    if skipped and not skip_invalid:
+        first = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise InvalidSourceError(f"{first.path}: {first.reason}{more}; fix it, or pass --skip-invalid to leave "
+                                 "such locations out (they are listed in the manifest)")
+    ext = "tar" if fmt == "webdataset" else "parquet"
+    shards: list[ShardSpec] = []
+    current: ShardSpec | None = None
+    size = 0
+    for source in sources:
+        full = current is not None and (
+            (size + source.est_bytes > shard_size) or (max_records is not None and len(current.sources) >= max_records))
+        if current is None or full:
+            current = ShardSpec(len(shards), f"{prefix}-{len(shards):06d}.{ext}")
+            shards.append(current)
+            size = 0
+        current.sources.append(source)
+        size += source.est_bytes
+    fingerprint = _fingerprint(ds, modalities, task_infos, labels, shards, codec, fmt, skipped)
+    return Plan(ds.layout, modalities, task_infos, labels, shards, skipped, fingerprint)
+
+
+class InvalidSourceError(NeucoError):
+    """A cube or location cannot be converted (and --skip-invalid was not given)."""
+
+
+def _fingerprint(ds: Dataset, modalities, task_infos, labels, shards, codec, fmt, skipped) -> str:
+    """Identity of the output: what a resumed run must match to reuse finished shards."""
+    digest = hashlib.sha256()
+    stats = {}
+    for shard in shards:
+        for source in shard.sources:
+            for rel in source.files.values():
+                if rel not in stats:
+                    st = os.stat(ds.root / rel)
+                    stats[rel] = [st.st_size, st.st_mtime_ns]
+    payload = {
+        "layout": ds.layout, "modalities": modalities, "codec": codec, "format": fmt, "tasks": task_infos,
+        "labels": labels, "shards": [[s.name, [asdict(src) for src in s.sources]] for s in shards],
+        "files": stats, "skipped": [asdict(s) for s in skipped],
+    }
+    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return digest.hexdigest()

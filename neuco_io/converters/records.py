@@ -1,0 +1,153 @@
+"""Build one record per location from its cubes: arrays, reusable frames, and the JSON record."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__, spec
+from ..cube import Cube
+from ..shardformat import FORMAT_VERSION, encode_key
+from .plan import Source
+
+__all__ = ["Record", "RecordBuilder"]
+
+
+@dataclass
+class Record:
+    id: str
+    key: str
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    """member base name (modality, or an extra array like `cloud_mask`) -> decoded array."""
+    frames: dict[str, list[bytes]] = field(default_factory=dict)
+    """member base name -> the source's compressed per-timestamp chunks, when they can be reused."""
+
+
+def _json_value(values: np.ndarray) -> Any:
+    """A JSON-safe, lossless rendering of a small metadata array."""
+    if values.dtype.kind == "M":
+        return [str(v) for v in values.ravel()] if values.ndim else str(values)
+    if values.dtype.kind in "US":
+        return values.tolist()
+    if values.dtype.kind == "f":
+        out = values.tolist()
+        return _finite(out)
+    return values.tolist()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class _OpenFile:
+    """A cube kept open while its samples are converted, with its metadata variables loaded once."""
+
+    def __init__(self, path: Path) -> None:
+        self.cube = Cube(path)
+        self.metadata: dict[str, np.ndarray] = {}
+        names = [n for n in self.cube.array_names
+                 if n != spec.BANDS_VAR and n not in spec.COORDINATES and self.cube.dims(n)[:1] == ("sample",)]
+        if names:
+            ds = self.cube.to_xarray()  # CF decoding (datetimes) through xarray
+            for name in names:
+                self.metadata[name] = ds[name].values
+            ds.close()
+
+    def close(self) -> None:
+        self.cube.close()
+
+
+class RecordBuilder:
+    """Reads locations from a dataset root; keeps the few cubes it needs open (forked workers open their own)."""
+
+    def __init__(self, root: str | Path, layout: str, modalities: list[str], tasks: dict[str, dict],
+                 labels: dict[str, dict[str, float]], keep_open: int = 8) -> None:
+        self.root = Path(root)
+        self.layout = layout
+        self.modalities = modalities
+        self.tasks = tasks
+        self.labels = labels
+        self._open: OrderedDict[str, _OpenFile] = OrderedDict()
+        self._keep = max(keep_open, len(modalities))
+
+    def _file(self, rel: str) -> _OpenFile:
+        handle = self._open.get(rel)
+        if handle is None:
+            handle = _OpenFile(self.root / rel)
+            self._open[rel] = handle
+            while len(self._open) > self._keep:
+                self._open.popitem(last=False)[1].close()
+        else:
+            self._open.move_to_end(rel)
+        return handle
+
+    def close(self) -> None:
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+
+    def __enter__(self) -> RecordBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def build(self, source: Source) -> Record:
+        """Read and decode one location (decoding proves every chunk sound). Raises CubeError."""
+        record = Record(source.id, encode_key(source.id), {})
+        handles = {m: self._file(source.files[m]) for m in self.modalities}
+        # Image-like metadata (cloud_mask) become array members, named after the variable unless
+        # several modalities carry one of that name.
+        image_vars = {m: [n for n, d in h.metadata.items() if d.ndim >= 3] for m, h in handles.items()}
+        counts = Counter(n for names in image_vars.values() for n in names)
+        bands, dtypes, shapes, metadata, extras = {}, {}, {}, {}, {}
+        for modality, handle in handles.items():
+            cube = handle.cube
+            array, frames = cube.read_sample(spec.BANDS_VAR, source.sample)
+            record.arrays[modality] = array
+            if frames is not None:
+                record.frames[modality] = frames
+            bands[modality] = cube.band_names
+            dtypes[modality] = str(array.dtype)
+            shapes[modality] = list(array.shape)
+            for name in image_vars[modality]:
+                member = name if counts[name] == 1 else f"{modality}_{name}"
+                extra, extra_frames = cube.read_sample(name, source.sample)
+                record.arrays[member] = extra
+                if extra_frames is not None:
+                    record.frames[member] = extra_frames
+                extras[member] = {"source": modality, "variable": name, "dtype": str(extra.dtype),
+                                  "shape": list(extra.shape)}
+            values = {name: _json_value(data[source.sample]) for name, data in handle.metadata.items()
+                      if name not in image_vars[modality]}
+            if values:
+                metadata[modality] = values
+        record.meta = {
+            "format": "neuco-io.record", "format_version": FORMAT_VERSION, "tool_version": __version__,
+            "id": source.id, "key": record.key, "layout": self.layout, "group": source.group,
+            "modalities": list(self.modalities), "bands": bands, "dtypes": dtypes, "shapes": shapes,
+            "seasons": list(spec.SEASONS), "s2_offset": self.layout == "v1.1",
+            "source": dict(source.files), "sample_index": source.sample,
+        }
+        if extras:
+            record.meta["arrays"] = extras
+        if metadata:
+            record.meta["metadata"] = metadata
+            first = metadata[next(iter(metadata))]
+            for name in ("center_lat", "center_lon", "crs"):
+                if name in first:
+                    record.meta[name] = first[name]
+        labels = {task: values[source.id] for task, values in self.labels.items() if source.id in values}
+        if labels:
+            record.meta["labels"] = labels
+        return record

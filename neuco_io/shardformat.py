@@ -1,0 +1,177 @@
+"""The shard format: record keys, member names, and the array codecs.
+
+A WebDataset record is a run of tar members `<key>.<member>`; `<key>` is the
+location id with `%` and `.` percent-encoded (WebDataset splits a member name
+at its first dot, so `my.loc` is written `my%2Eloc` and still groups into one
+record with stock webdataset). The true id is always in the record's JSON.
+
+Array members use one of two codecs:
+
+- `none`: `<modality>.npy`, plain NumPy files any tool reads.
+- `blosc` (default): `<modality>.blosc`, a small container of one Blosc frame
+  per timestamp. When a source cube chunks by timestamp (the public files do),
+  the frames are the source's own compressed chunks, passed through bit for
+  bit: no re-encoding, and about the bytes of the source. Layout:
+
+      b"NEUCOBL1" | uint32 LE header length | JSON header | frames...
+
+  with the header `{"dtype": "<i2", "shape": [4, 13, 264, 264], "frames": [n0, n1, n2, n3]}`;
+  frame i decodes to `shape[1:]`. Decode with `decode_member` (or plug
+  `webdataset_decoder` into a pipeline: `WebDataset(urls).decode(webdataset_decoder)`).
+
+Untrusted input: nothing here unpickles; `.npy` is read with
+`allow_pickle=False`; dtypes are limited to plain numbers; sizes are checked
+against the header and a ceiling before any allocation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numcodecs
+import numpy as np
+
+from .errors import ShardError
+
+__all__ = [
+    "BLOSC_EXT",
+    "CODECS",
+    "FORMAT_VERSION",
+    "decode_key",
+    "decode_member",
+    "encode_blosc_array",
+    "encode_blosc_frames",
+    "encode_key",
+    "encode_npy",
+    "member_name",
+    "webdataset_decoder",
+]
+
+FORMAT_VERSION = 1
+CODECS = ("blosc", "none")
+BLOSC_EXT = "blosc"
+MAGIC = b"NEUCOBL1"
+MAX_ARRAY_BYTES = 2**31
+"""Refuse to allocate more for one member: the largest real member (64-sample files are split) is ~8 MB."""
+_BLOSC = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+_BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
+
+
+def encode_key(loc_id: str) -> str:
+    """Tar key for an id: `%` and `.` percent-encoded, so the key has no dot."""
+    return loc_id.replace("%", "%25").replace(".", "%2E")
+
+
+def decode_key(key: str) -> str:
+    return key.replace("%2E", ".").replace("%2e", ".").replace("%25", "%")
+
+
+def member_name(name: str, codec: str) -> str:
+    return f"{name}.{'npy' if codec == 'none' else BLOSC_EXT}"
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt.kind not in "biuf" or dt.hasobject or dt.fields:
+        raise ValueError(f"dtype {dt} is not a plain numeric dtype")
+    return dt
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def encode_blosc_frames(dtype: np.dtype | str, shape: Sequence[int], frames: Sequence[bytes]) -> bytes:
+    """Container of already-compressed frames, one per entry of the first axis."""
+    header = json.dumps({"dtype": np.dtype(dtype).str, "shape": [int(n) for n in shape],
+                         "frames": [len(f) for f in frames]}, separators=(",", ":"), sort_keys=True).encode()
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *frames])
+
+
+def encode_blosc_array(array: np.ndarray) -> bytes:
+    """Compress an array (Blosc-lz4, byte shuffle: the public cubes' codec), one frame per first-axis entry."""
+    array = np.ascontiguousarray(array)
+    return encode_blosc_frames(array.dtype, array.shape, [_BLOSC.encode(array[i]) for i in range(array.shape[0])])
+
+
+def _read_header(data: bytes) -> tuple[dict, int]:
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+        raise ValueError("not a neuco-io blosc member (bad magic)")
+    (hlen,) = struct.unpack_from("<I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    if hlen > 1 << 20 or start + hlen > len(data):
+        raise ValueError("corrupt header length")
+    header = json.loads(data[start:start + hlen])
+    if not isinstance(header, dict) or not {"dtype", "shape", "frames"} <= header.keys():
+        raise ValueError("header lacks dtype, shape or frames")
+    return header, start + hlen
+
+
+def decode_blosc(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    header, offset = _read_header(data)
+    dtype = _check_dtype(header["dtype"])
+    shape = tuple(int(n) for n in header["shape"])
+    frames = [int(n) for n in header["frames"]]
+    if not shape or any(n < 0 for n in shape) or len(frames) != shape[0]:
+        raise ValueError(f"shape {shape} does not fit {len(frames)} frames")
+    total = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if total > max_bytes:
+        raise ValueError(f"array of {total} bytes exceeds the {max_bytes}-byte limit")
+    if offset + sum(frames) != len(data) or any(n < _BLOSC_HEADER.size for n in frames):
+        raise ValueError("frame sizes do not add up to the member size (truncated?)")
+    out = np.empty(shape, dtype=dtype)
+    frame_bytes = out[0].nbytes if shape[0] else 0
+    for i, size in enumerate(frames):
+        frame = data[offset:offset + size]
+        offset += size
+        _, _, _, _, nbytes, _, cbytes = _BLOSC_HEADER.unpack_from(frame)
+        if nbytes != frame_bytes or cbytes != size:
+            raise ValueError(f"frame {i} declares {nbytes} bytes ({cbytes} compressed), expected {frame_bytes}")
+        _BLOSC.decode(frame, out=out[i])
+    return out
+
+
+def decode_npy(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, _, dtype = readers[version](stream)  # header first: no allocation for a hostile shape
+    _check_dtype(dtype)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
+        raise ValueError("array exceeds the size limit")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None = None) -> np.ndarray:
+    """Decode an array member (`*.blosc` or `*.npy`); ShardError naming shard and key when it is bad."""
+    try:
+        if name.endswith("." + BLOSC_EXT) or name == BLOSC_EXT:
+            return decode_blosc(data)
+        if name.endswith(".npy") or name == "npy":
+            return decode_npy(data)
+    except (ValueError, RuntimeError, TypeError, struct.error, OSError, EOFError) as exc:
+        raise ShardError(shard, f"member {name}: {exc}", key=key) from None
+    raise ShardError(shard, f"member {name}: not an array member", key=key)
+
+
+def webdataset_decoder(key: str, data: bytes) -> Any:
+    """A `webdataset` decode handler for neuco-io members: arrays and JSON, never pickle.
+
+    Usage: `webdataset.WebDataset(urls).decode(neuco_io.webdataset_decoder)`.
+    Returns None for other extensions, so webdataset tries its other handlers.
+    """
+    ext = key.rsplit(".", 1)[-1].lower()
+    if ext in (BLOSC_EXT, "npy"):
+        return decode_member(key, data)
+    if ext == "json":
+        return json.loads(data)
+    return None
