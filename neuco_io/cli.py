@@ -5,7 +5,7 @@ Exit codes (every command):
   1  the data has errors (validate, verify, check), or some input was refused
   2  usage error: bad option, unreadable ROOT, refused output location
   3  internal error (a bug: please report it; NEUCO_IO_DEBUG=1 shows the traceback)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -24,7 +25,15 @@ from . import __version__
 from .errors import NeucoError, UsageError
 from .progress import ProgressBar
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: workers stopped, temporary files removed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _emit_json(data: Any) -> None:
@@ -41,6 +50,11 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        # Helper processes inherit these flags: after Ctrl-C, multiprocessing's resource tracker would
+        # otherwise warn about queue semaphores it is about to clean up anyway.
+        if "ignore::UserWarning:multiprocessing.resource_tracker" not in sys.warnoptions:
+            sys.warnoptions.append("ignore::UserWarning:multiprocessing.resource_tracker")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -49,6 +63,8 @@ def handle_errors(fn: Callable) -> Callable:
             _fail(str(exc), EXIT_USAGE)
         except NeucoError as exc:
             _fail(str(exc), EXIT_FAILED)
+        except Terminated:
+            _fail("terminated", EXIT_TERMINATED)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -88,7 +104,7 @@ def main() -> None:
     """Validate, convert and stream the NeuCo-Bench / SSL4EO-S12 datasets.
 
     Exit codes: 0 success, 1 errors in the data (or input refused), 2 usage
-    error or unreadable ROOT, 3 internal error, 130 interrupted.
+    error or unreadable ROOT, 3 internal error, 130 interrupted, 143 terminated.
     """
 
 

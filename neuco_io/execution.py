@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ def batched(items: Sequence[T], size: int) -> list[list[T]]:
 
 
 class Executor:
-    """Maps a picklable function over units; subclasses decide where it runs."""
+    """Maps a picklable function over units; subclasses decide where it runs. Use as a context manager."""
 
     jobs = 1
 
@@ -43,7 +44,7 @@ class Executor:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        """Wait for running units, drop the ones not started."""
 
     def __enter__(self) -> Executor:
         return self
@@ -57,22 +58,63 @@ class SerialExecutor(Executor):
         return map(fn, units)
 
 
+def _idle_signals() -> None:
+    """Idle workers leave Ctrl-C to the main process (no traceback per worker); SIGTERM ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class _Stopped(KeyboardInterrupt):
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+class _Interruptible:
+    """Runs a unit so that Ctrl-C or SIGTERM unwinds it (atomic writes clean up their temporary files).
+
+    After Ctrl-C the worker reports the interruption and stays for the pool's
+    orderly shutdown; after SIGTERM it exits once the unit is unwound.
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, unit: Any) -> Any:
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self.fn(unit)
+        except _Stopped as stop:
+            if stop.signum == signal.SIGTERM:
+                os._exit(128 + signal.SIGTERM)
+            raise KeyboardInterrupt from None
+        finally:
+            _idle_signals()
+
+
 class ProcessExecutor(Executor):
     """A pool of worker processes started with forkserver.
 
     Forking a process whose zarr/asyncio threads are running is unsafe, and a
     zip handle inherited across fork corrupts reads, so workers start clean
-    and open their own files.
+    and open their own files. On Ctrl-C (sent to the whole process group) a
+    busy worker abandons its unit, whose temporary file is removed; the main
+    process cancels the units not started yet.
     """
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_idle_signals)
 
     def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
-        return self._pool.map(fn, units)
+        return self._pool.map(_Interruptible(fn), units)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

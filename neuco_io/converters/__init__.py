@@ -13,6 +13,7 @@ An interrupted run therefore leaves complete shards and no truncated one, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -139,18 +140,24 @@ def convert(
     ds = discover(root, layout)
     _prepare_out(out, prefix, resume, overwrite)
     chosen = choose_modalities(ds, modalities)
-    owned = executor is None
-    executor = executor or make_executor(jobs)
-    try:
+    with contextlib.ExitStack() as stack:
+        # Pushed first, so it runs last: after the workers were stopped.
+        stack.push(lambda exc_type, *_: _clean_partials_on_error(out, exc_type))
+        if executor is None:
+            executor = stack.enter_context(make_executor(jobs))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
         options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
                            modalities=chosen, tasks=sorted(plan.tasks), prefix=prefix,
                            row_group_size=row_group_size if to == "parquet" else None, skip_invalid=skip_invalid)
         return _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, progress, on_start)
-    finally:
-        if owned:
-            executor.close()
+
+
+def _clean_partials_on_error(out: Path, exc_type: type | None) -> bool:
+    """After a failure or Ctrl-C, remove the temporary files the stopped workers left."""
+    if exc_type is not None:
+        remove_partials(out)
+    return False
 
 
 def _state_file(out: Path, name: str) -> Path:

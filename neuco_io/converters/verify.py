@@ -8,6 +8,7 @@ member; nothing is trusted that was not re-read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -204,18 +205,15 @@ def verify(
     report = VerifyReport(str(out))
     if on_start:
         on_start(len(checks))
-    owned = executor is None
-    executor = executor or make_executor(jobs, len(checks))
     records = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(make_executor(jobs, len(checks)))
         for found, n in executor.map(_check_shard, checks):
             report.mismatches.extend(found)
             records += n
             if progress:
                 progress(1)
-    finally:
-        if owned:
-            executor.close()
     report.mismatches.extend(_check_labels_file(root, out / manifest.get("labels", LABELS), manifest))
     report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -80,17 +81,14 @@ def _cube_tasks(ds: Dataset, deep: bool) -> list[CubeTask]:
 def _run_cube_tasks(tasks: list[CubeTask], jobs: int | None, executor: Executor | None,
                     progress: Progress | None) -> list[CubeResult]:
     batches = batched(tasks, BATCH)
-    owned = executor is None
-    executor = executor or make_executor(jobs, len(batches))
     results: list[CubeResult] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(make_executor(jobs, len(batches)))
         for batch in executor.map(check_cubes, batches):
             results.extend(batch)
             if progress:
                 progress(len(batch))
-    finally:
-        if owned:
-            executor.close()
     return results
 
 
