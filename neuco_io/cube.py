@@ -18,22 +18,26 @@ import itertools
 import json
 import os
 import stat
+import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numcodecs
 import numpy as np
-import zarr
-from zarr.storage import ZipStore
 
 from .errors import CubeFormatError, CubeReadError
+from .shardformat import check_blosc_frame
 from .spec import BANDS_VAR
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
+
+_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
+"""A zip local file header: signature ... file name length, extra field length (APPNOTE 4.3.7)."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +98,20 @@ def _stat_or_raise(path: Path) -> os.stat_result:
     return st
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
+    """The zip and its open file (whose descriptor serves positioned reads of stored members)."""
+    fh = None
     try:
-        return zipfile.ZipFile(path)
+        fh = open(path, "rb")  # noqa: SIM115 - closed by Cube.close
+        return zipfile.ZipFile(fh), fh
     except PermissionError:
         raise CubeReadError(path, "permission denied", reason="permission") from None
     except zipfile.BadZipFile as exc:
+        fh.close()
         raise CubeReadError(path, f"not a valid zip archive ({exc}); truncated or corrupt?", reason="not-zip") from None
     except OSError as exc:
+        if fh is not None:
+            fh.close()
         raise CubeReadError(path, f"cannot read: {exc.strerror or exc}", reason="io") from None
 
 
@@ -182,9 +192,10 @@ class Cube:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.size = _stat_or_raise(self.path).st_size
-        self._store: ZipStore | None = None
-        self._zarr_group: zarr.Group | None = None
-        self._zip = _open_zip(self.path)
+        self._store = None  # zarr.storage.ZipStore, when zarr itself is needed
+        self._zarr_group = None
+        self._zip, self._fh = _open_zip(self.path)
+        self._fd: int | None = self._fh.fileno()
         try:
             self._members = {info.filename: info for info in self._zip.infolist()}
             self.consolidated = ".zmetadata" in self._members
@@ -232,9 +243,12 @@ class Cube:
                                       reason="not-zarr") from None
         return dict(docs.get(".zattrs") or {}), arrays
 
-    def _zarr(self) -> zarr.Group:
-        """The group through zarr 3 itself, opened on first use."""
+    def _zarr(self):  # -> zarr.Group
+        """The group through zarr 3 itself, opened on first use (zarr is imported only then)."""
         if self._zarr_group is None:
+            import zarr
+            from zarr.storage import ZipStore
+
             self._store = ZipStore(self.path, mode="r")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -250,6 +264,8 @@ class Cube:
         if getattr(self, "_zip", None) is not None:
             self._zip.close()
             self._zip = None
+            self._fh.close()
+            self._fd = None
 
     def __enter__(self) -> Cube:
         return self
@@ -334,12 +350,33 @@ class Cube:
     def raw_chunk(self, name: str, index: Sequence[int]) -> bytes | None:
         """The chunk's stored (compressed) bytes, or None when the chunk is absent (fill value)."""
         key = self.chunk_key(name, index)
-        if key not in self._members:
+        info = self._members.get(key)
+        if info is None:
             return None
         try:
+            if self._fd is not None and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+                return self._read_stored(info)
             return self._zip.read(key)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CubeReadError(self.path, f"cannot read chunk {key}: {exc}", reason="chunk") from None
+
+    def _read_stored(self, info: zipfile.ZipInfo) -> bytes:
+        """A stored member with one positioned read, CRC-32 checked like zipfile does.
+
+        zipfile's reader copies each member several times through its buffers;
+        the public cubes are stored zips, so their members are plain byte ranges.
+        """
+        header = os.pread(self._fd, _LOCAL_HEADER.size, info.header_offset)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+        name_len, extra_len = _LOCAL_HEADER.unpack(header)[-2:]
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        data = os.pread(self._fd, info.compress_size, start)
+        if len(data) != info.compress_size:
+            raise EOFError(f"{info.filename}: truncated ({len(data)} of {info.compress_size} bytes)")
+        if zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 for {info.filename}")
+        return data
 
     def has_chunk(self, name: str, index: Sequence[int]) -> bool:
         return self.chunk_key(name, index) in self._members
@@ -420,6 +457,32 @@ class Cube:
                 target[...] = self._decode(meta, name, index, None)[src]
         return out
 
+    def sample_frames(self, name: str, sample: int) -> list[bytes] | None:
+        """The stored Blosc chunks of one sample, one per timestamp, without decoding them.
+
+        None unless every timestamp is exactly one Blosc chunk (the public
+        layout). The zip's CRC-32 (checked on every read) and each Blosc
+        header (its sizes must match the chunk) are verified; the data is not
+        decompressed.
+        """
+        meta = self._array(name)
+        per_timestamp = len(meta.shape) >= 3 and meta.chunks == (1, 1, *meta.shape[2:])
+        blosc = meta.compressor is not None and meta.compressor.codec_id == "blosc"
+        if not (per_timestamp and blosc and self._direct(meta)):
+            return None
+        zeros = [0] * (len(meta.shape) - 2)
+        frames = [self.raw_chunk(name, (sample, t, *zeros)) for t in range(meta.shape[1])]
+        if any(f is None for f in frames):
+            return None
+        nbytes = int(np.prod(meta.shape[2:], dtype=np.int64)) * meta.dtype.itemsize
+        for t, frame in enumerate(frames):
+            try:
+                check_blosc_frame(frame, nbytes)
+            except ValueError as exc:
+                raise CubeReadError(self.path, f"chunk {self.chunk_key(name, (sample, t, *zeros))} is damaged: "
+                                    f"{exc}", reason="chunk") from None
+        return frames
+
     def read_sample(self, name: str, sample: int) -> tuple[np.ndarray, list[bytes] | None]:
         """One sample of a (sample, time, ...) array, decoded, and its stored frames when they can be reused.
 
@@ -428,20 +491,17 @@ class Cube:
         shard as they are, after this decode proved them sound.
         """
         meta = self._array(name)
-        per_timestamp = len(meta.shape) >= 3 and meta.chunks == (1, 1, *meta.shape[2:])
-        blosc = meta.compressor is not None and meta.compressor.codec_id == "blosc"
-        if not (per_timestamp and blosc and self._direct(meta)):
-            return self.read(name, (sample,)), None
-        frames = [self.raw_chunk(name, (sample, t, *([0] * (len(meta.shape) - 2)))) for t in range(meta.shape[1])]
-        if any(f is None for f in frames):
+        frames = self.sample_frames(name, sample)
+        if frames is None:
             return self.read(name, (sample,)), None
         out = np.empty(meta.shape[1:], dtype=meta.dtype)
+        zeros = [0] * (len(meta.shape) - 2)
         for t, frame in enumerate(frames):
             try:
                 meta.compressor.decode(frame, out=out[t])
             except Exception as exc:
-                raise CubeReadError(self.path, f"chunk {self.chunk_key(name, (sample, t))}... does not decode: {exc}",
-                                    reason="chunk") from None
+                raise CubeReadError(self.path, f"chunk {self.chunk_key(name, (sample, t, *zeros))} does not "
+                                    f"decode: {exc}", reason="chunk") from None
         return out, frames
 
     def read_location(self, sample: int = 0, times: Sequence[int] | None = None) -> np.ndarray:
@@ -497,6 +557,7 @@ def open_cube(path: str | os.PathLike[str]):  # -> xarray.Dataset
     The Dataset owns the zip store; call `ds.close()` when done.
     """
     import xarray as xr
+    from zarr.storage import ZipStore
 
     _stat_or_raise(Path(path))
     store = ZipStore(Path(path), mode="r")

@@ -27,6 +27,7 @@ against the header and a ceiling before any allocation.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import struct
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ __all__ = [
     "BLOSC_EXT",
     "CODECS",
     "FORMAT_VERSION",
+    "blosc_member_parts",
     "decode_key",
     "decode_member",
     "encode_blosc_array",
@@ -87,11 +89,16 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def encode_blosc_frames(dtype: np.dtype | str, shape: Sequence[int], frames: Sequence[bytes]) -> bytes:
-    """Container of already-compressed frames, one per entry of the first axis."""
+def blosc_member_parts(dtype: np.dtype | str, shape: Sequence[int], frames: Sequence[bytes]) -> list[bytes]:
+    """The pieces of a `.blosc` member, to write one after the other without joining them."""
     header = json.dumps({"dtype": np.dtype(dtype).str, "shape": [int(n) for n in shape],
                          "frames": [len(f) for f in frames]}, separators=(",", ":"), sort_keys=True).encode()
-    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *frames])
+    return [MAGIC + struct.pack("<I", len(header)) + header, *frames]
+
+
+def encode_blosc_frames(dtype: np.dtype | str, shape: Sequence[int], frames: Sequence[bytes]) -> bytes:
+    """Container of already-compressed frames, one per entry of the first axis."""
+    return b"".join(blosc_member_parts(dtype, shape, frames))
 
 
 def encode_blosc_array(array: np.ndarray) -> bytes:
@@ -125,14 +132,29 @@ def decode_blosc(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray
         raise ValueError(f"array of {total} bytes exceeds the {max_bytes}-byte limit")
     if offset + sum(frames) != len(data) or any(n < _BLOSC_HEADER.size for n in frames):
         raise ValueError("frame sizes do not add up to the member size (truncated?)")
-    out = np.empty(shape, dtype=dtype)
-    frame_bytes = out[0].nbytes if shape[0] else 0
-    for i, size in enumerate(frames):
-        frame = data[offset:offset + size]
-        offset += size
-        _, _, _, _, nbytes, _, cbytes = _BLOSC_HEADER.unpack_from(frame)
-        if nbytes != frame_bytes or cbytes != size:
-            raise ValueError(f"frame {i} declares {nbytes} bytes ({cbytes} compressed), expected {frame_bytes}")
+    view = memoryview(data)
+    bounds = itertools.accumulate(frames, initial=offset)
+    return decode_blosc_frames(dtype, shape, [view[a:b] for a, b in itertools.pairwise(bounds)])
+
+
+def check_blosc_frame(frame: bytes, nbytes: int, what: str = "frame") -> None:
+    """The Blosc header must promise exactly `nbytes` decoded and match the frame's length.
+
+    Catches truncated and mismatched frames without decompressing them.
+    """
+    if len(frame) < _BLOSC_HEADER.size:
+        raise ValueError(f"{what}: {len(frame)} bytes is shorter than a Blosc header")
+    _, _, _, _, declared, _, cbytes = _BLOSC_HEADER.unpack_from(frame)
+    if declared != nbytes or cbytes != len(frame):
+        raise ValueError(f"{what} declares {declared} bytes ({cbytes} compressed, {len(frame)} stored), "
+                         f"expected {nbytes}")
+
+
+def decode_blosc_frames(dtype: np.dtype | str, shape: Sequence[int], frames: Sequence[bytes]) -> np.ndarray:
+    """Decode per-timestamp Blosc frames into one array of `shape`."""
+    out = np.empty(tuple(shape), dtype=_check_dtype(dtype))
+    for i, frame in enumerate(frames):
+        check_blosc_frame(frame, out[i].nbytes, f"frame {i}")
         _BLOSC.decode(frame, out=out[i])
     return out
 

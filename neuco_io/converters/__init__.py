@@ -28,7 +28,7 @@ from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
 from ..shardformat import CODECS, FORMAT_VERSION
-from .plan import Plan, Skipped, choose_modalities, make_plan
+from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from .shards import ShardJob, ShardResult, write_shard
 
 __all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest", "verify"]
@@ -164,7 +164,7 @@ def _state_file(out: Path, name: str) -> Path:
     return out / STATE_DIR / "shards" / f"{name}.json"
 
 
-def _load_state(out: Path, plan: Plan) -> dict[str, ShardResult]:
+def _load_state(root: Path, out: Path, plan: Plan) -> dict[str, ShardResult]:
     """Shards finished by an earlier run of the same plan."""
     done: dict[str, ShardResult] = {}
     plan_file = out / STATE_DIR / "plan.json"
@@ -190,7 +190,8 @@ def _load_state(out: Path, plan: Plan) -> dict[str, ShardResult]:
         final = out / shard.name
         if state.is_file() and final.is_file():
             data = json.loads(state.read_text())
-            if data["bytes"] == final.stat().st_size:
+            unchanged = data.get("sources") == file_stats(root, shard)
+            if data["bytes"] == final.stat().st_size and unchanged:
                 data["skipped"] = [Skipped(**s) for s in data.get("skipped", [])]
                 done[shard.name] = ShardResult(**data)
     return done
@@ -212,7 +213,7 @@ def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, s
          row_group_size: int, progress: Progress | None, on_start: Callable[[int], None] | None) -> ConvertResult:
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)
-    done = _load_state(out, plan)
+    done = _load_state(root, out, plan)
     if not (out / MANIFEST).is_file() or len(done) != len(plan.shards):
         with atomic_path(out / STATE_DIR / "plan.json") as temp:
             temp.write_text(json.dumps({"fingerprint": plan.fingerprint, "options": options}, sort_keys=True))

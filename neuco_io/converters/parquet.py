@@ -51,8 +51,8 @@ class ParquetShardWriter:
 
     def _table(self, rows: list[Record]) -> pa.Table:
         columns: dict[str, pa.Array] = {"id": pa.array([r.id for r in rows], pa.string())}
-        for name in rows[0].arrays:
-            columns[name] = tensor_column([r.arrays[name] for r in rows])
+        for name in rows[0].specs:
+            columns[name] = tensor_column([r.array(name) for r in rows])
         for task in self.job.tasks:
             columns[label_column(task)] = pa.array([r.meta.get("labels", {}).get(task) for r in rows], pa.float64())
         for name, typ in (("center_lat", pa.float64()), ("center_lon", pa.float64()), ("crs", pa.int64())):

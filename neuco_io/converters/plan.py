@@ -19,14 +19,8 @@ from ..errors import NeucoError, UsageError
 from ..execution import Executor, batched
 from ..labels import LabelFileError, parse_task_name, read_task_labels
 from ..layout import Dataset
-from ..validators.cubes import CubeResult, CubeTask, check_cubes
+from ..validators.cubes import CubeResult, CubeTask, blocking, check_cubes
 
-# Findings that make a cube unusable for conversion; the others (georeferencing,
-# extra variables, chunking...) do not change what is copied.
-BLOCKING = frozenset({
-    "cubes.unreadable", "cubes.not-zarr", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
-    "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
-})
 RECORD_OVERHEAD = 4096
 """Tar headers and the JSON record, per location (a v1.1 record's metadata is larger)."""
 
@@ -90,23 +84,17 @@ def _check_all(ds: Dataset, cubes: list, executor: Executor) -> dict[str, CubeRe
 
 
 def _blocking(result: CubeResult) -> str | None:
-    bad = [f for f in result.findings if f.code in BLOCKING]
-    return f"{bad[0].code}: {bad[0].message}" if bad else None
+    bad = blocking(result.findings)
+    return f"{bad.code}: {bad.message}" if bad else None
 
 
-def _downstream_sources(ds: Dataset, modalities: list[str], results: dict[str, CubeResult],
-                        skipped: list[Skipped], codec: str) -> list[Source]:
+def _downstream_sources(ds: Dataset, modalities: list[str], skipped: list[Skipped], codec: str) -> list[Source]:
     sources = []
     for loc_id, files in ds.downstream_files(modalities).items():
         missing = [m for m in modalities if m not in files]
         if missing:
             where = next(iter(files.values())).path
             skipped.append(Skipped(_rel(where, ds.root), f"no {', '.join(missing)} cube for this id", loc_id))
-            continue
-        bad = [(files[m], _blocking(results[str(files[m].path)])) for m in modalities]
-        bad = [(f, r) for f, r in bad if r]
-        if bad:
-            skipped.extend(Skipped(_rel(f.path, ds.root), r, loc_id) for f, r in bad)
             continue
         group = files[modalities[0]].group
         sources.append(Source(loc_id, {m: _rel(files[m].path, ds.root) for m in modalities}, 0, group,
@@ -206,16 +194,18 @@ def make_plan(ds: Dataset, *, modalities: list[str], tasks: list[str] | None, co
               shard_size: int, max_records: int | None, prefix: str, skip_invalid: bool,
               executor: Executor) -> Plan:
     task_infos, labels = read_labels(ds, tasks)
-    cubes = sorted((c for c in ds.cubes if c.modality in modalities), key=lambda c: str(c.path))
-    results = _check_all(ds, cubes, executor)
     skipped: list[Skipped] = []
-    make = _downstream_sources if ds.layout == "downstream" else _v11_sources
-    sources = make(ds, modalities, results, skipped, codec)
+    if ds.layout == "downstream":
+        # One cube per location per modality: its checks run when the shard writer opens it.
+        sources = _downstream_sources(ds, modalities, skipped, codec)
+    else:
+        # v1.1 files are opened here already: their sample ids decide the records.
+        cubes = sorted((c for c in ds.cubes if c.modality in modalities), key=lambda c: str(c.path))
+        sources = _v11_sources(ds, modalities, _check_all(ds, cubes, executor), skipped, codec)
     if skipped and not skip_invalid:
         first = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise InvalidSourceError(f"{first.path}: {first.reason}{more}; fix it, or pass --skip-invalid to leave "
-                                 "such locations out (they are listed in the manifest)")
+        raise InvalidSourceError(f"{first.path}: {first.reason}{more}{INVALID_HINT}")
     ext = "tar" if fmt == "webdataset" else "parquet"
     shards: list[ShardSpec] = []
     current: ShardSpec | None = None
@@ -237,20 +227,33 @@ class InvalidSourceError(NeucoError):
     """A cube or location cannot be converted (and --skip-invalid was not given)."""
 
 
+INVALID_HINT = "; fix it, or pass --skip-invalid to leave such locations out (they are listed in the manifest)"
+
+
 def _fingerprint(ds: Dataset, modalities, task_infos, labels, shards, codec, fmt, skipped) -> str:
-    """Identity of the output: what a resumed run must match to reuse finished shards."""
-    digest = hashlib.sha256()
-    stats = {}
-    for shard in shards:
-        for source in shard.sources:
-            for rel in source.files.values():
-                if rel not in stats:
-                    st = os.stat(ds.root / rel)
-                    stats[rel] = [st.st_size, st.st_mtime_ns]
+    """Identity of the output: what a resumed run must match to reuse finished shards.
+
+    Source file contents are not part of it: each finished shard records the
+    size and mtime of the files it read, and is redone if any of them changed.
+    """
     payload = {
         "layout": ds.layout, "modalities": modalities, "codec": codec, "format": fmt, "tasks": task_infos,
-        "labels": labels, "shards": [[s.name, [asdict(src) for src in s.sources]] for s in shards],
-        "files": stats, "skipped": [asdict(s) for s in skipped],
+        "labels": labels,
+        "shards": [[s.name, [[src.id, src.files, src.sample, src.group] for src in s.sources]] for s in shards],
+        "skipped": [asdict(s) for s in skipped],
     }
-    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_stats(root: Path, shard: ShardSpec) -> dict[str, list[int]]:
+    """Size and mtime of every source file of a shard, to tell later whether it changed."""
+    stats: dict[str, list[int]] = {}
+    for source in shard.sources:
+        for rel in source.files.values():
+            if rel not in stats:
+                try:
+                    st = os.stat(root / rel)
+                    stats[rel] = [st.st_size, st.st_mtime_ns]
+                except OSError:
+                    stats[rel] = [-1, -1]
+    return stats

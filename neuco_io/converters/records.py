@@ -12,7 +12,10 @@ import numpy as np
 
 from .. import __version__, spec
 from ..cube import Cube
+from ..errors import CubeFormatError
+from ..layout import CubeFile
 from ..shardformat import FORMAT_VERSION, encode_key
+from ..validators.cubes import blocking, metadata_findings
 from .plan import Source
 
 __all__ = ["Record", "RecordBuilder"]
@@ -23,10 +26,20 @@ class Record:
     id: str
     key: str
     meta: dict[str, Any]
+    specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = field(default_factory=dict)
+    """member base name (modality, or an extra array like `cloud_mask`) -> (dtype, shape), in member order."""
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    """member base name (modality, or an extra array like `cloud_mask`) -> decoded array."""
+    """member base name -> decoded array (absent when only the frames were read)."""
     frames: dict[str, list[bytes]] = field(default_factory=dict)
     """member base name -> the source's compressed per-timestamp chunks, when they can be reused."""
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            from ..shardformat import decode_blosc_frames
+
+            dtype, shape = self.specs[name]
+            self.arrays[name] = decode_blosc_frames(dtype, shape, self.frames[name])
+        return self.arrays[name]
 
 
 def _json_value(values: np.ndarray) -> Any:
@@ -50,10 +63,20 @@ def _finite(value: Any) -> Any:
 
 
 class _OpenFile:
-    """A cube kept open while its samples are converted, with its metadata variables loaded once."""
+    """A cube kept open while its samples are converted, with its metadata variables loaded once.
 
-    def __init__(self, path: Path) -> None:
+    With `check`, the metadata-level cube checks run first and a cube they
+    find unusable raises CubeFormatError naming the finding.
+    """
+
+    def __init__(self, path: Path, check: CubeFile | None = None, layout: str = "downstream") -> None:
         self.cube = Cube(path)
+        if check is not None:
+            _, findings = metadata_findings(self.cube, check, layout)
+            bad = blocking(findings)
+            if bad is not None:
+                self.cube.close()
+                raise CubeFormatError(path, f"{bad.code}: {bad.message}", reason=bad.code)
         self.metadata: dict[str, np.ndarray] = {}
         names = [n for n in self.cube.array_names
                  if n != spec.BANDS_VAR and n not in spec.COORDINATES and self.cube.dims(n)[:1] == ("sample",)]
@@ -71,7 +94,9 @@ class RecordBuilder:
     """Reads locations from a dataset root; keeps the few cubes it needs open (forked workers open their own)."""
 
     def __init__(self, root: str | Path, layout: str, modalities: list[str], tasks: dict[str, dict],
-                 labels: dict[str, dict[str, float]], keep_open: int = 8) -> None:
+                 labels: dict[str, dict[str, float]], keep_open: int = 8, decode: bool = True) -> None:
+        self.decode = decode
+        """False: keep reusable chunks compressed (CRC and Blosc headers checked, data not decompressed)."""
         self.root = Path(root)
         self.layout = layout
         self.modalities = modalities
@@ -80,10 +105,13 @@ class RecordBuilder:
         self._open: OrderedDict[str, _OpenFile] = OrderedDict()
         self._keep = max(keep_open, len(modalities))
 
-    def _file(self, rel: str) -> _OpenFile:
+    def _file(self, rel: str, modality: str, group: str) -> _OpenFile:
         handle = self._open.get(rel)
         if handle is None:
-            handle = _OpenFile(self.root / rel)
+            # Downstream cubes are checked here, once (the plan only listed them); v1.1 files were
+            # checked by the plan, which needed their sample ids.
+            check = CubeFile(self.root / rel, modality, group, None) if self.layout == "downstream" else None
+            handle = _OpenFile(self.root / rel, check, self.layout)
             self._open[rel] = handle
             while len(self._open) > self._keep:
                 self._open.popitem(last=False)[1].close()
@@ -105,7 +133,7 @@ class RecordBuilder:
     def build(self, source: Source) -> Record:
         """Read and decode one location (decoding proves every chunk sound). Raises CubeError."""
         record = Record(source.id, encode_key(source.id), {})
-        handles = {m: self._file(source.files[m]) for m in self.modalities}
+        handles = {m: self._file(source.files[m], m, source.group) for m in self.modalities}
         # Image-like metadata (cloud_mask) become array members, named after the variable unless
         # several modalities carry one of that name.
         image_vars = {m: [n for n, d in h.metadata.items() if d.ndim >= 3] for m, h in handles.items()}
@@ -113,21 +141,16 @@ class RecordBuilder:
         bands, dtypes, shapes, metadata, extras = {}, {}, {}, {}, {}
         for modality, handle in handles.items():
             cube = handle.cube
-            array, frames = cube.read_sample(spec.BANDS_VAR, source.sample)
-            record.arrays[modality] = array
-            if frames is not None:
-                record.frames[modality] = frames
+            self._read(record, cube, modality, spec.BANDS_VAR, source.sample)
+            dtype, shape = record.specs[modality]
             bands[modality] = cube.band_names
-            dtypes[modality] = str(array.dtype)
-            shapes[modality] = list(array.shape)
+            dtypes[modality] = str(dtype)
+            shapes[modality] = list(shape)
             for name in image_vars[modality]:
                 member = name if counts[name] == 1 else f"{modality}_{name}"
-                extra, extra_frames = cube.read_sample(name, source.sample)
-                record.arrays[member] = extra
-                if extra_frames is not None:
-                    record.frames[member] = extra_frames
-                extras[member] = {"source": modality, "variable": name, "dtype": str(extra.dtype),
-                                  "shape": list(extra.shape)}
+                self._read(record, cube, member, name, source.sample)
+                dtype, shape = record.specs[member]
+                extras[member] = {"source": modality, "variable": name, "dtype": str(dtype), "shape": list(shape)}
             values = {name: _json_value(data[source.sample]) for name, data in handle.metadata.items()
                       if name not in image_vars[modality]}
             if values:
@@ -151,3 +174,13 @@ class RecordBuilder:
         if labels:
             record.meta["labels"] = labels
         return record
+
+    def _read(self, record: Record, cube: Cube, member: str, variable: str, sample: int) -> None:
+        frames = None if self.decode else cube.sample_frames(variable, sample)
+        if frames is None:
+            array, frames = cube.read_sample(variable, sample)
+            record.arrays[member] = array
+        shape = cube.shape(variable)[1:]
+        record.specs[member] = (cube.dtype(variable), tuple(shape))
+        if frames is not None:
+            record.frames[member] = frames

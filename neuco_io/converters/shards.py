@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 from dataclasses import dataclass, field
@@ -12,8 +11,8 @@ from typing import Any
 
 from ..atomic import atomic_path
 from ..errors import CubeError
-from ..shardformat import encode_blosc_array, encode_blosc_frames, encode_npy, member_name
-from .plan import ShardSpec, Skipped
+from ..shardformat import blosc_member_parts, encode_blosc_array, encode_npy, member_name
+from .plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
 from .records import Record, RecordBuilder
 
 __all__ = ["ShardJob", "ShardResult", "write_shard"]
@@ -47,79 +46,100 @@ class ShardResult:
     index: list[list[Any]] = field(default_factory=list)
     """Per record: [id, row, offset, size] (tar: byte range of the record's members; Parquet: offset = -1)."""
     skipped: list[Skipped] = field(default_factory=list)
+    sources: dict[str, list[int]] = field(default_factory=dict)
+    """Size and mtime of each source file read, when the shard was written."""
 
 
-class _HashingWriter(io.RawIOBase):
-    """File wrapper that hashes and counts what is written through it."""
+class _TarSink:
+    """A deterministic tar writer that hashes and counts as it writes.
+
+    Headers come from the standard library (`TarInfo.tobuf`, PAX format, so
+    long ids work); each member's data is written in one call, which is what
+    keeps a multi-GB shard cheap to write.
+    """
 
     def __init__(self, fh) -> None:
         self.fh = fh
         self.sha = hashlib.sha256()
         self.size = 0
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
+    def _write(self, data: bytes) -> None:
         self.fh.write(data)
         self.sha.update(data)
         self.size += len(data)
-        return len(data)
 
-    def tell(self) -> int:
-        return self.size
+    def add(self, name: str, parts: list[bytes]) -> None:
+        size = sum(len(p) for p in parts)
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = TAR_MTIME
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        for part in parts:
+            self._write(part)
+        pad = -size % tarfile.BLOCKSIZE
+        if pad:
+            self._write(b"\0" * pad)
+
+    def close(self) -> None:
+        """End-of-archive: two zero blocks, then zeros up to a whole record, as tarfile writes it."""
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        pad = -self.size % tarfile.RECORDSIZE
+        if pad:
+            self._write(b"\0" * pad)
 
 
 def record_json(record: Record, codec: str) -> bytes:
     """The JSON record; `members` names where each array is: a tar member, or (Parquet) a column."""
     meta = dict(record.meta, codec=codec)
-    meta["members"] = {name: name if codec == "parquet" else member_name(name, codec) for name in record.arrays}
+    meta["members"] = {name: name if codec == "parquet" else member_name(name, codec) for name in record.specs}
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def encode_array_member(record: Record, name: str, codec: str) -> bytes:
+def array_member_parts(record: Record, name: str, codec: str) -> list[bytes]:
+    """An array member's bytes, as pieces (a pass-through member is its header plus the source chunks)."""
     if codec == "none":
-        return encode_npy(record.arrays[name])
+        return [encode_npy(record.array(name))]
     frames = record.frames.get(name)
-    array = record.arrays[name]
     if frames is not None:
-        return encode_blosc_frames(array.dtype, array.shape, frames)
-    return encode_blosc_array(array)
+        dtype, shape = record.specs[name]
+        return blosc_member_parts(dtype, shape, frames)
+    return [encode_blosc_array(record.array(name))]
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = TAR_MTIME
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+def _relative(path: str, root: str) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def _records(job: ShardJob, result: ShardResult):
-    with RecordBuilder(job.root, job.layout, job.modalities, job.tasks, job.labels) as builder:
+    # Pass-through shards keep the source chunks compressed: no decode, only CRC and header checks.
+    decode = not (job.fmt == "webdataset" and job.codec == "blosc")
+    with RecordBuilder(job.root, job.layout, job.modalities, job.tasks, job.labels, decode=decode) as builder:
         for source in job.spec.sources:
             try:
                 yield builder.build(source)
             except CubeError as exc:
                 if not job.skip_invalid:
-                    raise
-                result.skipped.append(Skipped(exc.path, exc.message, source.id))
+                    raise InvalidSourceError(f"{exc.path}: {exc.message}{INVALID_HINT}") from None
+                result.skipped.append(Skipped(_relative(exc.path, job.root), exc.message, source.id))
 
 
 def _write_tar(job: ShardJob, temp: Path, result: ShardResult) -> None:
-    with open(temp, "wb") as fh:
-        sink = _HashingWriter(fh)
-        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for row, record in enumerate(_records(job, result)):
-                start = sink.size
-                _add(tar, f"{record.key}.json", record_json(record, job.codec))
-                for name in record.arrays:
-                    _add(tar, f"{record.key}.{member_name(name, job.codec)}", encode_array_member(record, name,
-                                                                                                  job.codec))
-                result.index.append([record.id, row, start, sink.size - start])
-        result.bytes, result.sha256 = sink.size, sink.sha.hexdigest()
+    with open(temp, "wb", buffering=0) as fh:
+        tar = _TarSink(fh)
+        for row, record in enumerate(_records(job, result)):
+            start = tar.size
+            tar.add(f"{record.key}.json", [record_json(record, job.codec)])
+            for name in record.specs:
+                tar.add(f"{record.key}.{member_name(name, job.codec)}", array_member_parts(record, name, job.codec))
+            result.index.append([record.id, row, start, tar.size - start])
+        tar.close()
+        result.bytes, result.sha256 = tar.size, tar.sha.hexdigest()
 
 
 def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
@@ -139,7 +159,7 @@ def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
 
 def write_shard(job: ShardJob) -> ShardResult:
     """Write the shard under a temporary name and rename it into place when complete."""
-    result = ShardResult(job.spec.name, 0, 0, "")
+    result = ShardResult(job.spec.name, 0, 0, "", sources=file_stats(Path(job.root), job.spec))
     final = Path(job.out) / job.spec.name
     with atomic_path(final) as temp:
         (_write_tar if job.fmt == "webdataset" else _write_parquet)(job, temp, result)

@@ -281,6 +281,30 @@ def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ..
 
 
 # -- entry point --------------------------------------------------------------
+BLOCKING_CODES = frozenset({
+    "cubes.unreadable", "cubes.not-zarr", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
+    "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
+})
+"""Findings that make a cube's data unusable; the others (georeferencing, extra variables,
+chunking...) do not change what a converter or loader reads."""
+
+
+def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[CubeInfo | None, list[Finding]]:
+    """The metadata-level checks of an open cube (no image chunk decoded)."""
+    try:
+        info = cube.info()
+    except CubeError as exc:
+        own_id = cube_file.stem if layout == "downstream" else None
+        return None, [Finding("cubes.corrupt-chunk", str(cube_file.path), exc.message, id=own_id)]
+    ctx = _Ctx(cube_file, layout, info)
+    return info, [finding for check in METADATA_CHECKS for finding in check(ctx)]
+
+
+def blocking(findings: Iterable[Finding]) -> Finding | None:
+    """The first finding that makes the cube unusable, if any."""
+    return next((f for f in findings if f.code in BLOCKING_CODES), None)
+
+
 def check_cube(task: CubeTask) -> CubeResult:
     """All checks of one cube. Never raises for a bad file: problems become findings."""
     result = CubeResult(task.cube)
@@ -295,14 +319,11 @@ def check_cube(task: CubeTask) -> CubeResult:
         result.findings.append(Finding("cubes.not-zarr", path, exc.message, id=own_id, got=exc.reason))
         return result
     with cube:
-        try:
-            info = cube.info()
-        except CubeError as exc:
-            result.findings.append(Finding("cubes.corrupt-chunk", path, exc.message, id=own_id))
+        info, findings = metadata_findings(cube, task.cube, task.layout)
+        result.findings.extend(findings)
+        if info is None:
             return result
         ctx = _Ctx(task.cube, task.layout, info)
-        for check in METADATA_CHECKS:
-            result.findings.extend(check(ctx))
         if "sample" in info.coords:
             result.sample_ids = info.sample_ids
         bands_ok = info.bands is not None and len(info.bands.shape) == len(spec.DIMS)

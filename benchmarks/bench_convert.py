@@ -1,0 +1,97 @@
+"""Convert speed, scaling and memory (issue 4).
+
+    .venv/bin/python benchmarks/bench_convert.py [--locations 300] [--v11-locations 256] [--out /dev/shm/...]
+
+Goals, each measured in the same run:
+- converting costs <= 1.5x the time of merely reading and decoding every cube
+  (baseline: open each zip, decode every chunk of every array with numcodecs);
+- `--jobs 2` is >= 1.6x faster than `--jobs 1`;
+- peak memory (all processes) stays under 1 GiB for both layouts, whatever the size.
+
+Shards go to `--out` (default /dev/shm, a RAM disk) so the figures measure the
+converter rather than the disk; `--out-disk` repeats the main run on the
+project disk for reference. Every convert runs as the real CLI in a
+subprocess; memory is sampled from /proc for the whole process tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_validate import decode_every_chunk
+from common import CACHE, describe_machine, sample_dataset, warm
+from memory import run_measured
+
+EXE = str(Path(sys.executable).with_name("neuco-io"))
+
+
+def convert_cmd(root: Path, out: Path, *extra: str) -> list[str]:
+    return [EXE, "convert", str(root), str(out), "--quiet", "--overwrite", *extra]
+
+
+def timed_convert(root: Path, out: Path, repeat: int, *extra: str) -> tuple[float, int]:
+    """Best time and the largest peak memory over `repeat` runs."""
+    best, peak = float("inf"), 0
+    for _ in range(repeat):
+        seconds, total, _ = run_measured(convert_cmd(root, out, *extra), stdout=subprocess.DEVNULL)
+        best, peak = min(best, seconds), max(peak, total)
+    return best, peak
+
+
+def size_of(folder: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--locations", type=int, default=300)
+    parser.add_argument("--v11-locations", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("/dev/shm/neuco-bench"))
+    parser.add_argument("--out-disk", type=Path, default=CACHE / "convert-out")
+    args = parser.parse_args()
+
+    print(f"machine: {describe_machine()}")
+    for layout, n in (("downstream", args.locations), ("v1.1", args.v11_locations)):
+        root = sample_dataset(layout, n)
+        cubes = sorted(root.rglob("*.zarr.zip"))
+        source = warm(root)
+        base_runs = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            decode_every_chunk(cubes)
+            base_runs.append(time.perf_counter() - started)
+        base = min(base_runs)
+        out = args.out / layout
+        print(f"\n## {layout}: {n} locations, {len(cubes)} cube files, {source / 1e9:.2f} GB")
+        print(f"baseline, read + decode every chunk: {base:.2f} s")
+        shard = ["--shard-size", "100MB"]
+        for fmt, codec in (("webdataset", "blosc"), ("webdataset", "none"), ("parquet", "blosc")):
+            one, mem1 = timed_convert(root, out / f"{fmt}-{codec}", args.repeat, "--to", fmt, "--codec", codec,
+                                      "--jobs", "1", *shard)
+            written = size_of(out / f"{fmt}-{codec}", "shard-*")
+            two, mem2 = timed_convert(root, out / f"{fmt}-{codec}", args.repeat, "--to", fmt, "--codec", codec,
+                                      "--jobs", "2", *shard)
+            print(f"convert --to {fmt} --codec {codec}: jobs 1 {one:.2f} s = {one / base:.2f}x baseline, "
+                  f"jobs 2 {two:.2f} s = {one / two:.2f}x faster; shards {written / source:.3f}x source bytes; "
+                  f"peak memory {mem1 / 2**20:.0f} MiB (jobs 1), {mem2 / 2**20:.0f} MiB (jobs 2)")
+            shutil.rmtree(out / f"{fmt}-{codec}", ignore_errors=True)
+        if layout == "downstream" and args.out_disk:
+            disk, _ = timed_convert(root, args.out_disk, 1, "--to", "webdataset", "--jobs", "1", *shard)
+            print(f"same default conversion onto the project disk (fsync'd): {disk:.2f} s = {disk / base:.2f}x")
+            shutil.rmtree(args.out_disk, ignore_errors=True)
+    # Memory does not grow with the dataset: a quarter of the downstream set for comparison.
+    small = sample_dataset("downstream", max(args.locations // 4, 2))
+    _, mem_small = timed_convert(small, args.out / "small", 1, "--to", "parquet", "--jobs", "1", "--shard-size",
+                                 "100MB")
+    print(f"\nparquet peak memory on {max(args.locations // 4, 2)} locations: {mem_small / 2**20:.0f} MiB")
+    shutil.rmtree(args.out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
