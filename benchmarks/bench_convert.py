@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import numcodecs
+
 from bench_validate import decode_every_chunk
 from common import CACHE, describe_machine, sample_dataset, warm
 from memory import run_measured
@@ -48,6 +50,9 @@ def size_of(folder: Path, pattern: str) -> int:
 
 
 def main() -> None:
+    # One core for every party: the baseline, and neuco-io with --jobs 1 (Blosc would otherwise
+    # spread a decode over all cores in the main thread).
+    numcodecs.blosc.use_threads = False
     parser = argparse.ArgumentParser()
     parser.add_argument("--locations", type=int, default=300)
     parser.add_argument("--v11-locations", type=int, default=256)

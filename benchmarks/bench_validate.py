@@ -42,6 +42,9 @@ def decode_every_chunk(paths: list) -> int:
 
 
 def main() -> None:
+    # One core for every party: the baseline, and neuco-io with --jobs 1 (Blosc would otherwise
+    # spread a decode over all cores in the main thread).
+    numcodecs.blosc.use_threads = False
     parser = argparse.ArgumentParser()
     parser.add_argument("--locations", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)

@@ -23,6 +23,7 @@ import click
 
 from . import __version__
 from .errors import NeucoError, UsageError
+from .execution import single_threaded_codecs
 from .progress import ProgressBar
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -51,6 +52,7 @@ def handle_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         signal.signal(signal.SIGTERM, _on_sigterm)
+        single_threaded_codecs()
         # Helper processes inherit these flags: after Ctrl-C, multiprocessing's resource tracker would
         # otherwise warn about queue semaphores it is about to clean up anyway.
         if "ignore::UserWarning:multiprocessing.resource_tracker" not in sys.warnoptions:
@@ -224,7 +226,7 @@ def _csv_list(value: str | None) -> list[str] | None:
               help="blosc: the source's compressed chunks, passed through (lossless, ~1x the source bytes); "
                    "none: plain .npy members any tool reads (Parquet: uncompressed columns).")
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
-@click.option("--row-group-size", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--row-group-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Parquet: rows per row group (bounds memory).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted conversion in OUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")

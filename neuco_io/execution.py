@@ -12,7 +12,10 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from .errors import NeucoError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,6 +24,10 @@ Progress = Callable[[int], None]
 """Called with the number of units just finished."""
 
 __all__ = ["Executor", "ProcessExecutor", "Progress", "SerialExecutor", "batched", "default_jobs", "make_executor"]
+
+
+class WorkerDiedError(NeucoError, RuntimeError):
+    """A worker process was killed (OOM killer, signal) while running a unit."""
 
 
 def default_jobs() -> int:
@@ -58,10 +65,23 @@ class SerialExecutor(Executor):
         return map(fn, units)
 
 
+def single_threaded_codecs() -> None:
+    """One core per process: parallelism comes from worker processes (`--jobs`), and Blosc's own
+    threads on top of them would only oversubscribe the cores."""
+    import numcodecs
+
+    numcodecs.blosc.use_threads = False
+
+
 def _idle_signals() -> None:
     """Idle workers leave Ctrl-C to the main process (no traceback per worker); SIGTERM ends them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _init_worker() -> None:
+    _idle_signals()
+    single_threaded_codecs()
 
 
 class _Stopped(KeyboardInterrupt):
@@ -111,10 +131,15 @@ class ProcessExecutor(Executor):
         self.jobs = jobs
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_idle_signals)
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
 
     def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
-        return self._pool.map(_Interruptible(fn), units)
+        results = self._pool.map(_Interruptible(fn), units)
+        try:
+            yield from results
+        except BrokenProcessPool:
+            raise WorkerDiedError("a worker process died unexpectedly (killed, or out of memory?); finished "
+                                  "work is kept: run the command again (convert: with --resume)") from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

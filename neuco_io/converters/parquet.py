@@ -70,7 +70,7 @@ class ParquetShardWriter:
         table = self._table(self.rows)
         if self.writer is None:
             self.schema = table.schema
-            codec = {"compression": "zstd", "compression_level": 3} if self.job.codec != "none" else \
+            codec = {"compression": "zstd", "compression_level": 1} if self.job.codec != "none" else \
                 {"compression": "none"}
             self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=["id"], write_statistics=["id"],
                                            **codec)
