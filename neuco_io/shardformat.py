@@ -120,7 +120,8 @@ def _read_header(data: bytes) -> tuple[dict, int]:
     return header, start + hlen
 
 
-def decode_blosc(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+def decode_blosc(data: bytes, *, take: Sequence[int] | None = None, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Decode a `.blosc` member; `take` decodes only those first-axis entries (timestamps), in that order."""
     header, offset = _read_header(data)
     dtype = _check_dtype(header["dtype"])
     shape = tuple(int(n) for n in header["shape"])
@@ -133,8 +134,14 @@ def decode_blosc(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray
     if offset + sum(frames) != len(data) or any(n < _BLOSC_HEADER.size for n in frames):
         raise ValueError("frame sizes do not add up to the member size (truncated?)")
     view = memoryview(data)
-    bounds = itertools.accumulate(frames, initial=offset)
-    return decode_blosc_frames(dtype, shape, [view[a:b] for a, b in itertools.pairwise(bounds)])
+    bounds = list(itertools.accumulate(frames, initial=offset))
+    parts = [view[a:b] for a, b in itertools.pairwise(bounds)]
+    if take is not None:
+        if any(not 0 <= t < len(parts) for t in take):
+            raise ValueError(f"timestamps {list(take)} out of range for {len(parts)} frames")
+        parts = [parts[t] for t in take]
+        shape = (len(parts), *shape[1:])
+    return decode_blosc_frames(dtype, shape, parts)
 
 
 def check_blosc_frame(frame: bytes, nbytes: int, what: str = "frame") -> None:
@@ -173,14 +180,20 @@ def decode_npy(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     return np.lib.format.read_array(stream, allow_pickle=False)
 
 
-def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None = None) -> np.ndarray:
-    """Decode an array member (`*.blosc` or `*.npy`); ShardError naming shard and key when it is bad."""
+def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None = None,
+                  take: Sequence[int] | None = None) -> np.ndarray:
+    """Decode an array member (`*.blosc` or `*.npy`); ShardError naming shard and key when it is bad.
+
+    `take` selects entries of the first axis (timestamps); a `.blosc` member
+    then decodes only those frames.
+    """
     try:
         if name.endswith("." + BLOSC_EXT) or name == BLOSC_EXT:
-            return decode_blosc(data)
+            return decode_blosc(data, take=take)
         if name.endswith(".npy") or name == "npy":
-            return decode_npy(data)
-    except (ValueError, RuntimeError, TypeError, struct.error, OSError, EOFError) as exc:
+            array = decode_npy(data)
+            return array if take is None else array[list(take)]
+    except (ValueError, RuntimeError, TypeError, IndexError, struct.error, OSError, EOFError) as exc:
         raise ShardError(shard, f"member {name}: {exc}", key=key) from None
     raise ShardError(shard, f"member {name}: not an array member", key=key)
 

@@ -89,23 +89,32 @@ def _finish(record: RawRecord) -> RawRecord:
     return record
 
 
-def decode_record(record: RawRecord) -> dict[str, np.ndarray]:
-    """Decode every array member the JSON record lists; check dtypes and shapes against it."""
+def decode_record(record: RawRecord, names: list[str] | None = None,
+                  take: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Decode the array members the JSON record lists (or just `names`); check dtypes and shapes against it.
+
+    `take` selects timestamps (first axis); `.blosc` members decode only those frames.
+    """
     meta = record.meta
     members = meta.get("members")
     if not isinstance(members, dict):
         raise ShardError(record.shard, "JSON record lacks `members`", key=record.key)
+    try:
+        expected = {**{m: (meta["dtypes"][m], meta["shapes"][m]) for m in meta.get("modalities", [])},
+                    **{n: (a["dtype"], a["shape"]) for n, a in meta.get("arrays", {}).items()}}
+    except (KeyError, TypeError) as exc:
+        raise ShardError(record.shard, f"JSON record lacks dtypes/shapes ({exc})", key=record.key) from None
     arrays = {}
-    expected = {**{m: (meta["dtypes"][m], meta["shapes"][m]) for m in meta.get("modalities", [])},
-                **{n: (a["dtype"], a["shape"]) for n, a in meta.get("arrays", {}).items()}}
-    for name, member in members.items():
-        data = record.members.get(member)
+    for name in names if names is not None else list(members):
+        member = members.get(name)
+        data = record.members.get(member) if member else None
         if data is None:
-            raise ShardError(record.shard, f"member {member} is missing", key=record.key)
-        array = decode_member(member, data, shard=record.shard, key=record.key)
+            raise ShardError(record.shard, f"array {name} is missing", key=record.key)
+        array = decode_member(member, data, shard=record.shard, key=record.key, take=take)
         if name in expected:
             dtype, shape = expected[name]
-            if str(array.dtype) != dtype or list(array.shape) != list(shape):
+            want = list(shape) if take is None else [len(take), *shape[1:]]
+            if str(array.dtype) != dtype or list(array.shape) != want:
                 raise ShardError(record.shard, f"member {member} is {array.dtype} {list(array.shape)}; the JSON "
                                  f"record says {dtype} {shape}", key=record.key)
         arrays[name] = array

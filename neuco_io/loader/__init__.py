@@ -1,0 +1,11 @@
+"""Streaming datasets over cubes and converted shards, PyTorch-ready (torch optional).
+
+    from neuco_io.loader import CubeDataset, ShardDataset
+    ds = ShardDataset("shards/", modalities=["s2l2a", "s1"], seasons=2, shuffle=1000, return_id=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=4)
+"""
+
+from .assemble import SampleOptions
+from .datasets import CubeDataset, ShardDataset
+
+__all__ = ["CubeDataset", "SampleOptions", "ShardDataset"]

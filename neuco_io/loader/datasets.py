@@ -1,0 +1,305 @@
+"""`CubeDataset` and `ShardDataset`: PyTorch-ready datasets over cubes and over converted shards.
+
+Without torch they are plain Python objects (index them, iterate them) that
+yield numpy arrays; with torch installed they subclass torch's `Dataset` and
+`IterableDataset`, so `DataLoader` takes them as they are. Files are opened
+lazily in the process that reads them: a DataLoader worker never reuses a zip
+or tar handle opened in the parent (that fails with CRC or BadZipFile errors
+after fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import spec
+from ..cube import Cube
+from ..errors import ShardError, UsageError
+from ..labels import read_task_labels
+from ..layout import Layout, discover
+from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
+from .assemble import SampleOptions
+from .sources import resolve_shards
+from .split import current_consumer, plan_epoch, records_per_rank
+
+__all__ = ["CubeDataset", "ShardDataset"]
+
+log = logging.getLogger("neuco_io.loader")
+
+try:  # torch is optional: subclass its datasets when it is there
+    from torch.utils.data import Dataset as _MapBase
+    from torch.utils.data import IterableDataset as _IterBase
+except ImportError:  # pragma: no cover - exercised in environments without torch
+    _MapBase = object  # type: ignore[assignment,misc]
+    _IterBase = object  # type: ignore[assignment,misc]
+
+
+def _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id, tasks, dtype, output,
+             seed, default_modalities) -> SampleOptions:
+    return SampleOptions(modalities=list(default_modalities if modalities is None else modalities), seasons=seasons,
+                         randomize_seasons=randomize_seasons, concat=concat, transform=transform, shift_s2=shift_s2,
+                         return_id=return_id, tasks=list(tasks) if tasks is not None else None, dtype=dtype,
+                         output=output, seed=seed)
+
+
+class CubeDataset(_MapBase):
+    """Map-style dataset over the `.zarr.zip` cubes of either layout (one item per location).
+
+    Options follow the NeuCo-Bench reference loader: `modalities` (in the
+    order given), `seasons` (the first n, or a list of season indices),
+    `randomize_seasons`, `concat`, `transform` (applied to the concatenated
+    float32 array before splitting), `shift_s2` (+1000 on S2, no overflow),
+    `return_id`; plus `tasks` (attach labels; missing ones are NaN), `dtype`
+    ("float32" or "native") and `output` ("numpy" or "torch"). A sample is
+    `[T, C, 264, 264]` (or a dict per modality), or with `return_id`/`tasks`
+    a dict `{"id", "data", "labels"}`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        modalities: Sequence[str] | None = None,
+        seasons: int | Sequence[int] = spec.N_TIMES,
+        randomize_seasons: bool = False,
+        concat: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        shift_s2: bool = False,
+        return_id: bool = False,
+        tasks: Sequence[str] | None = None,
+        dtype: str = "float32",
+        output: str = "numpy",
+        layout: Layout | None = None,
+        seed: int = 0,
+    ) -> None:
+        ds = discover(root, layout)
+        default = list(spec.DOWNSTREAM_MODALITIES) if ds.layout == "downstream" else \
+            [m for m in ds.modalities if m != "s2rgb"]
+        self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
+                                tasks, dtype, output, seed, default)
+        self.root = ds.root
+        self.layout = ds.layout
+        self.epoch = 0
+        mods = self.options.modalities
+        self._items: list[tuple[str, dict[str, str], int]] = []
+        if ds.layout == "downstream":
+            for loc in ds.downstream_locations(mods):
+                self._items.append((loc.id, {m: str(f.path) for m, f in loc.files.items()}, 0))
+        else:
+            for files in ds.v11_files(mods):
+                first = files[mods[0]].path
+                with Cube(first) as cube:
+                    ids = cube.sample_ids
+                self._items.extend((sid, {m: str(f.path) for m, f in files.items()}, i) for i, sid in enumerate(ids))
+        self.labels: dict[str, dict[str, float]] = {}
+        if self.options.tasks:
+            self.labels = _read_tasks(ds, self.options.tasks)
+        self._cubes: dict[str, Cube] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def ids(self) -> list[str]:
+        return [item[0] for item in self._items]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed `randomize_seasons` (with a DataLoader, call it before each epoch, like DistributedSampler)."""
+        self.epoch = epoch
+
+    def _cube(self, path: str) -> Cube:
+        if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
+            self._cubes = {}
+            self._pid = os.getpid()
+        cube = self._cubes.get(path)
+        if cube is None:
+            if len(self._cubes) >= 16:
+                for old in self._cubes.values():
+                    old.close()
+                self._cubes = {}
+            cube = self._cubes[path] = Cube(path)
+        return cube
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cubes"] = {}  # spawned workers open their own
+        return state
+
+    def __getitem__(self, index: int) -> Any:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} locations")
+        loc_id, files, sample = self._items[index]
+        times = self.options.season_indices(loc_id, self.epoch)
+        arrays = {m: self._cube(files[m]).read_location(sample, times) for m in self.options.modalities}
+        labels = {t: v[loc_id] for t, v in self.labels.items() if loc_id in v}
+        return self.options.build(loc_id, arrays, labels, selected=True)
+
+
+def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
+    from ..labels import parse_task_name
+
+    found = {}
+    for path in ds.label_files:
+        name = parse_task_name(path)
+        if name is not None and name.task in tasks:
+            found[name.task] = read_task_labels(path)
+    missing = [t for t in tasks if t not in found]
+    if missing:
+        raise UsageError(f"tasks: no label file for {', '.join(missing)} under {ds.root / 'labels'}")
+    return found
+
+
+class ShardDataset(_IterBase):
+    """Iterable dataset over the WebDataset or Parquet shards written by `convert`.
+
+    `source`: the output folder of `convert` (its manifest gives shards and
+    record counts), a list of shard paths, or a brace pattern
+    (`out/shard-{000000..000009}.tar`). Each shard is read sequentially.
+    Sample options are those of `CubeDataset`; the same location gives
+    identical arrays from both.
+
+    Splitting: records are split across torch.distributed ranks (or explicit
+    `rank`/`world_size`) and across DataLoader workers, each record once per
+    epoch, whatever the number of shards. `equal_per_rank` ("pad" or True, or
+    "drop") gives every rank the same count, as DDP requires. `shuffle=N`
+    shuffles a rank's shard order and records through an N-record buffer,
+    seeded by `seed` and the epoch (`set_epoch`). `on_error="warn"` logs and
+    skips a corrupt record or shard instead of raising.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        modalities: Sequence[str] | None = None,
+        seasons: int | Sequence[int] = spec.N_TIMES,
+        randomize_seasons: bool = False,
+        concat: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        shift_s2: bool = False,
+        return_id: bool = False,
+        tasks: Sequence[str] | None = None,
+        dtype: str = "float32",
+        output: str = "numpy",
+        shuffle: int = 0,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        equal_per_rank: bool | str = False,
+        on_error: str = "raise",
+    ) -> None:
+        self.source = resolve_shards(source)
+        default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
+        self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
+                                tasks, dtype, output, seed, default)
+        if on_error not in ("raise", "warn"):
+            raise UsageError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
+        if equal_per_rank not in (False, True, "pad", "drop"):
+            raise UsageError(f"equal_per_rank: expected False, True, 'pad' or 'drop', got {equal_per_rank!r}")
+        self.shuffle = int(shuffle)
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.equal_per_rank = equal_per_rank
+        self.on_error = on_error
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffle (and season draw) per epoch; call it before each epoch, like DistributedSampler."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        consumer = current_consumer(self.rank, self.world_size)
+        return records_per_rank(self.source.counts, consumer.rank, consumer.world_size, self.equal_per_rank)
+
+    def __iter__(self) -> Iterator[Any]:
+        consumer = current_consumer(self.rank, self.world_size)
+        runs = plan_epoch(self.source.counts, consumer, epoch=self.epoch, seed=self.seed,
+                          shuffle=self.shuffle > 0, equal_per_rank=self.equal_per_rank)
+        records = (record for shard, rows in runs for record in self._read(shard, rows))
+        if self.shuffle > 1:
+            rng = np.random.default_rng([self.seed, self.epoch, consumer.index, 1])
+            records = _buffer_shuffle(records, self.shuffle, rng)
+        for loc_id, arrays, labels in records:
+            yield self.options.build(loc_id, arrays, labels, selected=True)
+
+    # -- reading ----------------------------------------------------------------------
+    def _fail(self, exc: ShardError) -> None:
+        if self.on_error == "raise":
+            raise exc
+        log.warning("skipping: %s", exc)
+
+    def _selection(self, loc_id: str) -> list[int]:
+        return self.options.season_indices(loc_id, self.epoch)
+
+    def _labels(self, meta: dict) -> dict[str, float]:
+        labels = meta.get("labels") or {}
+        return {t: labels[t] for t in self.options.tasks or () if t in labels}
+
+    def _read(self, shard: int, rows: list[int]) -> Iterator[tuple[str, dict[str, np.ndarray], dict[str, float]]]:
+        path = self.source.paths[shard]
+        wanted = set(rows)
+        last = max(rows) if rows else -1
+        repeats = len(rows) != len(wanted)  # padding may ask for a row twice: read the shard again
+        if repeats:
+            first = sorted(wanted)
+            yield from self._read(shard, first)
+            yield from self._read(shard, rows[len(first):])
+            return
+        try:
+            if self.source.format == "parquet":
+                yield from self._read_parquet(path, wanted, last)
+            else:
+                yield from self._read_tar(path, wanted, last)
+        except ShardError as exc:
+            self._fail(exc)
+
+    def _read_tar(self, path: str, wanted: set[int], last: int):
+        with open(path, "rb") as fh:
+            for row, raw in enumerate(iter_tar_records(fh, Path(path).name)):
+                if row > last:
+                    break
+                if row not in wanted:
+                    continue
+                try:
+                    loc_id = raw.id
+                    arrays = decode_record(raw, self.options.modalities, self._selection(loc_id))
+                except ShardError as exc:
+                    self._fail(exc)
+                    continue
+                yield loc_id, arrays, self._labels(raw.meta)
+
+    def _read_parquet(self, path: str, wanted: set[int], last: int):
+        columns = ["record", *self.options.modalities]
+        for row, (meta, arrays) in enumerate(iter_parquet_records(path, Path(path).name, columns=columns)):
+            if row > last:
+                break
+            if row not in wanted:
+                continue
+            loc_id = meta["id"]
+            times = self._selection(loc_id)
+            try:
+                picked = {m: arrays[m][times] for m in self.options.modalities}
+            except KeyError as exc:
+                self._fail(ShardError(Path(path).name, f"array {exc} is missing", key=loc_id))
+                continue
+            yield loc_id, picked, self._labels(meta)
+
+
+def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
+    """Shuffle a stream through a buffer of `size` items (seeded: the same seed gives the same order)."""
+    buffer: list = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        i = int(rng.integers(len(buffer)))
+        buffer[i], item = item, buffer[i]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+

@@ -1,0 +1,142 @@
+"""Who reads what: splitting records across DataLoader workers and distributed ranks.
+
+Every consumer (a worker of a rank) gets a disjoint part of the epoch, and
+together they get every record once. With at least as many shards as
+consumers the split is by shard (each shard read by one consumer, whole and
+sequentially); with fewer, it is by record, so extra workers never idle
+forever and no rank hangs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Consumer", "current_consumer", "plan_epoch"]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    rank: int = 0
+    world_size: int = 1
+    worker: int = 0
+    num_workers: int = 1
+
+    @property
+    def index(self) -> int:
+        return self.rank * self.num_workers + self.worker
+
+    @property
+    def total(self) -> int:
+        return self.world_size * self.num_workers
+
+
+def distributed_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values, else torch.distributed when initialized, else RANK/WORLD_SIZE, else 0/1."""
+    if rank is not None or world_size is not None:
+        if rank is None or world_size is None or not 0 <= rank < world_size:
+            raise ValueError(f"rank/world_size: need both, with 0 <= rank < world_size (got {rank}, {world_size})")
+        return rank, world_size
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except ImportError:
+        pass
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def current_consumer(rank: int | None = None, world_size: int | None = None) -> Consumer:
+    r, w = distributed_rank(rank, world_size)
+    worker, num_workers = 0, 1
+    try:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is not None:
+            worker, num_workers = info.id, info.num_workers
+    except ImportError:
+        pass
+    return Consumer(r, w, worker, num_workers)
+
+
+def _rank_shards(n_shards: int, rank: int, world_size: int) -> list[int] | None:
+    """The shards a rank owns, or None when there are fewer shards than ranks (then it owns records)."""
+    return list(range(rank, n_shards, world_size)) if n_shards >= world_size else None
+
+
+def _unpadded_size(counts: list[int], rank: int, world_size: int) -> int:
+    shards = _rank_shards(len(counts), rank, world_size)
+    if shards is not None:
+        return sum(counts[s] for s in shards)
+    total = sum(counts)
+    return len(range(rank, total, world_size))
+
+
+def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
+                 shuffle: bool = False, equal_per_rank: bool | str = False) -> list[tuple[int, int]]:
+    """A rank's (shard, row) records in an epoch: its shards when there are enough, else every n-th record.
+
+    Which records a rank owns does not change between epochs (so its length
+    is fixed); shuffling only reorders the rank's own shards.
+    """
+    shards = _rank_shards(len(counts), rank, world_size)
+    if shards is not None:
+        if shuffle:
+            shards = [shards[i] for i in np.random.default_rng([seed, epoch, rank]).permutation(len(shards))]
+        records = [(s, row) for s in shards for row in range(counts[s])]
+    else:
+        records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][rank::world_size]
+    if not equal_per_rank or world_size == 1:
+        return records
+    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+    if equal_per_rank is True or equal_per_rank == "pad":
+        target = max(sizes)
+        if not records:  # nothing of its own to repeat: borrow the first records of the dataset
+            records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][:1]
+        return records + [records[i % len(records)] for i in range(target - len(records))] if records else records
+    if equal_per_rank == "drop":
+        return records[: min(sizes)]
+    raise ValueError(f"equal_per_rank: expected True, 'pad' or 'drop', got {equal_per_rank!r}")
+
+
+def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
+               equal_per_rank: bool | str = False) -> list[tuple[int, list[int]]]:
+    """What this consumer reads in an epoch: runs of (shard index, ascending record rows).
+
+    Two levels: ranks split the shards (or, with fewer shards than ranks, the
+    records), then a rank's workers split its runs (or its records). Each run
+    is read sequentially. With `shuffle`, a rank's shards are read in an order
+    seeded by seed and epoch. `equal_per_rank` ("pad" or True; or
+    "drop") makes every rank read the same number of records, as DDP needs:
+    "pad" repeats records from the start of the rank's own share, "drop"
+    leaves out its last ones. A rank's records do not depend on its number
+    of workers.
+    """
+    records = rank_records(counts, consumer.rank, consumer.world_size, epoch=epoch, seed=seed, shuffle=shuffle,
+                           equal_per_rank=equal_per_rank)
+    runs = _runs(records)
+    if len(runs) >= consumer.num_workers:
+        return runs[consumer.worker::consumer.num_workers]
+    return _runs(records[consumer.worker::consumer.num_workers])
+
+
+def _runs(records: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    """Group consecutive records of one shard with ascending rows: each run is one sequential read."""
+    runs: list[tuple[int, list[int]]] = []
+    for shard, row in records:
+        if runs and runs[-1][0] == shard and runs[-1][1][-1] < row:
+            runs[-1][1].append(row)
+        else:
+            runs.append((shard, [row]))
+    return runs
+
+
+def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
+    """How many records a rank yields in an epoch (whatever the shuffle and its number of workers)."""
+    return len(rank_records(counts, rank, world_size, equal_per_rank=equal_per_rank))
