@@ -226,7 +226,7 @@ def _csv_list(value: str | None) -> list[str] | None:
               help="blosc: the source's compressed chunks, passed through (lossless, ~1x the source bytes); "
                    "none: plain .npy members any tool reads (Parquet: uncompressed columns).")
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
-@click.option("--row-group-size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--row-group-size", type=click.IntRange(min=1), default=2, show_default=True,
               help="Parquet: rows per row group (bounds memory).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted conversion in OUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")

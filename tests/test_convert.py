@@ -180,7 +180,7 @@ def test_parquet_readable_by_pyarrow_duckdb_polars(tmp_path):
     df = polars.read_parquet(path)
     assert df.height == 5 and "cloud_mask" in df.columns
     meta = pq.ParquetFile(path).metadata
-    assert meta.num_row_groups == 2 and meta.row_group(0).column(0).compression == "ZSTD"  # 4 rows a group
+    assert meta.num_row_groups == 3 and meta.row_group(0).column(0).compression == "ZSTD"  # 2 rows a group
 
 
 def test_parquet_row_groups_are_bounded(sample_downstream, tmp_path):

@@ -118,7 +118,7 @@ def convert(
     tasks: list[str] | None = None,
     codec: str = "blosc",
     prefix: str = "shard",
-    row_group_size: int = 4,
+    row_group_size: int = 2,
     jobs: int | None = None,
     executor: Executor | None = None,
     resume: bool = False,

@@ -43,23 +43,23 @@ class Record:
 
 
 def _json_value(values: np.ndarray) -> Any:
-    """A JSON-safe, lossless rendering of a small metadata array."""
+    """A JSON-safe, lossless rendering of a small metadata array (non-finite floats as strings)."""
     if values.dtype.kind == "M":
         return [str(v) for v in values.ravel()] if values.ndim else str(values)
-    if values.dtype.kind in "US":
-        return values.tolist()
-    if values.dtype.kind == "f":
-        out = values.tolist()
-        return _finite(out)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return [v if math.isfinite(v) else str(v) for v in values.ravel().tolist()]
     return values.tolist()
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+def _decode_cf(name: str, raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """CF-encoded times (`units: "days since ..."`) as datetime64, through xarray's own decoder."""
+    if "since" not in str(attrs.get("units", "")):
+        return raw
+    import xarray as xr
+
+    dims = [f"d{i}" for i in range(raw.ndim)]
+    decoded = xr.decode_cf(xr.Dataset({name: (dims, raw, dict(attrs))}))
+    return decoded[name].values
 
 
 class _OpenFile:
@@ -71,20 +71,26 @@ class _OpenFile:
 
     def __init__(self, path: Path, check: CubeFile | None = None, layout: str = "downstream") -> None:
         self.cube = Cube(path)
+        self.band_names: list[str] | None = None
         if check is not None:
-            _, findings = metadata_findings(self.cube, check, layout)
+            info, findings = metadata_findings(self.cube, check, layout)
             bad = blocking(findings)
             if bad is not None:
                 self.cube.close()
                 raise CubeFormatError(path, f"{bad.code}: {bad.message}", reason=bad.code)
+            self.band_names = info.band_names
         self.metadata: dict[str, np.ndarray] = {}
-        names = [n for n in self.cube.array_names
-                 if n != spec.BANDS_VAR and n not in spec.COORDINATES and self.cube.dims(n)[:1] == ("sample",)]
-        if names:
-            ds = self.cube.to_xarray()  # CF decoding (datetimes) through xarray
-            for name in names:
-                self.metadata[name] = ds[name].values
-            ds.close()
+        """Per-sample metadata variables (center_lat, time_...), decoded once per file."""
+        self.images: list[str] = []
+        """Per-sample image variables (cloud_mask): array members, read sample by sample."""
+        for name in self.cube.array_names:
+            if name == spec.BANDS_VAR or name in spec.COORDINATES or self.cube.dims(name)[:1] != ("sample",):
+                continue
+            if len(self.cube.shape(name)) >= 3:
+                self.images.append(name)
+            else:
+                info = self.cube.array_info(name)
+                self.metadata[name] = _decode_cf(name, self.cube.read(name), info.attrs)
 
     def close(self) -> None:
         self.cube.close()
@@ -136,14 +142,14 @@ class RecordBuilder:
         handles = {m: self._file(source.files[m], m, source.group) for m in self.modalities}
         # Image-like metadata (cloud_mask) become array members, named after the variable unless
         # several modalities carry one of that name.
-        image_vars = {m: [n for n, d in h.metadata.items() if d.ndim >= 3] for m, h in handles.items()}
+        image_vars = {m: h.images for m, h in handles.items()}
         counts = Counter(n for names in image_vars.values() for n in names)
         bands, dtypes, shapes, metadata, extras = {}, {}, {}, {}, {}
         for modality, handle in handles.items():
             cube = handle.cube
             self._read(record, cube, modality, spec.BANDS_VAR, source.sample)
             dtype, shape = record.specs[modality]
-            bands[modality] = cube.band_names
+            bands[modality] = handle.band_names or cube.band_names
             dtypes[modality] = str(dtype)
             shapes[modality] = list(shape)
             for name in image_vars[modality]:
@@ -151,8 +157,7 @@ class RecordBuilder:
                 self._read(record, cube, member, name, source.sample)
                 dtype, shape = record.specs[member]
                 extras[member] = {"source": modality, "variable": name, "dtype": str(dtype), "shape": list(shape)}
-            values = {name: _json_value(data[source.sample]) for name, data in handle.metadata.items()
-                      if name not in image_vars[modality]}
+            values = {name: _json_value(data[source.sample]) for name, data in handle.metadata.items()}
             if values:
                 metadata[modality] = values
         record.meta = {

@@ -34,7 +34,7 @@ class ShardJob:
     """Only the labels of this shard's ids."""
     spec: ShardSpec
     skip_invalid: bool
-    row_group_size: int = 4
+    row_group_size: int = 2
 
 
 @dataclass
