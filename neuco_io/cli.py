@@ -304,5 +304,86 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, output_form
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+# -- embed / labels ------------------------------------------------------------------
+def _seasons(value: str) -> int | list[int]:
+    """`4` (the first n) or `0,2` (season indices; names like spring,fall work too)."""
+    from . import spec
+
+    if "," not in value and value.strip().isdigit():
+        return int(value)
+    out = []
+    for part in value.split(","):
+        part = part.strip().lower()
+        out.append(spec.SEASONS.index(part) if part in spec.SEASONS else int(part))
+    return out
+
+
+@main.command()
+@click.argument("source")
+@click.option("--encoder", required=True, help="'mean' (built-in baseline), 'module:callable' or 'file.py:callable'.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="EMB.csv (NeuCo-Bench format) or EMB.parquet.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="DataLoader worker processes (needs torch).")
+@click.option("--modalities", default=None, help="Comma-separated subset, in the order the encoder wants.")
+@click.option("--seasons", default="4", show_default=True, help="The first n, or indices/names: 0,2 or spring,fall.")
+@click.option("--shift-s2", is_flag=True, help="Add 1000 to S2 values (downstream data -> the v1.1 range).")
+@click.option("--dim", type=click.IntRange(min=1), default=None,
+              help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@format_option
+@quiet_option
+@handle_errors
+def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
+          seasons: str, shift_s2: bool, dim: int | None, layout: str | None, overwrite: bool, output_format: str,
+          quiet: bool) -> None:
+    """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
+
+    The encoder takes a batch {"id": [...], "<modality>": float32 [B, T, C, H, W]} and
+    returns [B, D]. The output is written atomically.
+    """
+    from .embed import embed as run_embed
+
+    try:
+        season_arg = _seasons(seasons)
+    except ValueError:
+        raise click.BadParameter(f"{seasons!r}: a number, or season indices/names", param_hint="--seasons") from None
+    with progress_bar("embed", quiet, unit="locations") as bar:
+        result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
+                           modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift_s2, dim=dim,
+                           layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start)
+    data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim}
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        padded = f" (encoder: {result.encoder_dim}, zero-padded)" if result.dim != result.encoder_dim else ""
+        click.echo(f"wrote {result.rows} embeddings of {result.dim} dimensions{padded} to {result.out}")
+
+
+@main.group()
+def labels() -> None:
+    """Label files: export the folder the NeuCo-Bench evaluation reads."""
+
+
+@labels.command("export")
+@click.argument("source", type=click.Path())
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--tasks", default=None, help="Comma-separated task names (default: all).")
+@click.option("--overwrite", is_flag=True, help="Replace label files that exist in OUT_DIR.")
+@format_option
+@handle_errors
+def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool, output_format: str) -> None:
+    """Write <task>__<type>.csv files (id,label) from a dataset ROOT or converted shards."""
+    from .labels import export_labels
+
+    written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite)
+    if output_format == "json":
+        _emit_json({"out_dir": out_dir, "files": [str(p) for p in written]})
+    else:
+        click.echo(f"wrote {len(written)} label files to {out_dir}: {', '.join(p.name for p in written)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

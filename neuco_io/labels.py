@@ -18,7 +18,8 @@ from pathlib import Path
 from . import spec
 from .errors import NeucoError
 
-__all__ = ["LabelRow", "LabelTable", "TaskName", "parse_task_name", "read_label_table", "read_task_labels"]
+__all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
+           "read_task_labels", "write_label_file"]
 
 BOM = b"\xef\xbb\xbf"
 
@@ -141,3 +142,65 @@ def read_task_labels(path: str | os.PathLike[str]) -> dict[str, float]:
             raise LabelFileError(path, f"id {row.id!r} labelled twice", line=row.line)
         out[row.id] = value
     return out
+
+
+def format_label(value: float) -> str:
+    """Canonical text of a label: `1`, `0`, `12.5` (shortest round-trip for non-integers)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+
+
+def write_label_file(path: str | os.PathLike[str], rows: list[tuple[str, float]], *, overwrite: bool = False) -> Path:
+    """Write `id,label` rows in canonical form (UTF-8, no BOM, LF), atomically."""
+    from .atomic import atomic_path
+
+    path = Path(path)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(spec.LABEL_COLUMNS)
+    for loc_id, value in rows:
+        writer.writerow([loc_id, format_label(value)])
+    with atomic_path(path, overwrite=overwrite) as temp:
+        temp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    return path
+
+
+def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, tasks: list[str] | None = None,
+                  overwrite: bool = False) -> list[Path]:
+    """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output."""
+    from .errors import UsageError
+
+    source, out_dir = Path(source), Path(out_dir)
+    tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
+    if (source / "manifest.json").is_file():
+        import json
+
+        import pyarrow.parquet as pq
+
+        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+        columns = pq.read_table(source / manifest.get("labels", "labels.parquet")).to_pydict()
+        for task, info in manifest.get("tasks", {}).items():
+            rows = [(i, v) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
+            tables[task] = (info["type"], rows)
+    else:
+        labels_dir = source / "labels"
+        if not labels_dir.is_dir():
+            raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
+        for path in sorted(labels_dir.glob("*.csv")):
+            name = parse_task_name(path)
+            if name is None or name.kind is None:
+                raise LabelFileError(path, "not named <task>__<type>.csv with a known type")
+            if name.task in tables:
+                raise LabelFileError(path, f"task {name.task!r} appears twice")
+            tables[name.task] = (name.type, list(read_task_labels(path).items()))
+    if tasks is not None:
+        unknown = sorted(set(tasks) - set(tables))
+        if unknown:
+            raise UsageError(f"--tasks: no labels for {', '.join(unknown)} in {source}")
+        tables = {t: tables[t] for t in tasks}
+    if not overwrite:
+        clash = [out_dir / TaskName(t, ty, None).file_name for t, (ty, _) in tables.items()
+                 if (out_dir / TaskName(t, ty, None).file_name).exists()]
+        if clash:
+            raise UsageError(f"{clash[0]} exists (use --overwrite)")
+    return [write_label_file(out_dir / TaskName(task, task_type, None).file_name, rows, overwrite=True)
+            for task, (task_type, rows) in sorted(tables.items())]

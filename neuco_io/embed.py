@@ -1,0 +1,252 @@
+"""`neuco-io embed`: stream a dataset through an encoder into a NeuCo-Bench embedding file.
+
+The encoder sees batches `{"id": [...], "<modality>": float32 array [B, T, C, H, W], ...}`
+and returns `[B, D]` (numpy or torch). The output is the evaluator's CSV
+(`id,0,1,...,D-1`, FORMAT.md §4) or Parquet with the same columns, written
+under a temporary name and renamed when complete. An encoder that returns a
+wrong shape, NaN or infinity stops the run with a message naming the ids.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import spec
+from .atomic import atomic_path
+from .errors import NeucoError, UsageError
+from .execution import Progress
+
+__all__ = ["EmbedError", "EmbedResult", "MeanEncoder", "embed", "load_encoder"]
+
+
+class EmbedError(NeucoError):
+    """The encoder returned something that is not a valid embedding batch."""
+
+
+@dataclass
+class EmbedResult:
+    out: Path
+    rows: int
+    dim: int
+    """Columns written (after padding)."""
+    encoder_dim: int
+
+
+class MeanEncoder:
+    """A deterministic baseline: per season and band, the spatial mean and standard deviation.
+
+    D = 2 x seasons x bands (216 for three modalities and four seasons), in the
+    order modality, season, band, statistic (mean, std).
+    """
+
+    def __call__(self, batch: dict[str, Any]) -> np.ndarray:
+        parts = []
+        for name, data in batch.items():
+            if name == "id":
+                continue
+            x = np.asarray(data, dtype=np.float64)  # [B, T, C, H, W]
+            stats = np.stack([x.mean(axis=(-2, -1)), x.std(axis=(-2, -1))], axis=-1)  # [B, T, C, 2]
+            parts.append(stats.reshape(stats.shape[0], -1))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
+    """`mean`, `package.module:callable`, or `path/to/file.py:callable` (a class is instantiated)."""
+    if spec_text == "mean":
+        return MeanEncoder()
+    if ":" not in spec_text:
+        raise UsageError(f"--encoder {spec_text!r}: use 'mean', 'module:callable' or 'file.py:callable'")
+    target, _, attr = spec_text.rpartition(":")
+    try:
+        if target.endswith(".py") or os.sep in target:
+            path = Path(target)
+            if not path.is_file():
+                raise UsageError(f"--encoder: {path} does not exist")
+            module_spec = importlib.util.spec_from_file_location(f"neuco_encoder_{path.stem}", path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module  # so DataLoader workers and pickling can find it
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(target)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"--encoder {spec_text!r}: cannot import {target}: {type(exc).__name__}: {exc}") from None
+    encoder = getattr(module, attr, None)
+    if encoder is None:
+        raise UsageError(f"--encoder {spec_text!r}: {target} has no attribute {attr!r}")
+    if isinstance(encoder, type):
+        encoder = encoder()
+    if not callable(encoder):
+        raise UsageError(f"--encoder {spec_text!r}: {attr} is not callable")
+    return encoder
+
+
+def _dataset(source: str | os.PathLike[str] | Sequence[str], modalities, seasons, shift_s2, layout):
+    from .loader import CubeDataset, ShardDataset
+
+    options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
+               "return_id": True}
+    text = source if isinstance(source, (str, os.PathLike)) else None
+    if text is not None:
+        path = Path(text)
+        shards = (path.is_dir() and (path / "manifest.json").is_file()) or str(text).endswith((".tar", ".parquet")) \
+            or "{" in str(text)
+        if not shards:
+            return CubeDataset(path, layout=layout, **options)
+    return ShardDataset(source, **options)
+
+
+def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    batch: dict[str, Any] = {"id": [s["id"] for s in samples]}
+    for name in samples[0]["data"]:
+        batch[name] = np.stack([np.asarray(s["data"][name]) for s in samples])
+    return batch
+
+
+def _batches(dataset, batch_size: int, workers: int) -> Iterator[dict[str, Any]]:
+    if workers > 0:
+        try:
+            from torch.utils.data import DataLoader
+        except ImportError:
+            raise UsageError("--workers needs PyTorch: pip install 'neuco-io[torch]'") from None
+        yield from DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+        return
+    from .loader import CubeDataset
+
+    items: Iterator = (dataset[i] for i in range(len(dataset))) if isinstance(dataset, CubeDataset) else iter(dataset)
+    pending: list[dict[str, Any]] = []
+    for sample in items:
+        pending.append(sample)
+        if len(pending) == batch_size:
+            yield _collate(pending)
+            pending = []
+    if pending:
+        yield _collate(pending)
+
+
+def _as_matrix(result: Any, ids: list[str]) -> np.ndarray:
+    if hasattr(result, "detach"):  # a torch tensor
+        result = result.detach().cpu().numpy()
+    try:
+        matrix = np.asarray(result, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbedError(f"the encoder returned {type(result).__name__}, not numbers, for ids {_ids(ids)}: "
+                         f"{exc}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids):
+        raise EmbedError(f"the encoder returned shape {list(matrix.shape)} for a batch of {len(ids)}, expected "
+                         f"[{len(ids)}, D]; ids {_ids(ids)}")
+    bad = ~np.isfinite(matrix).all(axis=1)
+    if bad.any():
+        raise EmbedError(f"the encoder returned NaN or infinity for ids {_ids([i for i, b in zip(ids, bad) if b])}")
+    return matrix
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+class _Writer:
+    """Streams rows to CSV (the evaluator's format) or Parquet with pyarrow."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        import pyarrow as pa
+
+        self.path = path
+        self.names = ["id", *(str(i) for i in range(dim))]
+        self.schema = pa.schema([pa.field("id", pa.string())] + [pa.field(n, pa.float32()) for n in self.names[1:]])
+        self._writer = None
+        self._fh = None
+
+    def open(self, temp: Path, parquet: bool) -> None:
+        import pyarrow.csv as pc
+        import pyarrow.parquet as pq
+
+        if parquet:
+            self._writer = pq.ParquetWriter(temp, self.schema, compression="zstd")
+        else:
+            self._fh = open(temp, "wb")  # noqa: SIM115 - closed in close()
+            self._fh.write((",".join(self.names) + "\n").encode())
+            self._writer = pc.CSVWriter(self._fh, self.schema,
+                                        write_options=pc.WriteOptions(include_header=False, quoting_style="none"))
+
+    def write(self, ids: list[str], matrix: np.ndarray) -> None:
+        import pyarrow as pa
+
+        columns = [pa.array(ids, pa.string())] + [pa.array(matrix[:, j]) for j in range(matrix.shape[1])]
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._fh is not None:
+            self._fh.close()
+
+
+def embed(
+    source: str | os.PathLike[str] | Sequence[str],
+    encoder: str | Callable[[dict[str, Any]], Any],
+    out: str | os.PathLike[str],
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    modalities: Sequence[str] | None = None,
+    seasons: int | Sequence[int] = spec.N_TIMES,
+    shift_s2: bool = False,
+    dim: int | None = None,
+    layout: str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> EmbedResult:
+    """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet)."""
+    out = Path(out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--out {out}: use a .csv (NeuCo-Bench format) or .parquet file name")
+    if batch_size < 1 or workers < 0 or (dim is not None and dim < 1):
+        raise UsageError("--batch-size and --dim must be positive, --workers not negative")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists (use --overwrite)")
+    model = load_encoder(encoder) if isinstance(encoder, str) else encoder
+    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout)
+    if on_start:
+        on_start(len(dataset))
+    rows, encoder_dim = 0, None
+    with atomic_path(out, overwrite=True) as temp:
+        writer: _Writer | None = None
+        try:
+            for batch in _batches(dataset, batch_size, workers):
+                ids = list(batch["id"])
+                matrix = _as_matrix(model(batch), ids)
+                if encoder_dim is None:
+                    encoder_dim = matrix.shape[1]
+                    if dim is not None and encoder_dim > dim:
+                        raise EmbedError(f"the encoder returns {encoder_dim} dimensions, more than --dim {dim}")
+                    writer = _Writer(out, dim or encoder_dim)
+                    writer.open(temp, out.suffix == ".parquet")
+                elif matrix.shape[1] != encoder_dim:
+                    raise EmbedError(f"the encoder returned {matrix.shape[1]} dimensions for ids {_ids(ids)}, after "
+                                     f"{encoder_dim} for earlier batches")
+                if dim is not None and dim > encoder_dim:
+                    matrix = np.pad(matrix, ((0, 0), (0, dim - encoder_dim)))
+                writer.write(ids, matrix)
+                rows += len(ids)
+                if progress:
+                    progress(len(ids))
+            if writer is None:
+                raise EmbedError(f"{source}: no location to embed")
+        finally:
+            if writer is not None:
+                writer.close()
+    return EmbedResult(out, rows, dim or encoder_dim or 0, encoder_dim or 0)
