@@ -177,8 +177,9 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
         import pyarrow.parquet as pq
 
         manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-        columns = pq.read_table(source / manifest.get("labels", "labels.parquet")).to_pydict()
-        for task, info in manifest.get("tasks", {}).items():
+        tasks_in = manifest.get("tasks", {})
+        columns = pq.read_table(source / manifest["labels"]).to_pydict() if manifest.get("labels") else {}
+        for task, info in tasks_in.items():
             rows = [(i, v) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
             tables[task] = (info["type"], rows)
     else:

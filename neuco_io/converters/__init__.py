@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,6 +222,10 @@ def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, s
         on_start(plan.n_records)
     if progress:
         progress(sum(len(s.sources) for s in plan.shards if s.name in done))
+    if plan.tasks and executor.jobs > 1:
+        # The main process waits while workers write shards: import pyarrow (and the pandas it pulls
+        # in) for labels.parquet meanwhile, instead of after the last shard.
+        threading.Thread(target=_warm_pyarrow, daemon=True).start()
     jobs = [
         ShardJob(str(root), str(out), options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
                  {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
@@ -234,13 +239,20 @@ def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, s
             progress(len(next(s for s in plan.shards if s.name == result.name).sources))
     results = [done[s.name] for s in plan.shards]
     skipped = list(plan.skipped) + [s for r in results for s in r.skipped]
-    _write_labels(out, plan, results)
+    if plan.tasks:
+        _write_labels(out, plan, results)
     manifest = _manifest(root, plan, options, results, skipped)
     with atomic_path(out / MANIFEST) as temp:
         temp.write_text(json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
     shutil.rmtree(out / STATE_DIR, ignore_errors=True)
     return ConvertResult(out, options["to"], sum(r.records for r in results), len(results),
                          sum(r.bytes for r in results), len(jobs), skipped, out / MANIFEST)
+
+
+def _warm_pyarrow() -> None:
+    import pyarrow as pa
+
+    pa.array([0.0])
 
 
 def _write_labels(out: Path, plan: Plan, results: list[ShardResult]) -> None:
@@ -281,7 +293,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         "s2_offset": plan.layout == "v1.1",
         "key_scheme": "__key__ is the id with '%' and '.' percent-encoded; the JSON record holds the true id",
         "tasks": plan.tasks,
-        "labels": LABELS,
+        "labels": LABELS if plan.tasks else None,
         "records": sum(r.records for r in results),
         "shards": shards,
         "index": index,

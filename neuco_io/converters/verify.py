@@ -189,7 +189,7 @@ def verify(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    from . import LABELS, load_manifest
+    from . import load_manifest
 
     root, out = Path(root), Path(out)
     if not root.is_dir():
@@ -214,7 +214,8 @@ def verify(
             records += n
             if progress:
                 progress(1)
-    report.mismatches.extend(_check_labels_file(root, out / manifest.get("labels", LABELS), manifest))
+    if manifest.get("labels"):
+        report.mismatches.extend(_check_labels_file(root, out / manifest["labels"], manifest))
     report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),
                       "skipped_in_conversion": len(manifest.get("skipped", []))}
