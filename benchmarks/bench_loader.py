@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numcodecs
 
-from common import describe_machine, sample_dataset, warm
 from neuco_io.converters import convert
 from neuco_io.loader import CubeDataset, ShardDataset
+
+from common import describe_machine, sample_dataset, warm
 from reference_loader import ReferenceLikeDataset
 
 MODALITIES = ["s1", "s2l1c", "s2l2a"]
