@@ -107,14 +107,15 @@ def encode_blosc_array(array: np.ndarray) -> bytes:
     return encode_blosc_frames(array.dtype, array.shape, [_BLOSC.encode(array[i]) for i in range(array.shape[0])])
 
 
-def _read_header(data: bytes) -> tuple[dict, int]:
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+def _read_header(data: bytes | memoryview) -> tuple[dict, int]:
+    view = memoryview(data)
+    if len(view) < len(MAGIC) + 4 or bytes(view[:len(MAGIC)]) != MAGIC:
         raise ValueError("not a neuco-io blosc member (bad magic)")
-    (hlen,) = struct.unpack_from("<I", data, len(MAGIC))
+    (hlen,) = struct.unpack_from("<I", view, len(MAGIC))
     start = len(MAGIC) + 4
-    if hlen > 1 << 20 or start + hlen > len(data):
+    if hlen > 1 << 20 or start + hlen > len(view):
         raise ValueError("corrupt header length")
-    header = json.loads(data[start:start + hlen])
+    header = json.loads(bytes(view[start:start + hlen]))
     if not isinstance(header, dict) or not {"dtype", "shape", "frames"} <= header.keys():
         raise ValueError("header lacks dtype, shape or frames")
     return header, start + hlen
@@ -167,17 +168,22 @@ def decode_blosc_frames(dtype: np.dtype | str, shape: Sequence[int], frames: Seq
 
 
 def decode_npy(data: bytes, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
-    stream = io.BytesIO(data)
+    stream = io.BytesIO(bytes(memoryview(data)[:65536]))  # the header: no copy of the array data
     version = np.lib.format.read_magic(stream)
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     if version not in readers:
         raise ValueError(f"unsupported .npy version {version}")
-    shape, _, dtype = readers[version](stream)  # header first: no allocation for a hostile shape
+    shape, fortran, dtype = readers[version](stream)  # header first: no allocation for a hostile shape
     _check_dtype(dtype)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
+    count = int(np.prod(shape, dtype=np.int64))
+    if count * dtype.itemsize > max_bytes:
         raise ValueError("array exceeds the size limit")
-    stream.seek(0)
-    return np.lib.format.read_array(stream, allow_pickle=False)
+    start = stream.tell()
+    if len(data) - start != count * dtype.itemsize:
+        raise ValueError(f"{len(data) - start} data bytes for {shape} {dtype}")
+    # A view of the member's bytes (writable when they are a bytearray): no copy.
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None = None,
@@ -192,7 +198,9 @@ def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None =
             return decode_blosc(data, take=take)
         if name.endswith(".npy") or name == "npy":
             array = decode_npy(data)
-            return array if take is None else array[list(take)]
+            if take is None or list(take) == list(range(array.shape[0])):
+                return array
+            return array[list(take)]
     except (ValueError, RuntimeError, TypeError, IndexError, struct.error, OSError, EOFError) as exc:
         raise ShardError(shard, f"member {name}: {exc}", key=key) from None
     raise ShardError(shard, f"member {name}: not an array member", key=key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -32,8 +32,8 @@ class RawRecord:
     key: str
     shard: str
     meta: dict[str, Any] = field(default_factory=dict)
-    members: dict[str, bytes] = field(default_factory=dict)
-    """suffix (e.g. `s2l1c.blosc`) -> bytes."""
+    members: dict[str, bytes | memoryview] = field(default_factory=dict)
+    """suffix (e.g. `s2l1c.blosc`) -> its bytes (a writable buffer when read from a tar)."""
     offset: int = 0
 
     @property
@@ -49,33 +49,126 @@ def _split(name: str) -> tuple[str, str]:
     return key, suffix.lower()
 
 
+class _TarStream:
+    """Sequential tar reading: headers through the standard library, data in one read per member.
+
+    tarfile's own stream mode copies data in 10 KB pieces, which costs more
+    than decoding; this reads each member whole (into a writable buffer, so
+    arrays can be views of it) and skips what it does not need.
+    """
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self.fh = fileobj
+        self.offset = 0
+
+    def _read(self, n: int) -> memoryview:
+        buf = np.empty(n, dtype=np.uint8)  # writable, and not zero-filled first like a bytearray
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            chunk = self.fh.readinto(view[got:]) if hasattr(self.fh, "readinto") else None
+            if chunk is None:
+                data = self.fh.read(n - got)
+                chunk = len(data)
+                view[got:got + chunk] = data
+            if not chunk:
+                raise EOFError(f"unexpected end of data ({got} of {n} bytes)")
+            got += chunk
+        self.offset += n
+        return view
+
+    def _skip(self, n: int) -> None:
+        if n <= 0:
+            return
+        if hasattr(self.fh, "seek") and getattr(self.fh, "seekable", lambda: False)():
+            self.fh.seek(n, 1)
+            self.offset += n
+        else:
+            while n:
+                step = min(n, 1 << 20)
+                self._read(step)
+                n -= step
+
+    def members(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, int, int, memoryview | None]]:
+        """(name, offset of the header, size, data or None when not wanted), for regular files."""
+        long_name: str | None = None
+        pax: dict[str, str] = {}
+        while True:
+            start = self.offset
+            header = self._read(tarfile.BLOCKSIZE)
+            if not any(header):
+                return
+            info = tarfile.TarInfo.frombuf(bytes(header), "utf-8", "surrogateescape")
+            size = int(pax.get("size", info.size))
+            padded = size + (-size % tarfile.BLOCKSIZE)
+            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME):
+                if size > 1 << 20:
+                    raise ValueError(f"extended header of {size} bytes")
+                data = bytes(self._read(padded)[:size])
+                if info.type == tarfile.GNUTYPE_LONGNAME:
+                    long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+                elif info.type == tarfile.XHDTYPE:
+                    pax = _parse_pax(data)
+                continue
+            name = pax.get("path") or long_name or info.name
+            long_name, pax = None, {}
+            if not info.isfile():
+                self._skip(padded)
+                continue
+            if wanted(name):
+                yield name, start, size, self._read(padded)[:size]
+            else:
+                self._skip(padded)
+                yield name, start, size, None
+
+
+def _parse_pax(data: bytes) -> dict[str, str]:
+    """PAX records: `<length> <key>=<value>\n`."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        length = int(data[pos:space])
+        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        out[key.decode("utf-8")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def _wanted(name: str) -> bool:
+    _, suffix = _split(name)
+    return suffix == "json" or suffix.endswith((f".{BLOSC_EXT}", ".npy")) or suffix in (BLOSC_EXT, "npy")
+
+
 def iter_tar_records(fileobj: IO[bytes], shard: str = "?") -> Iterator[RawRecord]:
-    """Records of a tar stream, in order. Raises ShardError (naming shard and key) on corrupt input."""
+    """Records of a tar stream, in order. Raises ShardError (naming shard and key) on corrupt input.
+
+    Only `.json`, `.npy` and `.blosc` members are read; anything else
+    (pickles, torch files, unknown extensions) is skipped unread.
+    """
     current: RawRecord | None = None
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                key, suffix = _split(info.name)
-                if current is not None and key != current.key:
-                    yield _finish(current)
-                    current = None
-                if current is None:
-                    current = RawRecord(key, shard, offset=info.offset)
-                if suffix == "json":
-                    if info.size > MAX_JSON_BYTES:
-                        raise ShardError(shard, f"JSON record of {info.size} bytes", key=key)
-                    current.meta = json.loads(tar.extractfile(info).read())
-                elif suffix.endswith((f".{BLOSC_EXT}", ".npy")) or suffix in (BLOSC_EXT, "npy"):
-                    if info.size > MAX_MEMBER_BYTES:
-                        raise ShardError(shard, f"member {suffix} of {info.size} bytes", key=key)
-                    if suffix in current.members:
-                        raise ShardError(shard, f"member {suffix} appears twice", key=key)
-                    current.members[suffix] = tar.extractfile(info).read()
-                # anything else (pickles, torch files, unknown extensions) is never read
-            if current is not None:
+        for name, offset, size, data in _TarStream(fileobj).members(_wanted):
+            key, suffix = _split(name)
+            if current is not None and key != current.key:
                 yield _finish(current)
+                current = None
+            if current is None:
+                current = RawRecord(key, shard, offset=offset)
+            if data is None:
+                continue
+            if suffix == "json":
+                if size > MAX_JSON_BYTES:
+                    raise ShardError(shard, f"JSON record of {size} bytes", key=key)
+                current.meta = json.loads(bytes(data))
+            else:
+                if size > MAX_MEMBER_BYTES:
+                    raise ShardError(shard, f"member {suffix} of {size} bytes", key=key)
+                if suffix in current.members:
+                    raise ShardError(shard, f"member {suffix} appears twice", key=key)
+                current.members[suffix] = data
+        if current is not None:
+            yield _finish(current)
     except ShardError:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:

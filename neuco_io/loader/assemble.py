@@ -108,11 +108,10 @@ class SampleOptions:
         """A sample from (time, band, y, x) arrays per modality: all four timestamps, or with `selected`
         the ones `season_indices(loc_id, epoch)` chose, already in that order."""
         times = self.season_indices(loc_id, epoch)
-        picked = {m: self._convert(m, arrays[m] if selected else _take(arrays[m], times)) for m in self.modalities}
+        raw = {m: arrays[m] if selected else _take(arrays[m], times) for m in self.modalities}
         data: Any
         if self.concat or self.transform is not None:
-            joined = _concatenate([picked[m] for m in self.modalities])
-            joined = self._to_output(joined)
+            joined = self._to_output(self._joined(raw))
             if self.transform is not None:
                 joined = self.transform(joined)
             if self.concat:
@@ -120,11 +119,11 @@ class SampleOptions:
             else:
                 data, start = {}, 0
                 for m in self.modalities:
-                    n = picked[m].shape[-3]
+                    n = raw[m].shape[-3]
                     data[m] = joined[..., start:start + n, :, :]
                     start += n
         else:
-            data = {m: self._to_output(a) for m, a in picked.items()}
+            data = {m: self._to_output(self._convert(m, a)) for m, a in raw.items()}
         if not self.wants_dict:
             return data
         sample: dict[str, Any] = {"id": loc_id, "data": data}
@@ -132,6 +131,27 @@ class SampleOptions:
             labels = labels or {}
             sample["labels"] = {t: float(labels.get(t, math.nan)) for t in self.tasks}
         return sample
+
+    def _target_dtype(self, modality: str, dtype: np.dtype) -> np.dtype:
+        if self.dtype == "float32":
+            return np.dtype(np.float32)
+        return np.dtype(np.int32) if self.shift_s2 and spec.MODALITIES[modality].s2 else dtype
+
+    def _joined(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """Bands of all modalities in one array, converted on the way in (one pass, no temporaries)."""
+        first = raw[self.modalities[0]]
+        dtype = np.result_type(*(self._target_dtype(m, raw[m].dtype) for m in self.modalities))
+        n_bands = sum(raw[m].shape[-3] for m in self.modalities)
+        out = np.empty((*first.shape[:-3], n_bands, *first.shape[-2:]), dtype=dtype)
+        start = 0
+        for m in self.modalities:
+            n = raw[m].shape[-3]
+            view = out[..., start:start + n, :, :]
+            view[...] = raw[m]
+            if self.shift_s2 and spec.MODALITIES[m].s2:
+                view += spec.S2_OFFSET
+            start += n
+        return out
 
     def _to_output(self, array: np.ndarray) -> Any:
         if self.output == "torch":
@@ -145,10 +165,3 @@ def _take(array: np.ndarray, times: list[int]) -> np.ndarray:
     if times == list(range(array.shape[0])):
         return array
     return array[times]
-
-
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    if len(arrays) == 1:
-        return arrays[0]
-    dtype = np.result_type(*arrays)
-    return np.concatenate([a.astype(dtype, copy=False) for a in arrays], axis=-3)
