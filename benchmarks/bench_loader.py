@@ -85,6 +85,10 @@ def main() -> None:
     cubes = CubeDataset(root, modalities=MODALITIES)
     cube_rate = rate(lambda: (cubes[i] for i in range(n)), n, args.repeat)
     print(f"CubeDataset over the cubes, float32: {cube_rate:.1f} samples/s = {cube_rate / reference:.1f}x")
+    import torch
+
+    # "0 workers" is then one core, as each DataLoader worker is (torch gives workers one thread).
+    torch.set_num_threads(1)
     for codec, folder in shards.items():
         dataset = ShardDataset(folder, modalities=MODALITIES, output="torch")
         w0 = loader_rate(dataset, 0, n, args.repeat)

@@ -60,10 +60,16 @@ class _TarStream:
     def __init__(self, fileobj: IO[bytes]) -> None:
         self.fh = fileobj
         self.offset = 0
+        self._pool: dict[str, np.ndarray] = {}
 
-    def _read(self, n: int) -> memoryview:
-        buf = np.empty(n, dtype=np.uint8)  # writable, and not zero-filled first like a bytearray
-        view = memoryview(buf)
+    def _read(self, n: int, reuse: str | None = None) -> memoryview:
+        """n bytes; with `reuse`, into that name's buffer from the previous call (no fresh pages to fault in)."""
+        buf = self._pool.get(reuse) if reuse else None
+        if buf is None or buf.size < n:
+            buf = np.empty(n, dtype=np.uint8)  # writable, and not zero-filled first like a bytearray
+            if reuse:
+                self._pool[reuse] = buf
+        view = memoryview(buf)[:n]
         got = 0
         while got < n:
             chunk = self.fh.readinto(view[got:]) if hasattr(self.fh, "readinto") else None
@@ -89,8 +95,13 @@ class _TarStream:
                 self._read(step)
                 n -= step
 
-    def members(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, int, int, memoryview | None]]:
-        """(name, offset of the header, size, data or None when not wanted), for regular files."""
+    def members(self, wanted: Callable[[str], bool], reuse: Callable[[str], str | None] = lambda name: None
+                ) -> Iterator[tuple[str, int, int, memoryview | None]]:
+        """(name, offset of the header, size, data or None when not wanted), for regular files.
+
+        `reuse(name)` names a buffer to read the member into again and again
+        (its data is then only valid until the next member of that name).
+        """
         long_name: str | None = None
         pax: dict[str, str] = {}
         while True:
@@ -116,7 +127,7 @@ class _TarStream:
                 self._skip(padded)
                 continue
             if wanted(name):
-                yield name, start, size, self._read(padded)[:size]
+                yield name, start, size, self._read(padded, reuse(name))[:size]
             else:
                 self._skip(padded)
                 yield name, start, size, None
@@ -140,15 +151,23 @@ def _wanted(name: str) -> bool:
     return suffix == "json" or suffix.endswith((f".{BLOSC_EXT}", ".npy")) or suffix in (BLOSC_EXT, "npy")
 
 
-def iter_tar_records(fileobj: IO[bytes], shard: str = "?") -> Iterator[RawRecord]:
+def _blosc_buffer(name: str) -> str | None:
+    _, suffix = _split(name)
+    return suffix if suffix.endswith(f".{BLOSC_EXT}") else None
+
+
+def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: bool = False) -> Iterator[RawRecord]:
     """Records of a tar stream, in order. Raises ShardError (naming shard and key) on corrupt input.
 
     Only `.json`, `.npy` and `.blosc` members are read; anything else
-    (pickles, torch files, unknown extensions) is skipped unread.
+    (pickles, torch files, unknown extensions) is skipped unread. With
+    `reuse_buffers`, `.blosc` members of a record are only valid until the
+    next record is requested (decode them first): the reads then reuse memory.
     """
     current: RawRecord | None = None
+    reuse = _blosc_buffer if reuse_buffers else (lambda name: None)
     try:
-        for name, offset, size, data in _TarStream(fileobj).members(_wanted):
+        for name, offset, size, data in _TarStream(fileobj).members(_wanted, reuse):
             key, suffix = _split(name)
             if current is not None and key != current.key:
                 yield _finish(current)

@@ -21,6 +21,7 @@ import numpy as np
 from .. import spec
 from ..cube import Cube
 from ..errors import ShardError, UsageError
+from ..execution import single_threaded_codecs
 from ..labels import read_task_labels
 from ..layout import Layout, discover
 from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
@@ -117,6 +118,7 @@ class CubeDataset(_MapBase):
         if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
             self._cubes = {}
             self._pid = os.getpid()
+            single_threaded_codecs()  # and one core per worker
         cube = self._cubes.get(path)
         if cube is None:
             if len(self._cubes) >= 16:
@@ -218,6 +220,8 @@ class ShardDataset(_IterBase):
 
     def __iter__(self) -> Iterator[Any]:
         consumer = current_consumer(self.rank, self.world_size)
+        if consumer.num_workers > 1:
+            single_threaded_codecs()  # a DataLoader worker: one core each
         runs = plan_epoch(self.source.counts, consumer, epoch=self.epoch, seed=self.seed,
                           shuffle=self.shuffle > 0, equal_per_rank=self.equal_per_rank)
         records = (record for shard, rows in runs for record in self._read(shard, rows))
@@ -260,7 +264,8 @@ class ShardDataset(_IterBase):
 
     def _read_tar(self, path: str, wanted: set[int], last: int):
         with open(path, "rb") as fh:
-            for row, raw in enumerate(iter_tar_records(fh, Path(path).name)):
+            # Records are decoded before the next is read: compressed members can share buffers.
+            for row, raw in enumerate(iter_tar_records(fh, Path(path).name, reuse_buffers=True)):
                 if row > last:
                     break
                 if row not in wanted:
