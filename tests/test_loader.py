@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import tarfile
 from pathlib import Path
 
@@ -276,10 +277,8 @@ def test_bad_options_are_usage_errors():
 
 
 # -- with torch ----------------------------------------------------------------------------
-torch = pytest.importorskip("torch")
-
-
 def test_torch_dataloader_default_collate_matches_reference_batches(shards):
+    torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader
 
     ds = ShardDataset(shards[("downstream", "webdataset", "blosc")], modalities=["s2l2a", "s1"])
@@ -294,6 +293,7 @@ def test_torch_dataloader_default_collate_matches_reference_batches(shards):
 
 @pytest.mark.parametrize("workers", [0, 2, 5])
 def test_dataloader_workers_fork_safely_and_see_each_record_once(shards, workers):
+    pytest.importorskip("torch")
     from torch.utils.data import DataLoader
 
     for ds in (ShardDataset(shards[("v11", "webdataset", "blosc")], return_id=True, modalities=["s1"]),
@@ -304,6 +304,7 @@ def test_dataloader_workers_fork_safely_and_see_each_record_once(shards, workers
 
 
 def test_output_torch_and_transform_receive_tensors():
+    torch = pytest.importorskip("torch")
     seen = []
 
     def transform(x):
@@ -313,3 +314,65 @@ def test_output_torch_and_transform_receive_tensors():
     sample = CubeDataset(DOWNSTREAM, output="torch", transform=transform, concat=False)[0]
     assert seen == [torch.Tensor] and isinstance(sample["s1"], torch.Tensor)
     assert sample["s2l1c"].shape == (4, 13, 264, 264)
+
+
+COMBOS = list(itertools.product([4, 2, [3, 1]], [True, False], ["float32", "native"], [False, True], [False, True]))
+
+
+@pytest.mark.parametrize(("seasons", "concat", "dtype", "shift_s2", "randomize"), COMBOS,
+                         ids=[f"s{c[0]}-{'cat' if c[1] else 'dict'}-{c[2]}-{'shift' if c[3] else 'raw'}-"
+                              f"{'rand' if c[4] else 'fixed'}" for c in COMBOS])
+def test_parity_option_grid(shards, seasons, concat, dtype, shift_s2, randomize):
+    """Every combination of the sample options gives identical arrays from cubes and from shards."""
+    index = COMBOS.index((seasons, concat, dtype, shift_s2, randomize))
+    flavour = [("webdataset", "blosc"), ("webdataset", "none"), ("parquet", "blosc")][index % 3]
+    modalities = [["s1", "s2l1c", "s2l2a"], ["s2l2a", "s1"], ["s2l1c"]][index % 3]
+    opts = {"seasons": seasons, "concat": concat, "dtype": dtype, "shift_s2": shift_s2,
+            "randomize_seasons": randomize, "modalities": modalities, "return_id": True, "seed": index}
+    cubes = CubeDataset(DOWNSTREAM, **opts)
+    cubes.set_epoch(2)
+    streamed = ShardDataset(shards[("downstream", *flavour)], **opts)
+    streamed.set_epoch(2)
+    expected = {s["id"]: as_dict(s)[1] for s in (cubes[i] for i in range(len(cubes)))}
+    got = {s["id"]: as_dict(s)[1] for s in streamed}
+    assert expected.keys() == got.keys()
+    for loc_id, a in expected.items():
+        b = got[loc_id]
+        pairs = [(a[k], b[k]) for k in a] if isinstance(a, dict) else [(a, b)]
+        for x, y in pairs:
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+def test_works_without_torch(tmp_path):
+    """With torch unimportable, the datasets are plain iterables of numpy arrays."""
+    import subprocess
+    import sys
+
+    code = textwrap_dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import numpy as np
+        from neuco_io.loader import CubeDataset, ShardDataset
+        assert CubeDataset.__mro__[1] is object and ShardDataset.__mro__[1] is object
+        cubes = CubeDataset({str(DOWNSTREAM)!r}, modalities=["s1"])
+        assert isinstance(cubes[0], np.ndarray) and cubes[0].shape == (4, 2, 264, 264)
+        from neuco_io.converters import convert
+        convert({str(DOWNSTREAM)!r}, {str(tmp_path / "out")!r}, to="webdataset", jobs=1)
+        samples = list(ShardDataset({str(tmp_path / "out")!r}, modalities=["s1"], return_id=True))
+        assert len(samples) == 3 and isinstance(samples[0]["data"], np.ndarray)
+        try:
+            CubeDataset({str(DOWNSTREAM)!r}, output="torch")
+        except Exception as exc:
+            assert "needs PyTorch" in str(exc)
+        else:
+            raise AssertionError("output='torch' without torch should fail")
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def textwrap_dedent(text: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(text)
