@@ -17,6 +17,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -383,6 +384,218 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
         _emit_json({"out_dir": out_dir, "files": [str(p) for p in written]})
     else:
         click.echo(f"wrote {len(written)} label files to {out_dir}: {', '.join(p.name for p in written)}")
+
+
+# -- task ----------------------------------------------------------------------------
+@main.group()
+def task() -> None:
+    """Custom tasks: import imagery as cubes, write a label file, pack a contribution bundle."""
+
+
+@task.command("import")
+@click.argument("src", type=click.Path())
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--pattern", default=None,
+              help="When SRC is a folder: where files are, e.g. '{id}/{modality}_{season}.tif'.")
+@click.option("--ids", "id_mode", type=click.Choice(["keep", "hash"]), default="keep", show_default=True,
+              help="keep: the ids as given; hash: 64-hex content hashes, mapping written outside ROOT.")
+@click.option("--mapping", type=click.Path(dir_okay=False), default=None,
+              help="The id mapping file (--ids hash; default: ROOT.ids.csv beside ROOT).")
+@click.option("--locations", type=click.Path(dir_okay=False), default=None,
+              help="Keep the GeoTIFFs' georeferencing here (a private JSON file outside ROOT).")
+@click.option("--resample", type=click.Choice(["nearest", "bilinear"]), default=None,
+              help="Resample images that are not 264x264 (default: refuse them).")
+@jobs_option
+@format_option
+@quiet_option
+@handle_errors
+def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping: str | None,
+                locations: str | None, resample: str | None, jobs: int | None, output_format: str,
+                quiet: bool) -> None:
+    """Build downstream-layout cubes in ROOT from GeoTIFF or .npy files listed in SRC.
+
+    SRC is a CSV table (id, modality, season, path) or a folder searched with
+    --pattern. Each file holds one season of one modality as (band, y, x).
+    Locations that cannot be imported are listed and the others go on; the
+    command then exits 1. A rerun skips the cubes already written.
+    """
+    from .converters.task_import import import_task
+
+    with progress_bar("import", quiet, unit="locations") as bar:
+        result = import_task(src, root, pattern=pattern, ids=id_mode, mapping=mapping, locations=locations,
+                             resample_method=resample, jobs=jobs, progress=bar)
+    data = {"root": str(result.root), "imported": len(result.imported), "skipped": len(result.skipped),
+            "refused": [vars(r) for r in result.refused], "ids": result.imported,
+            "mapping": str(result.mapping) if result.mapping else None,
+            "locations": str(result.locations) if result.locations else None}
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(f"{root}: imported {len(result.imported)} locations, {len(result.skipped)} already there, "
+                   f"{len(result.refused)} refused")
+        for r in result.refused:
+            click.echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
+        if result.mapping and id_mode == "hash":
+            click.echo(f"id mapping (keep it private): {result.mapping}")
+    sys.exit(EXIT_FAILED if result.refused else EXIT_OK)
+
+
+@task.command("labels")
+@click.argument("name")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--type", "task_type", type=click.Choice(["regression", "classification"]), required=True)
+@click.option("--from", "source", type=click.Path(dir_okay=False), required=True, help="Your CSV of labels.")
+@click.option("--id-col", default="id", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--mapping", type=click.Path(dir_okay=False), default=None,
+              help="Id mapping of `task import --ids hash` (default: ROOT.ids.csv, when it exists).")
+@click.option("--overwrite", is_flag=True)
+@format_option
+@handle_errors
+def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, label_col: str,
+                mapping: str | None, overwrite: bool, output_format: str) -> None:
+    """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
+    from .render import finding_line
+    from .tasks import make_task_labels
+
+    result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
+                              overwrite=overwrite)
+    if output_format == "json":
+        _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None,
+                    "errors": [f.to_dict() for f in result.findings if f.severity.value == "error"],
+                    "warnings": [f.to_dict() for f in result.findings if f.severity.value != "error"],
+                    "summary": result.summary})
+    else:
+        for finding in result.findings[:50]:
+            click.echo(finding_line(finding, "."))
+        s = result.summary
+        click.echo(f"{s['rows']} rows: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
+                   f"{s['identical_duplicates']} identical duplicates dropped; statistics {s['statistics']}")
+        click.echo(f"wrote {result.path}" if result.path else "FAILED: nothing written")
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@task.command("pack")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--task", "task_name", required=True, help="The task to pack (its label file's task name).")
+@click.option("--out", "out_path", required=True, type=click.Path(), help="BUNDLE folder, or BUNDLE.zip.")
+@click.option("--description", default="", help="For the data card.")
+@click.option("--source", "data_source", default="", help="Where the data comes from (data card).")
+@click.option("--licence", "--license", "licence", default="", help="Licence of the data (data card).")
+@click.option("--overwrite", is_flag=True)
+@jobs_option
+@format_option
+@handle_errors
+def task_pack(root: str, task_name: str, out_path: str, description: str, data_source: str, licence: str,
+              overwrite: bool, jobs: int | None, output_format: str) -> None:
+    """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
+    from .render import finding_line
+    from .tasks import PackRefused, pack_task
+
+    try:
+        result = pack_task(root, task_name, out_path, description=description, source=data_source,
+                           licence=licence, overwrite=overwrite, jobs=jobs)
+    except PackRefused as exc:
+        if output_format == "json":
+            _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})
+        else:
+            for finding in exc.findings[:20]:
+                click.echo(finding_line(finding, root))
+        _fail(str(exc), EXIT_FAILED)
+    data = {"ok": True, "bundle": str(result.bundle), "files": result.files, "bytes": result.bytes,
+            "locations": result.locations}
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(f"packed {result.locations} locations ({result.files} files) into {result.bundle}")
+
+
+# -- submission ----------------------------------------------------------------------------
+@main.group()
+def submission() -> None:
+    """Embedding files: check one against the NeuCo-Bench rules, or write a correct one."""
+
+
+def _expected(dataset: str | None, labels_dir: str | None, ids_file: str | None):
+    from .submission import expected_ids
+
+    return expected_ids(dataset=dataset, labels=labels_dir, ids_file=ids_file)
+
+
+@submission.command("check")
+@click.argument("emb", type=click.Path(dir_okay=False))
+@click.option("--dataset", type=click.Path(file_okay=False), default=None, help="Expected ids: a dataset ROOT.")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False), default=None,
+              help="Expected ids: the labelled ids of a label folder.")
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False), default=None,
+              help="Expected ids: a file with one id per line.")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="The benchmark's dimension limit (e.g. 1024).")
+@click.option("--profile", type=click.Choice(["benchmark", "challenge"]), default="benchmark", show_default=True,
+              help="benchmark: report what the evaluator does silently; challenge: strict, every deviation fails.")
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--max-findings", type=click.IntRange(min=0), default=20, show_default=True)
+@format_option
+@handle_errors
+def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_file: str | None, dim: int | None,
+                     profile: str, strict: bool, max_findings: int, output_format: str) -> None:
+    """Check EMB.csv (id,0,1,...) before it is evaluated or submitted."""
+    from .render import finding_line
+    from .submission import check_submission
+
+    report = check_submission(emb, ids=_expected(dataset, labels_dir, ids_file), dim=dim, profile=profile)
+    if output_format == "json":
+        _emit_json(report.to_dict())
+    else:
+        s = report.summary
+        click.echo(f"{emb}: {s.get('rows', 0)} rows, {s.get('dimensions', 0)} dimensions ({profile} profile)")
+        for finding in report.findings[:max_findings]:
+            click.echo(finding_line(finding, str(Path(emb).parent)))
+        if len(report.findings) > max_findings:
+            click.echo(f"  ... and {len(report.findings) - max_findings} more")
+        if "expected_ids" in s:
+            click.echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
+                       f"missing, {s['unknown_ids']} unknown")
+        click.echo(f"{'OK' if report.ok else 'FAILED'}: {len(report.errors)} errors, {len(report.warnings)} "
+                   f"warnings, {len(report.notes)} notes")
+    sys.exit(EXIT_FAILED if not report.ok or (strict and report.warnings) else EXIT_OK)
+
+
+@submission.command("pack")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False), default=None,
+              help="One id per line, in row order (required for .npy).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="EMB.csv to write.")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="Pad to this many dimensions (zeros).")
+@click.option("--dataset", type=click.Path(file_okay=False), default=None, help="Check ids against a dataset.")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False), default=None,
+              help="Check ids against a label folder.")
+@click.option("--profile", type=click.Choice(["benchmark", "challenge"]), default="benchmark", show_default=True)
+@click.option("--overwrite", is_flag=True)
+@format_option
+@handle_errors
+def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int | None, dataset: str | None,
+                    labels_dir: str | None, profile: str, overwrite: bool, output_format: str) -> None:
+    """Write a correct submission CSV from EMB.npy + --ids, a Parquet file, or a sloppy CSV."""
+    from .render import finding_line
+    from .submission import pack_submission
+    from .submission.pack import PackRefused
+
+    expected = _expected(dataset, labels_dir, None)
+    try:
+        result = pack_submission(source, out_path, ids=ids_file, dim=dim, expected=expected, profile=profile,
+                                 overwrite=overwrite)
+    except PackRefused as exc:
+        if output_format == "json":
+            _emit_json(exc.report.to_dict())
+        else:
+            for finding in exc.report.errors[:20]:
+                click.echo(finding_line(finding, "."))
+        _fail(str(exc), EXIT_FAILED)
+    if output_format == "json":
+        _emit_json({"out": str(result.out), "rows": result.rows, "dim": result.dim, **result.report.to_dict()})
+    else:
+        click.echo(f"wrote {result.out}: {result.rows} rows, {result.dim} dimensions; check: "
+                   f"{len(result.report.warnings)} warnings, {len(result.report.notes)} notes")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ from . import spec
 from .atomic import atomic_path
 from .errors import NeucoError, UsageError
 from .execution import Progress
+from .submission.writer import EmbeddingWriter
 
 __all__ = ["EmbedError", "EmbedResult", "MeanEncoder", "embed", "load_encoder"]
 
@@ -157,43 +158,6 @@ def _ids(ids: list[str]) -> str:
     return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
-class _Writer:
-    """Streams rows to CSV (the evaluator's format) or Parquet with pyarrow."""
-
-    def __init__(self, path: Path, dim: int) -> None:
-        import pyarrow as pa
-
-        self.path = path
-        self.names = ["id", *(str(i) for i in range(dim))]
-        self.schema = pa.schema([pa.field("id", pa.string())] + [pa.field(n, pa.float32()) for n in self.names[1:]])
-        self._writer = None
-        self._fh = None
-
-    def open(self, temp: Path, parquet: bool) -> None:
-        import pyarrow.csv as pc
-        import pyarrow.parquet as pq
-
-        if parquet:
-            self._writer = pq.ParquetWriter(temp, self.schema, compression="zstd")
-        else:
-            self._fh = open(temp, "wb")  # noqa: SIM115 - closed in close()
-            self._fh.write((",".join(self.names) + "\n").encode())
-            self._writer = pc.CSVWriter(self._fh, self.schema,
-                                        write_options=pc.WriteOptions(include_header=False, quoting_style="none"))
-
-    def write(self, ids: list[str], matrix: np.ndarray) -> None:
-        import pyarrow as pa
-
-        columns = [pa.array(ids, pa.string())] + [pa.array(matrix[:, j]) for j in range(matrix.shape[1])]
-        self._writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._fh is not None:
-            self._fh.close()
-
-
 def embed(
     source: str | os.PathLike[str] | Sequence[str],
     encoder: str | Callable[[dict[str, Any]], Any],
@@ -224,7 +188,7 @@ def embed(
         on_start(len(dataset))
     rows, encoder_dim = 0, None
     with atomic_path(out, overwrite=True) as temp:
-        writer: _Writer | None = None
+        writer: EmbeddingWriter | None = None
         try:
             for batch in _batches(dataset, batch_size, workers):
                 ids = list(batch["id"])
@@ -233,8 +197,7 @@ def embed(
                     encoder_dim = matrix.shape[1]
                     if dim is not None and encoder_dim > dim:
                         raise EmbedError(f"the encoder returns {encoder_dim} dimensions, more than --dim {dim}")
-                    writer = _Writer(out, dim or encoder_dim)
-                    writer.open(temp, out.suffix == ".parquet")
+                    writer = EmbeddingWriter(temp, dim or encoder_dim, parquet=out.suffix == ".parquet")
                 elif matrix.shape[1] != encoder_dim:
                     raise EmbedError(f"the encoder returned {matrix.shape[1]} dimensions for ids {_ids(ids)}, after "
                                      f"{encoder_dim} for earlier batches")

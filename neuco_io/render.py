@@ -29,6 +29,8 @@ def finding_line(finding: Finding, root: str) -> str:
     where = _relative(finding.path, root)
     if finding.row is not None:
         where += f":{finding.row}"
+    if finding.column is not None and finding.code.startswith("submission."):
+        where += f" col {finding.column}"
     if finding.id is not None:
         where += f" [{finding.id}]"
     return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"

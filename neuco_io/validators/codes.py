@@ -16,6 +16,8 @@ __all__ = ["CHECKS", "CODES", "Code", "Severity"]
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
+    NOTE = "note"
+    """Worth knowing, never a failure (not even with --strict)."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,9 @@ class Code:
 
 
 CHECKS: tuple[str, ...] = ("layout", "cubes", "ids", "labels", "splits")
+"""The checks `validate` reports on, in report order."""
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 _ALL = [
     # layout
     Code("layout.missing-folder", E, "A required folder is absent: a data folder (downstream) or a split folder "
@@ -102,7 +105,31 @@ _ALL = [
     Code("splits.missing-file", E, "A split list names a file that a modality folder of that split lacks."),
     Code("splits.unlisted", E, "A cube in a split folder is not named in the split's list."),
     Code("splits.duplicate", W, "A split list names the same file twice."),
+    # submission (`neuco-io submission check`; severities of the default `benchmark` profile, the
+    # `challenge` profile makes every warning and note below an error)
+    Code("submission.unreadable", E, "The file cannot be read, is not UTF-8 text, or is not a CSV table."),
+    Code("submission.bom", E, "The file starts with a UTF-8 BOM: pandas then names the first column "
+         "'\ufeffid' and the evaluator finds no `id` column."),
+    Code("submission.no-id-column", E, "The header has no `id` column (the evaluator stops with an error)."),
+    Code("submission.empty", E, "The file has no embedding row."),
+    Code("submission.column-names", W, "Dimension columns are not 0..D-1 (or TerraTorch's 1..D): gaps, repeats, "
+         "or no integer-named column at all (then every other column is a dimension)."),
+    Code("submission.extra-column", W, "A column that is neither `id` nor an integer: the evaluator ignores it."),
+    Code("submission.too-many-dims", E, "More dimension columns than --dim (the evaluator refuses the file)."),
+    Code("submission.too-few-dims", N, "Fewer dimension columns than --dim: the evaluator zero-pads them."),
+    Code("submission.id-suffix", W, "Ids end with .zarr.zip or .zarr (the evaluator strips the suffix)."),
+    Code("submission.duplicate-id", E, "An id appears in more than one row (after stripping suffixes)."),
+    Code("submission.missing-id", W, "An expected id has no embedding: the evaluator silently leaves it out."),
+    Code("submission.unknown-id", W, "An id is not in the dataset (or labels, or --ids): the evaluator ignores "
+         "it."),
+    Code("submission.not-numeric", E, "A value does not parse as a number: the evaluator silently turns it "
+         "into 0."),
+    Code("submission.nan", W, "A value is NaN or empty: the evaluator silently turns it into 0."),
+    Code("submission.infinite", E, "A value is infinite: the evaluator's standardization then yields NaN "
+         "everywhere."),
+    Code("submission.constant-dim", W, "A dimension has the same value (often 0) in every row: it carries no "
+         "information."),
 ]
-del E, W
+del E, W, N
 
 CODES: dict[str, Code] = {c.code: c for c in _ALL}

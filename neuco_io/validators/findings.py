@@ -24,6 +24,8 @@ class Finding:
     column: str | None = None
     expected: Any = None
     got: Any = None
+    level: Severity | None = None
+    """Overrides the code's default severity (a stricter profile makes some warnings errors)."""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -31,14 +33,15 @@ class Finding:
 
     @property
     def severity(self) -> Severity:
-        return CODES[self.code].severity
+        return self.level or CODES[self.code].severity
 
     @property
     def check(self) -> str:
         return CODES[self.code].check
 
     def sort_key(self) -> tuple:
-        return (CHECKS.index(self.check), self.path, self.id or "", self.row or 0, self.code, self.message)
+        rank = CHECKS.index(self.check) if self.check in CHECKS else len(CHECKS)
+        return (rank, self.path, self.id or "", self.row or 0, self.code, self.message)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "severity": self.severity.value, "check": self.check,
@@ -52,12 +55,13 @@ class Finding:
 
 @dataclass
 class Report:
-    """The outcome of `validate`: findings plus a summary of what was checked."""
+    """The outcome of a check (`validate`, `submission check`): findings plus a summary."""
 
     root: str
     layout: str
     findings: list[Finding] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    checks: tuple[str, ...] = CHECKS
 
     @property
     def errors(self) -> list[Finding]:
@@ -68,14 +72,19 @@ class Report:
         return [f for f in self.findings if f.severity is Severity.WARNING]
 
     @property
+    def notes(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.NOTE]
+
+    @property
     def ok(self) -> bool:
         return not self.errors
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per check: how many errors and warnings."""
         tally = Counter((f.check, f.severity.value) for f in self.findings)
-        return {check: {"errors": tally[(check, "error")], "warnings": tally[(check, "warning")]}
-                for check in CHECKS}
+        return {check: {"errors": tally[(check, "error")], "warnings": tally[(check, "warning")],
+                        "notes": tally[(check, "note")]}
+                for check in self.checks}
 
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
@@ -85,5 +94,6 @@ class Report:
             "ok": self.ok,
             "errors": [f.to_dict() for f in self.errors],
             "warnings": [f.to_dict() for f in self.warnings],
+            "notes": [f.to_dict() for f in self.notes],
             "summary": {"root": self.root, "layout": self.layout, **self.summary, "checks": self.counts()},
         }

@@ -147,11 +147,11 @@ def check_label_file(path: Path, data_ids: frozenset[str] | None) -> tuple[list[
     if extra:
         findings.append(Finding("labels.extra-column", where, f"extra columns {extra}", got=extra))
     summary.update(rows=len(table.rows), labelled=len(table.labelled), skipped=table.skipped)
-    findings.extend(_check_rows(where, table, kind, data_ids))
+    findings.extend(check_label_rows(where, table, kind, data_ids))
     return findings, summary
 
 
-def _check_rows(where: str, table: LabelTable, kind: str | None,
+def check_label_rows(where: str, table: LabelTable, kind: str | None,
                 data_ids: frozenset[str] | None) -> Iterator[Finding]:
     labelled = table.labelled
     if not labelled:

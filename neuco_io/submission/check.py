@@ -1,0 +1,332 @@
+"""`submission check`: an embedding CSV against the NeuCo-Bench evaluator's rules (FORMAT.md §4).
+
+Two profiles. `benchmark` reports what the evaluation code does silently
+(zero-padding, unparsable values and NaN turned into 0, ids outside the
+labels dropped) as warnings and notes; `challenge` is strict and makes every
+deviation an error. The file is streamed in blocks with pyarrow's CSV reader,
+so a 13,260 x 1,024 file (~250 MB) is checked in bounded memory: ids, and
+per-dimension statistics, are all that is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import spec
+from ..errors import UsageError
+from ..validators.codes import Severity
+from ..validators.findings import Finding, Report
+
+__all__ = ["PROFILES", "check_submission", "expected_ids"]
+
+PROFILES = ("benchmark", "challenge")
+SHOWN = 20
+"""Findings listed per code (with locations); the counts are always complete."""
+BOM = b"\xef\xbb\xbf"
+
+
+def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str | os.PathLike[str] | None = None,
+                 ids_file: str | os.PathLike[str] | None = None) -> set[str] | None:
+    """The ids a submission should cover: a dataset's locations, the labelled ids of a label folder, or a list."""
+    given = [x for x in (dataset, labels, ids_file) if x is not None]
+    if len(given) > 1:
+        raise UsageError("give one of --dataset, --labels, --ids")
+    if dataset is not None:
+        from ..layout import discover
+
+        ds = discover(dataset)
+        if ds.layout == "downstream":
+            return {loc.id for loc in ds.downstream_locations()}
+        from ..cube import Cube
+
+        ids: set[str] = set()
+        for files in ds.v11_files():
+            with Cube(next(iter(files.values())).path) as cube:
+                ids.update(cube.sample_ids)
+        return ids
+    if labels is not None:
+        from ..labels import parse_task_name, read_task_labels
+
+        folder = Path(labels)
+        if not folder.is_dir():
+            raise UsageError(f"--labels {folder}: not a folder")
+        ids = set()
+        for path in sorted(folder.glob("*.csv")):
+            if parse_task_name(path) is not None:
+                ids.update(read_task_labels(path))
+        return ids
+    if ids_file is not None:
+        try:
+            lines = Path(ids_file).read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--ids {ids_file}: {exc}") from None
+        return {spec.strip_cube_suffix(line.strip()) for line in lines if line.strip()}
+    return None
+
+
+@dataclass
+class _Column:
+    """Running statistics of one dimension column."""
+
+    name: str
+    minimum: float = np.inf
+    maximum: float = -np.inf
+    nonzero: bool = False
+
+
+class _Checker:
+    def __init__(self, path: Path, profile: str, dim: int | None, ids: set[str] | None) -> None:
+        self.path, self.profile, self.dim, self.expected = path, profile, dim, ids
+        self.findings: list[Finding] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, code: str, message: str, **kw: Any) -> None:
+        """A finding; the challenge profile makes warnings and notes errors. Only the first few are listed."""
+        self.counts[code] = self.counts.get(code, 0) + 1
+        if self.counts[code] > SHOWN:
+            return
+        level = Severity.ERROR if self.profile == "challenge" else None
+        self.findings.append(Finding(code, str(self.path), message, level=level, **kw))
+
+    def cells(self, code: str, mask: np.ndarray, describe, ids: list[str], first_row: int, names: list[str]) -> None:
+        """Findings for the cells of a block where `mask` holds: counted in full, listed up to SHOWN."""
+        total = int(np.count_nonzero(mask))
+        if not total:
+            return
+        room = max(SHOWN - self.counts.get(code, 0), 0)
+        rows, cols = np.nonzero(mask)
+        for i, j in list(zip(rows[:room], cols[:room])):
+            self.add(code, describe(int(i), int(j)), id=ids[i], row=first_row + int(i), column=names[j])
+        self.counts[code] = self.counts.get(code, 0) + total - min(room, total)
+
+
+def _header(raw: bytes) -> list[str]:
+    first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    return next(csv.reader(io.StringIO(first)), [])
+
+
+def _dimension_columns(header: list[str], checker: _Checker) -> tuple[list[str], list[str]]:
+    """(dimension columns in evaluator order, ignored columns), with findings on the names."""
+    others = [c for c in header if c != "id"]
+    digits = [c for c in others if c.isdigit()]
+    if not digits:
+        if others:
+            checker.add("submission.column-names", f"no integer-named column: the evaluator uses all {len(others)} "
+                        "other columns as dimensions, in file order", got=others[:5])
+        return others, []
+    ignored = [c for c in others if not c.isdigit()]
+    for name in ignored:
+        checker.add("submission.extra-column", f"column {name!r} is not a dimension: the evaluator ignores it",
+                    column=name)
+    ordered = sorted(digits, key=int)
+    numbers = [int(c) for c in ordered]
+    if len(set(numbers)) != len(numbers) or len(set(digits)) != len(digits):
+        checker.add("submission.column-names", "dimension columns repeat a number", got=ordered[:10])
+    elif numbers not in (list(range(len(numbers))), list(range(1, len(numbers) + 1))):
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+        checker.add("submission.column-names", f"dimension columns are not 0..{len(numbers) - 1} nor "
+                    f"1..{len(numbers)}" + (f" (missing {missing[:5]})" if missing else ""),
+                    got=[ordered[0], ordered[-1]])
+    return ordered, ignored
+
+
+def _stream(path: Path, header: list[str], dims: list[str]):
+    """Blocks of (ids, float64 matrix, empty-cell mask) — or raise ArrowInvalid on a value that is not a number."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    read = pc.ReadOptions(block_size=8 << 20, column_names=header, skip_rows=1)
+    types = {name: pa.float64() for name in dims}
+    types["id"] = pa.string()
+    convert = pc.ConvertOptions(column_types=types, include_columns=["id", *dims], null_values=[""],
+                                strings_can_be_null=False)
+    with pc.open_csv(path, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+            ids = batch.column(0).to_pylist()
+            columns = [batch.column(i + 1) for i in range(len(dims))]
+            matrix = np.empty((batch.num_rows, len(dims)), dtype=np.float64)
+            empty = None
+            for j, col in enumerate(columns):
+                matrix[:, j] = col.to_numpy(zero_copy_only=False)
+                if col.null_count:
+                    if empty is None:
+                        empty = np.zeros(matrix.shape, dtype=bool)
+                    empty[:, j] = col.is_null().to_numpy(zero_copy_only=False)
+            yield ids, matrix, empty
+
+
+def _stream_strings(path: Path, header: list[str], dims: list[str]):
+    """The slow path for files with unparsable values: strings, converted cell by cell where needed."""
+    import pyarrow as pa
+    import pyarrow.compute as pcc
+    import pyarrow.csv as pc
+
+    read = pc.ReadOptions(block_size=8 << 20, column_names=header, skip_rows=1)
+    convert = pc.ConvertOptions(column_types={name: pa.string() for name in ["id", *dims]},
+                                include_columns=["id", *dims], strings_can_be_null=False)
+    with pc.open_csv(path, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+            ids = batch.column(0).to_pylist()
+            matrix = np.empty((batch.num_rows, len(dims)), dtype=np.float64)
+            empty = np.zeros(matrix.shape, dtype=bool)
+            bad: list[tuple[int, int, str]] = []
+            for j in range(len(dims)):
+                col = batch.column(j + 1)
+                try:
+                    blanks = pcc.equal(pcc.utf8_trim_whitespace(col), "")
+                    values = pcc.cast(pcc.if_else(blanks, pa.scalar("nan"), col), pa.float64())
+                    matrix[:, j] = values.to_numpy(zero_copy_only=False)
+                    empty[:, j] = blanks.to_numpy(zero_copy_only=False)
+                except pa.ArrowInvalid:
+                    for i, text in enumerate(col.to_pylist()):
+                        stripped = text.strip()
+                        try:
+                            matrix[i, j] = float(stripped) if stripped else np.nan
+                            empty[i, j] = not stripped
+                        except ValueError:
+                            matrix[i, j] = 0.0  # what the evaluator makes of it
+                            bad.append((i, j, text))
+            yield ids, matrix, empty, bad
+
+
+def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = None, dim: int | None = None,
+                     profile: str = "benchmark") -> Report:
+    """Check an embedding CSV. `ids`: the ids it should cover (None: not checked)."""
+    import pyarrow as pa
+
+    if profile not in PROFILES:
+        raise UsageError(f"--profile must be one of {', '.join(PROFILES)}")
+    path = Path(path)
+    checker = _Checker(path, profile, dim, ids)
+    report = Report(str(path), "submission", checks=("submission",))
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if head.startswith(BOM):
+        checker.add("submission.bom", "the file starts with a UTF-8 BOM; save it as plain UTF-8")
+        head = head[len(BOM):]
+    try:
+        header = _header(head)
+    except UnicodeDecodeError as exc:
+        checker.add("submission.unreadable", f"the header is not UTF-8 text: {exc}")
+        return _finish(report, checker, {})
+    if "id" not in header:
+        checker.add("submission.no-id-column", f"no `id` column in the header {header[:5]}", got=header[:5])
+        return _finish(report, checker, {"columns": len(header)})
+    if header.count("id") > 1:
+        checker.add("submission.no-id-column", "more than one `id` column")
+        return _finish(report, checker, {"columns": len(header)})
+    dims, ignored = _dimension_columns(header, checker)
+    if dim is not None and len(dims) > dim:
+        checker.add("submission.too-many-dims", f"{len(dims)} dimension columns, more than --dim {dim}",
+                    expected=dim, got=len(dims))
+    elif dim is not None and len(dims) < dim:
+        checker.add("submission.too-few-dims", f"{len(dims)} dimension columns for --dim {dim}: the evaluator "
+                    f"pads {dim - len(dims)} zeros", expected=dim, got=len(dims))
+    stats = [_Column(name) for name in dims]
+    all_ids: list[str] = []
+    rows = 0
+    try:
+        rows = _scan(_stream(path, header, dims), checker, stats, all_ids, slow=False)
+    except pa.ArrowInvalid:
+        checker.counts = {k: v for k, v in checker.counts.items() if k in ("submission.bom",
+                                                                             "submission.column-names",
+                                                                             "submission.extra-column",
+                                                                             "submission.too-many-dims",
+                                                                             "submission.too-few-dims")}
+        checker.findings = [f for f in checker.findings if f.code in checker.counts]
+        stats = [_Column(name) for name in dims]
+        all_ids.clear()
+        try:
+            rows = _scan(_stream_strings(path, header, dims), checker, stats, all_ids, slow=True)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            checker.add("submission.unreadable", f"not a readable CSV table: {exc}")
+            return _finish(report, checker, {"columns": len(header)})
+    except (OSError, UnicodeDecodeError) as exc:
+        checker.add("submission.unreadable", f"not a readable CSV table: {exc}")
+        return _finish(report, checker, {"columns": len(header)})
+    if rows == 0:
+        checker.add("submission.empty", "no embedding rows")
+    _check_ids(checker, all_ids)
+    constant = [s for s in stats if s.minimum == s.maximum]
+    for s in constant:
+        what = "0 in every row" if not s.nonzero else f"{s.minimum:g} in every row"
+        checker.add("submission.constant-dim", f"dimension {s.name} is {what}", column=s.name)
+    summary = {"profile": profile, "rows": rows, "columns": len(header), "dimensions": len(dims),
+               "ignored_columns": ignored, "constant_dimensions": len(constant)}
+    if ids is not None:
+        stripped = {spec.strip_cube_suffix(i) for i in all_ids}
+        summary.update(expected_ids=len(ids), matched_ids=len(stripped & ids), missing_ids=len(ids - stripped),
+                       unknown_ids=len(stripped - ids))
+    return _finish(report, checker, summary)
+
+
+def _scan(blocks, checker: _Checker, stats: list[_Column], all_ids: list[str], *, slow: bool) -> int:
+    rows = 0
+    names = [s.name for s in stats]
+    for block in blocks:
+        if slow:
+            ids, matrix, empty, bad = block
+            for i, j, text in bad:
+                checker.add("submission.not-numeric", f"{text!r} is not a number: the evaluator makes it 0",
+                            id=ids[i], row=rows + i + 2, column=names[j], got=text)
+        else:
+            ids, matrix, empty = block
+        all_ids.extend(ids)
+        if matrix.size:
+            nan = np.isnan(matrix)
+            checker.cells("submission.nan", nan, lambda i, j, empty=empty: (
+                "empty value" if empty is not None and empty[i, j] else "NaN") + ": the evaluator makes it 0",
+                ids, rows + 2, names)
+            inf = np.isinf(matrix)
+            checker.cells("submission.infinite", inf, lambda i, j, matrix=matrix: f"{matrix[i, j]:g}", ids,
+                          rows + 2, names)
+            finite = np.where(nan | inf, np.nan, matrix)
+            with np.errstate(all="ignore"):
+                lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+            nonzero = (np.nan_to_num(finite) != 0).any(axis=0)
+            for j, s in enumerate(stats):
+                if not np.isnan(lo[j]):
+                    s.minimum = min(s.minimum, float(lo[j]))
+                    s.maximum = max(s.maximum, float(hi[j]))
+                s.nonzero = s.nonzero or bool(nonzero[j])
+        rows += len(ids)
+    return rows
+
+
+def _check_ids(checker: _Checker, all_ids: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for row, raw in enumerate(all_ids, start=2):
+        loc_id = spec.strip_cube_suffix(raw)
+        if loc_id != raw:
+            checker.add("submission.id-suffix", f"id {raw!r} has a suffix (read as {loc_id!r})", id=raw, row=row)
+        if loc_id in seen:
+            checker.add("submission.duplicate-id", f"id also on line {seen[loc_id]}", id=loc_id, row=row)
+        else:
+            seen[loc_id] = row
+    if checker.expected is not None:
+        for loc_id in sorted(checker.expected - seen.keys()):
+            checker.add("submission.missing-id", "no embedding for this id: the evaluator leaves it out", id=loc_id)
+        for loc_id, row in sorted(seen.items(), key=lambda kv: kv[1]):
+            if loc_id not in checker.expected:
+                checker.add("submission.unknown-id", "id not in the dataset/labels: the evaluator ignores it",
+                            id=loc_id, row=row)
+
+
+def _finish(report: Report, checker: _Checker, summary: dict[str, Any]) -> Report:
+    report.findings = checker.findings
+    report.summary = {**summary, "counts": dict(sorted(checker.counts.items()))}
+    for code, n in checker.counts.items():
+        if n > SHOWN:
+            report.findings.append(Finding(code, str(checker.path), f"... and {n - SHOWN} more",
+                                           level=Severity.ERROR if checker.profile == "challenge" else None))
+    return report

@@ -1,0 +1,254 @@
+"""Custom tasks: a label file from a user's table (`task labels`) and a contribution bundle (`task pack`)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import statistics
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, spec
+from .atomic import atomic_path
+from .converters.task_import import mapping_path
+from .errors import NeucoError, UsageError
+from .labels import LabelRow, LabelTable, TaskName, parse_task_name, read_task_labels, write_label_file
+from .layout import discover
+from .validators.findings import Finding
+
+__all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
+
+KINDS = {"regression": "regression", "classification": "classification"}
+
+
+@dataclass
+class LabelsResult:
+    path: Path | None
+    """The label file written, or None when there were errors."""
+    findings: list[Finding] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity.value == "error" for f in self.findings)
+
+
+def _user_rows(path: Path, id_col: str, label_col: str) -> tuple[list[tuple[int, str, str]], str]:
+    """(line, id, label text) rows of a user's CSV (BOM and CRLF tolerated: this is input, not output)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read as UTF-8 text: {exc}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    for col in (id_col, label_col):
+        if col not in header:
+            raise UsageError(f"{path}: no column {col!r} (columns: {', '.join(header)}); use --id-col/--label-col")
+    i, j = header.index(id_col), header.index(label_col)
+    rows = []
+    line = reader.line_num + 1
+    for record in reader:
+        if record:
+            rows.append((line, record[i].strip() if i < len(record) else "",
+                         record[j].strip() if j < len(record) else ""))
+        line = reader.line_num + 1
+    return rows, ",".join(header)
+
+
+def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, source: str | os.PathLike[str], *,
+                     id_col: str = "id", label_col: str = "label", mapping: str | os.PathLike[str] | None = None,
+                     overwrite: bool = False) -> LabelsResult:
+    """Write ROOT/labels/NAME__<type>.csv in canonical form from a user's table, if every rule holds."""
+    from .validators.labels import check_label_rows  # pandera: loaded only when labels are checked
+
+    root, source = Path(root), Path(source)
+    if task_type not in KINDS:
+        raise UsageError("--type must be regression or classification")
+    if not name or "__" in name or not spec.ID_RE.match(name):
+        raise UsageError(f"task name {name!r}: letters, digits, _-. and no double underscore")
+    ds = discover(root, "downstream")
+    data_ids = {c.stem for c in ds.cubes}
+    mapping_file = Path(mapping) if mapping else mapping_path(root)
+    id_map: dict[str, str] = {}
+    if mapping_file.is_file():
+        with mapping_file.open(newline="", encoding="utf-8") as fh:
+            id_map = {r["source_id"]: r["id"] for r in csv.DictReader(fh)}
+    rows, _ = _user_rows(source, id_col, label_col)
+    where = str(source)
+    findings: list[Finding] = []
+    first_line: dict[str, tuple[int, str]] = {}
+    canonical: list[LabelRow] = []
+    skipped = duplicates = 0
+    for line, raw_id, raw_label in rows:
+        loc_id = id_map.get(raw_id, raw_id)
+        if raw_label == "":
+            skipped += 1
+            continue
+        if loc_id in first_line:
+            prev_line, prev_label = first_line[loc_id]
+            if _same_label(prev_label, raw_label):
+                duplicates += 1
+                continue
+            findings.append(Finding("labels.duplicate-id", where, f"conflicting labels: {prev_label!r} on line "
+                                    f"{prev_line}, {raw_label!r} here", id=loc_id, row=line, got=raw_label))
+            continue
+        first_line[loc_id] = (line, raw_label)
+        canonical.append(LabelRow(line, loc_id, raw_label))
+    table = LabelTable(source, header=list(spec.LABEL_COLUMNS), rows=canonical)
+    findings.extend(check_label_rows(where, table, KINDS[task_type], frozenset(data_ids)))
+    result = LabelsResult(None, findings)
+    values = [float(r.raw) for r in canonical if _float(r.raw) is not None]
+    result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
+                      "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
+                      "statistics": _stats(values, KINDS[task_type])}
+    if not result.ok:
+        return result
+    target = root / "labels" / TaskName(name, task_type, KINDS[task_type]).file_name
+    others = [p for p in ds.label_files if (t := parse_task_name(p)) and t.task == name and p != target]
+    if others:
+        raise UsageError(f"task {name!r} already has a label file: {others[0]}")
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} exists (use --overwrite)")
+    result.path = write_label_file(target, [(r.id, float(r.raw)) for r in canonical], overwrite=True)
+    return result
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _same_label(a: str, b: str) -> bool:
+    x, y = _float(a), _float(b)
+    return a == b or (x is not None and y is not None and x == y)
+
+
+def _stats(values: list[float], kind: str) -> dict[str, Any]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return {}
+    if kind == "classification":
+        return {"class_0": sum(1 for v in finite if v == 0), "class_1": sum(1 for v in finite if v == 1)}
+    return {"min": min(finite), "max": max(finite), "mean": statistics.fmean(finite),
+            "std": statistics.pstdev(finite) if len(finite) > 1 else 0.0}
+
+
+# -- pack -----------------------------------------------------------------------------------
+class PackRefused(NeucoError):
+    """The dataset has errors: nothing was packed."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        first = findings[0]
+        super().__init__(f"refusing to pack: {len(findings)} error(s), first {first.code} in {first.path}: "
+                         f"{first.message} (run `neuco-io validate` for all of them)")
+
+
+@dataclass
+class PackResult:
+    bundle: Path
+    files: int
+    bytes: int
+    locations: int
+
+
+def _data_card(name: str, task_type: str, labels: dict[str, float], modalities: list[str], description: str,
+               source: str, licence: str) -> str:
+    kind = KINDS.get(task_type) or spec.task_kind(task_type)
+    stats = _stats(list(labels.values()), kind or "regression")
+    stat_lines = "\n".join(f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in stats.items())
+    return f"""# NeuCo-Bench task: {name}
+
+{description or "(no description given)"}
+
+- Task type: {kind} (`{name}__{task_type}.csv`)
+- Locations: {len(labels)}
+- Modalities: {", ".join(modalities)} (four seasons each: {", ".join(spec.SEASONS)})
+- Source: {source or "(not given)"}
+- Licence: {licence or "(not given)"}
+- Written by neuco-io {__version__}; `manifest.json` lists every file with its sha256.
+
+## Label statistics
+{stat_lines}
+
+## Layout
+Cubes follow the SSL4EO-S12-downstream format: `data/<modality>/part-NNNNNN/<id>.zarr.zip`
+(Zarr format 2 in a stored zip, variable `bands` with dims (sample, time, band, y, x)), and the labels
+`labels/{name}__{task_type}.csv` (`id,label`). The cubes carry no georeferencing.
+"""
+
+
+def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[str], *, description: str = "",
+              source: str = "", licence: str = "", overwrite: bool = False, jobs: int | None = 1) -> PackResult:
+    """A contribution bundle (folder, or `.zip`) of one task, after validating the whole dataset."""
+    from .validators import validate
+
+    root, out = Path(root), Path(out)
+    report = validate(root, layout="downstream", jobs=jobs)
+    if report.errors:
+        raise PackRefused(report.errors)
+    ds = discover(root, "downstream")
+    label_file = next((p for p in ds.label_files if (t := parse_task_name(p)) and t.task == task), None)
+    if label_file is None:
+        raise UsageError(f"{root}: no label file for task {task!r} under labels/")
+    task_type = parse_task_name(label_file).type
+    labels = read_task_labels(label_file)
+    files_by_id = ds.downstream_files()
+    members: list[tuple[str, Path]] = [(f"labels/{label_file.name}", label_file)]
+    for loc_id in sorted(labels):
+        for modality in spec.DOWNSTREAM_MODALITIES:
+            cube = files_by_id[loc_id][modality].path
+            members.append((cube.relative_to(root).as_posix(), cube))
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists (use --overwrite)")
+    card = _data_card(task, task_type, labels, list(spec.DOWNSTREAM_MODALITIES), description, source, licence)
+    listing = []
+    for rel, path in members:
+        listing.append({"path": rel, "bytes": path.stat().st_size, "sha256": _sha256(path)})
+    card_bytes = card.encode()
+    listing.append({"path": "README.md", "bytes": len(card_bytes), "sha256": hashlib.sha256(card_bytes).hexdigest()})
+    manifest = {"format": "neuco-io.task-bundle", "format_version": 1, "tool_version": __version__, "task": task,
+                "type": task_type, "kind": KINDS.get(task_type) or spec.task_kind(task_type),
+                "locations": len(labels), "description": description, "source": source, "licence": licence,
+                "files": listing}
+    manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    if out.suffix == ".zip":
+        with atomic_path(out, overwrite=True) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_STORED) as zf:
+            for rel, path in members:
+                zf.write(path, rel)
+            zf.writestr("README.md", card_bytes)
+            zf.writestr("manifest.json", manifest_bytes)
+    else:
+        temp = out.with_name(f".{out.name}.partial")
+        shutil.rmtree(temp, ignore_errors=True)
+        try:
+            for rel, path in members:
+                target = temp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            (temp / "README.md").write_bytes(card_bytes)
+            (temp / "manifest.json").write_bytes(manifest_bytes)
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(temp, out)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+    total = sum(e["bytes"] for e in listing) + len(manifest_bytes)
+    return PackResult(out, len(listing) + 1, total, len(labels))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
