@@ -434,4 +434,4 @@ def test_v11_rule(v11, breaker, code, also):
 
 def test_every_code_is_exercised():
     covered = {c[1] for c in DOWNSTREAM_CASES + DEEP_CASES + V11_CASES}
-    assert covered == set(CODES)
+    assert covered == {code for code, c in CODES.items() if c.check != "submission"}

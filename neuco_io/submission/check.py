@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,16 +97,6 @@ class _Checker:
         level = Severity.ERROR if self.profile == "challenge" else None
         self.findings.append(Finding(code, str(self.path), message, level=level, **kw))
 
-    def cells(self, code: str, mask: np.ndarray, describe, ids: list[str], first_row: int, names: list[str]) -> None:
-        """Findings for the cells of a block where `mask` holds: counted in full, listed up to SHOWN."""
-        total = int(np.count_nonzero(mask))
-        if not total:
-            return
-        room = max(SHOWN - self.counts.get(code, 0), 0)
-        rows, cols = np.nonzero(mask)
-        for i, j in list(zip(rows[:room], cols[:room])):
-            self.add(code, describe(int(i), int(j)), id=ids[i], row=first_row + int(i), column=names[j])
-        self.counts[code] = self.counts.get(code, 0) + total - min(room, total)
 
 
 def _header(raw: bytes) -> list[str]:
@@ -137,63 +129,128 @@ def _dimension_columns(header: list[str], checker: _Checker) -> tuple[list[str],
     return ordered, ignored
 
 
-def _stream(path: Path, header: list[str], dims: list[str]):
-    """Blocks of (ids, float64 matrix, empty-cell mask) — or raise ArrowInvalid on a value that is not a number."""
-    import pyarrow as pa
-    import pyarrow.csv as pc
-
-    read = pc.ReadOptions(block_size=8 << 20, column_names=header, skip_rows=1)
-    types = {name: pa.float64() for name in dims}
-    types["id"] = pa.string()
-    convert = pc.ConvertOptions(column_types=types, include_columns=["id", *dims], null_values=[""],
-                                strings_can_be_null=False)
-    with pc.open_csv(path, read_options=read, convert_options=convert) as reader:
-        for batch in reader:
-            ids = batch.column(0).to_pylist()
-            columns = [batch.column(i + 1) for i in range(len(dims))]
-            matrix = np.empty((batch.num_rows, len(dims)), dtype=np.float64)
-            empty = None
-            for j, col in enumerate(columns):
-                matrix[:, j] = col.to_numpy(zero_copy_only=False)
-                if col.null_count:
-                    if empty is None:
-                        empty = np.zeros(matrix.shape, dtype=bool)
-                    empty[:, j] = col.is_null().to_numpy(zero_copy_only=False)
-            yield ids, matrix, empty
+RANGE_BYTES = 16 << 20
+"""Bytes of CSV parsed per task: a few of them in flight bound the memory, whatever the file size."""
 
 
-def _stream_strings(path: Path, header: list[str], dims: list[str]):
-    """The slow path for files with unparsable values: strings, converted cell by cell where needed."""
+@dataclass
+class _Block:
+    """What one byte range of the file holds, summarized (the pixels of the file are never all in memory)."""
+
+    ids: list[str]
+    minimum: np.ndarray
+    maximum: np.ndarray
+    nonzero: np.ndarray
+    cells: dict[str, list[tuple[int, int, Any]]]
+    """code -> first cells (row in block, column, detail)."""
+    counts: dict[str, int]
+    error: str | None = None
+
+
+def _line_ranges(path: Path, start: int, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about RANGE_BYTES that start and end on line boundaries."""
+    bounds = [start]
+    with open(path, "rb") as fh:
+        while bounds[-1] + RANGE_BYTES < size:
+            fh.seek(bounds[-1] + RANGE_BYTES)
+            fh.readline()
+            if fh.tell() >= size:
+                break
+            bounds.append(fh.tell())
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
+def _first(mask: np.ndarray, detail) -> tuple[list[tuple[int, int, Any]], int]:
+    total = int(np.count_nonzero(mask))
+    if not total:
+        return [], 0
+    rows, cols = np.nonzero(mask)
+    return [(int(i), int(j), detail(int(i), int(j))) for i, j in zip(rows[:SHOWN], cols[:SHOWN])], total
+
+
+def _parse_range(task: tuple[Path, int, int, list[str], list[str]]) -> _Block:
+    """Parse one range (in a thread: pyarrow and numpy release the GIL) and summarize it."""
     import pyarrow as pa
     import pyarrow.compute as pcc
     import pyarrow.csv as pc
 
-    read = pc.ReadOptions(block_size=8 << 20, column_names=header, skip_rows=1)
-    convert = pc.ConvertOptions(column_types={name: pa.string() for name in ["id", *dims]},
-                                include_columns=["id", *dims], strings_can_be_null=False)
-    with pc.open_csv(path, read_options=read, convert_options=convert) as reader:
-        for batch in reader:
-            ids = batch.column(0).to_pylist()
-            matrix = np.empty((batch.num_rows, len(dims)), dtype=np.float64)
-            empty = np.zeros(matrix.shape, dtype=bool)
-            bad: list[tuple[int, int, str]] = []
-            for j in range(len(dims)):
-                col = batch.column(j + 1)
-                try:
-                    blanks = pcc.equal(pcc.utf8_trim_whitespace(col), "")
-                    values = pcc.cast(pcc.if_else(blanks, pa.scalar("nan"), col), pa.float64())
-                    matrix[:, j] = values.to_numpy(zero_copy_only=False)
-                    empty[:, j] = blanks.to_numpy(zero_copy_only=False)
-                except pa.ArrowInvalid:
-                    for i, text in enumerate(col.to_pylist()):
-                        stripped = text.strip()
-                        try:
-                            matrix[i, j] = float(stripped) if stripped else np.nan
-                            empty[i, j] = not stripped
-                        except ValueError:
-                            matrix[i, j] = 0.0  # what the evaluator makes of it
+    path, a, b, header, dims = task
+    with open(path, "rb") as fh:
+        fh.seek(a)
+        data = fh.read(b - a)
+    read = pc.ReadOptions(column_names=header, use_threads=False)
+    # float32: what the evaluator converts to, so "constant" means constant for it too
+    types = {name: pa.float32() for name in dims}
+    types["id"] = pa.string()
+    bad: list[tuple[int, int, Any]] = []
+    n_bad = 0
+    try:
+        table = pc.read_csv(io.BytesIO(data), read_options=read, convert_options=pc.ConvertOptions(
+            column_types=types, include_columns=["id", *dims], null_values=[""], strings_can_be_null=False))
+        columns = table.columns[1:]  # positional: a lookup by name per column is quadratic in the width
+    except pa.ArrowInvalid as exc:
+        if "conversion error" not in str(exc):
+            return _Block([], *([np.array([])] * 3), {}, {}, error=str(exc).splitlines()[0])
+        # slow path, for this range only: strings, converted cell by cell where a column does not parse
+        table = pc.read_csv(io.BytesIO(data), read_options=read, convert_options=pc.ConvertOptions(
+            column_types={n: pa.string() for n in ["id", *dims]}, include_columns=["id", *dims],
+            strings_can_be_null=False))
+        columns = []
+        for j, col in enumerate(table.columns[1:]):
+            blanks = pcc.equal(pcc.utf8_trim_whitespace(col), "")
+            try:
+                columns.append(pcc.cast(pcc.if_else(blanks, pa.scalar(None, pa.string()), col), pa.float32()))
+            except pa.ArrowInvalid:
+                values = []
+                for i, text in enumerate(col.to_pylist()):
+                    stripped = text.strip()
+                    try:
+                        values.append(float(stripped) if stripped else None)
+                    except ValueError:
+                        values.append(0.0)  # what the evaluator makes of it
+                        n_bad += 1
+                        if len(bad) < SHOWN:
                             bad.append((i, j, text))
-            yield ids, matrix, empty, bad
+                columns.append(pa.array(values, pa.float32()))
+    # column-major: each column is copied in one contiguous stretch
+    matrix = np.empty((table.num_rows, len(dims)), dtype=np.float32, order="F")
+    empty = np.zeros(matrix.shape, dtype=bool, order="F")
+    for j, col in enumerate(columns):
+        matrix[:, j] = col.to_numpy(zero_copy_only=False)
+        if col.null_count:
+            empty[:, j] = col.is_null().to_numpy(zero_copy_only=False)
+    nan = np.isnan(matrix)
+    inf = np.isinf(matrix)
+    cells: dict[str, list] = {"submission.not-numeric": bad}
+    counts: dict[str, int] = {"submission.not-numeric": n_bad}
+    cells["submission.nan"], counts["submission.nan"] = _first(nan, lambda i, j: bool(empty[i, j]))
+    cells["submission.infinite"], counts["submission.infinite"] = _first(inf, lambda i, j: float(matrix[i, j]))
+    finite = np.where(nan | inf, np.nan, matrix)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    nonzero = (np.nan_to_num(finite) != 0).any(axis=0)
+    return _Block(table.columns[0].to_pylist(), lo, hi, nonzero, cells, counts)
+
+
+def _blocks(path: Path, start: int, header: list[str], dims: list[str]):
+    """Summaries of the file's ranges, in order, parsed by a few threads at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..execution import default_jobs
+
+    size = path.stat().st_size
+    ranges = _line_ranges(path, start, size) if start < size else []
+    workers = max(1, min(default_jobs(), len(ranges)))
+    with ThreadPoolExecutor(workers) as pool:
+        pending = []
+        for a, b in ranges:
+            pending.append(pool.submit(_parse_range, (path, a, b, header, dims)))
+            if len(pending) > 2 * workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = None, dim: int | None = None,
@@ -211,7 +268,8 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
             head = fh.read(1 << 20)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if head.startswith(BOM):
+    raw_head_bom = head.startswith(BOM)
+    if raw_head_bom:
         checker.add("submission.bom", "the file starts with a UTF-8 BOM; save it as plain UTF-8")
         head = head[len(BOM):]
     try:
@@ -235,23 +293,15 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     stats = [_Column(name) for name in dims]
     all_ids: list[str] = []
     rows = 0
+    body_start = len(BOM) * (raw_head_bom) + len(head.split(b"\n", 1)[0]) + 1
     try:
-        rows = _scan(_stream(path, header, dims), checker, stats, all_ids, slow=False)
-    except pa.ArrowInvalid:
-        checker.counts = {k: v for k, v in checker.counts.items() if k in ("submission.bom",
-                                                                             "submission.column-names",
-                                                                             "submission.extra-column",
-                                                                             "submission.too-many-dims",
-                                                                             "submission.too-few-dims")}
-        checker.findings = [f for f in checker.findings if f.code in checker.counts]
-        stats = [_Column(name) for name in dims]
-        all_ids.clear()
-        try:
-            rows = _scan(_stream_strings(path, header, dims), checker, stats, all_ids, slow=True)
-        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-            checker.add("submission.unreadable", f"not a readable CSV table: {exc}")
-            return _finish(report, checker, {"columns": len(header)})
-    except (OSError, UnicodeDecodeError) as exc:
+        for block in _blocks(path, body_start, header, dims):
+            if block.error is not None:
+                checker.add("submission.unreadable", f"not a readable CSV table near line {rows + 2}: {block.error}")
+                return _finish(report, checker, {"columns": len(header)})
+            _merge(block, checker, stats, all_ids, rows, dims)
+            rows += len(block.ids)
+    except (OSError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
         checker.add("submission.unreadable", f"not a readable CSV table: {exc}")
         return _finish(report, checker, {"columns": len(header)})
     if rows == 0:
@@ -270,37 +320,26 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     return _finish(report, checker, summary)
 
 
-def _scan(blocks, checker: _Checker, stats: list[_Column], all_ids: list[str], *, slow: bool) -> int:
-    rows = 0
-    names = [s.name for s in stats]
-    for block in blocks:
-        if slow:
-            ids, matrix, empty, bad = block
-            for i, j, text in bad:
-                checker.add("submission.not-numeric", f"{text!r} is not a number: the evaluator makes it 0",
-                            id=ids[i], row=rows + i + 2, column=names[j], got=text)
-        else:
-            ids, matrix, empty = block
-        all_ids.extend(ids)
-        if matrix.size:
-            nan = np.isnan(matrix)
-            checker.cells("submission.nan", nan, lambda i, j, empty=empty: (
-                "empty value" if empty is not None and empty[i, j] else "NaN") + ": the evaluator makes it 0",
-                ids, rows + 2, names)
-            inf = np.isinf(matrix)
-            checker.cells("submission.infinite", inf, lambda i, j, matrix=matrix: f"{matrix[i, j]:g}", ids,
-                          rows + 2, names)
-            finite = np.where(nan | inf, np.nan, matrix)
-            with np.errstate(all="ignore"):
-                lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
-            nonzero = (np.nan_to_num(finite) != 0).any(axis=0)
-            for j, s in enumerate(stats):
-                if not np.isnan(lo[j]):
-                    s.minimum = min(s.minimum, float(lo[j]))
-                    s.maximum = max(s.maximum, float(hi[j]))
-                s.nonzero = s.nonzero or bool(nonzero[j])
-        rows += len(ids)
-    return rows
+def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list[str], first: int,
+           dims: list[str]) -> None:
+    """Fold one range's summary into the whole file's findings and statistics."""
+    describe = {
+        "submission.not-numeric": lambda text: (f"{text!r} is not a number: the evaluator makes it 0", text),
+        "submission.nan": lambda blank: (("empty value" if blank else "NaN") + ": the evaluator makes it 0", None),
+        "submission.infinite": lambda value: (f"{value:g}", value),
+    }
+    for code, cells in block.cells.items():
+        for i, j, detail in cells:
+            message, got = describe[code](detail)
+            checker.add(code, message, id=block.ids[i], row=first + i + 2, column=dims[j], got=got)
+        checker.counts[code] = checker.counts.get(code, 0) + block.counts[code] - len(cells)  # the unlisted
+    all_ids.extend(block.ids)
+    for j, s in enumerate(stats):
+        if j < len(block.minimum) and not np.isnan(block.minimum[j]):
+            s.minimum = min(s.minimum, float(block.minimum[j]))
+            s.maximum = max(s.maximum, float(block.maximum[j]))
+        if j < len(block.nonzero):
+            s.nonzero = s.nonzero or bool(block.nonzero[j])
 
 
 def _check_ids(checker: _Checker, all_ids: list[str]) -> None:
