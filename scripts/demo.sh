@@ -14,4 +14,5 @@ run $NEUCO convert "$OUT/sample" "$OUT/shards" --to webdataset --shard-size 50MB
 run $NEUCO verify "$OUT/sample" "$OUT/shards"
 run $NEUCO embed "$OUT/shards" --encoder mean --out "$OUT/embeddings.csv"
 run $NEUCO labels export "$OUT/shards" "$OUT/labels"
+run $NEUCO submission check "$OUT/embeddings.csv" --labels "$OUT/labels" --dim 1024
 echo "demo finished: outputs in $OUT/" >&2
