@@ -97,6 +97,24 @@ def jobs_option(fn: Callable) -> Callable:
                         help="Worker processes (default: all cores; 0 means all cores).")(fn)
 
 
+def scheduler_option(fn: Callable) -> Callable:
+    return click.option("--scheduler", default=None, metavar="ADDRESS|local[:N]",
+                        help="Run on a dask.distributed cluster: a scheduler address (tcp://host:8786), or local:N "
+                             "to start N worker processes here.")(fn)
+
+
+def storage_option(fn: Callable) -> Callable:
+    return click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+                        help="fsspec option for URLs (repeatable), e.g. endpoint_url=http://127.0.0.1:9000 or "
+                             "anon=true.")(fn)
+
+
+def _storage(pairs: tuple[str, ...]) -> dict[str, Any] | None:
+    from .storage import parse_storage_options
+
+    return parse_storage_options(pairs) or None
+
+
 def progress_bar(label: str, quiet: bool, unit: str = "files") -> ProgressBar:
     return ProgressBar(label, sys.stderr, enabled=not quiet, unit=unit)
 
@@ -152,7 +170,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
 
 # -- validate ------------------------------------------------------------------
 @main.command()
-@click.argument("root", type=click.Path())
+@click.argument("root")
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None,
               help="Skip layout detection.")
 @click.option("--deep", is_flag=True, help="Decode every chunk: corrupt chunks, empty timestamps, NaN in S2.")
@@ -160,11 +178,13 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
 @click.option("--max-findings", type=click.IntRange(min=0), default=10, show_default=True,
               help="Text report: findings shown per check.")
 @jobs_option
+@scheduler_option
+@storage_option
 @format_option
 @quiet_option
 @handle_errors
 def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findings: int, jobs: int | None,
-             output_format: str, quiet: bool) -> None:
+             scheduler: str | None, storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Check a dataset: layout, every cube, ids across modalities, labels and splits.
 
     Exit 0 when there are no errors (with --strict: no warnings either), 1
@@ -175,7 +195,8 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     from .validators import validate as run_validate
 
     with progress_bar("validate", quiet) as bar:
-        report = run_validate(root, layout=layout, deep=deep, jobs=jobs, progress=bar, on_start=bar.start)
+        report = run_validate(root, layout=layout, deep=deep, jobs=jobs, progress=bar, on_start=bar.start,
+                              storage_options=_storage(storage_options), scheduler=scheduler)
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
@@ -214,8 +235,8 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 
 @main.command()
-@click.argument("root", type=click.Path())
-@click.argument("out", type=click.Path())
+@click.argument("root")
+@click.argument("out")
 @click.option("--to", "to", type=click.Choice(["webdataset", "parquet"]), required=True, help="Output format.")
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
 @click.option("--shard-size", type=ByteSize(), default="1GB", show_default=True,
@@ -234,12 +255,15 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid cubes (listed in the manifest) and go on; "
               "the run then exits 1.")
 @jobs_option
+@scheduler_option
+@storage_option
 @format_option
 @quiet_option
 @handle_errors
 def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, max_records: int | None,
             modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int, resume: bool,
-            overwrite: bool, skip_invalid: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
+            overwrite: bool, skip_invalid: bool, jobs: int | None, scheduler: str | None,
+            storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Convert the cubes under ROOT to WebDataset or Parquet shards in OUT.
 
     One record per location (v1.1 files are split into their 64 samples),
@@ -255,7 +279,8 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
         result = run_convert(root, out, to=to, layout=layout, shard_size=shard_size, max_records=max_records,
                              modalities=_csv_list(modalities), tasks=_csv_list(tasks), codec=codec, prefix=prefix,
                              row_group_size=row_group_size, jobs=jobs, resume=resume, overwrite=overwrite,
-                             skip_invalid=skip_invalid, progress=bar, on_start=bar.start)
+                             skip_invalid=skip_invalid, progress=bar, on_start=bar.start,
+                             storage_options=_storage(storage_options), scheduler=scheduler)
     data = {"out": str(result.out), "format": result.format, "records": result.records, "shards": result.shards,
             "bytes": result.bytes, "written": result.written, "manifest": str(result.manifest),
             "skipped": [vars(s) for s in result.skipped]}
@@ -272,15 +297,18 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
 
 
 @main.command()
-@click.argument("root", type=click.Path())
-@click.argument("out", type=click.Path())
+@click.argument("root")
+@click.argument("out")
 @click.option("--max-findings", type=click.IntRange(min=0), default=20, show_default=True,
               help="Text report: mismatches shown.")
 @jobs_option
+@scheduler_option
+@storage_option
 @format_option
 @quiet_option
 @handle_errors
-def verify(root: str, out: str, max_findings: int, jobs: int | None, output_format: str, quiet: bool) -> None:
+def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: str | None,
+           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Check a conversion in OUT against its source ROOT, bit for bit.
 
     Shard sizes and sha256 against the manifest, every array against the
@@ -289,7 +317,8 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, output_form
     from .converters import verify as run_verify
 
     with progress_bar("verify", quiet, unit="shards") as bar:
-        report = run_verify(root, out, jobs=jobs, progress=bar, on_start=bar.start)
+        report = run_verify(root, out, jobs=jobs, progress=bar, on_start=bar.start,
+                            storage_options=_storage(storage_options), scheduler=scheduler)
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
@@ -334,12 +363,13 @@ def _seasons(value: str) -> int | list[int]:
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@storage_option
 @format_option
 @quiet_option
 @handle_errors
 def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
-          seasons: str, shift_s2: bool, dim: int | None, layout: str | None, overwrite: bool, output_format: str,
-          quiet: bool) -> None:
+          seasons: str, shift_s2: bool, dim: int | None, layout: str | None, overwrite: bool,
+          storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
 
     The encoder takes a batch {"id": [...], "<modality>": float32 [B, T, C, H, W]} and
@@ -354,7 +384,8 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
     with progress_bar("embed", quiet, unit="locations") as bar:
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
                            modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift_s2, dim=dim,
-                           layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start)
+                           layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
+                           storage_options=_storage(storage_options))
     data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim}
     if output_format == "json":
         _emit_json(data)

@@ -33,6 +33,7 @@ import numpy as np
 from .errors import CubeFormatError, CubeReadError
 from .shardformat import check_blosc_frame
 from .spec import BANDS_VAR
+from .storage import as_path, is_remote, open_read
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 
@@ -84,25 +85,35 @@ class CubeInfo:
         return [str(b) for b in self.coords.get("band", [])]
 
 
-def _stat_or_raise(path: Path) -> os.stat_result:
+def _size_or_raise(path: Path) -> int:
+    """The file's size; CubeReadError when it is missing, a directory or empty."""
     try:
-        st = path.stat()
+        if is_remote(path):
+            info = path.fs.info(path.path)
+            is_dir, size = info.get("type") == "directory", int(info.get("size") or 0)
+        else:
+            st = path.stat()
+            is_dir, size = stat.S_ISDIR(st.st_mode), st.st_size
     except FileNotFoundError:
         raise CubeReadError(path, "file not found", reason="missing") from None
+    except PermissionError:
+        raise CubeReadError(path, "permission denied", reason="permission") from None
     except OSError as exc:
         raise CubeReadError(path, f"cannot stat: {exc.strerror or exc}", reason="io") from None
-    if stat.S_ISDIR(st.st_mode):
+    except Exception as exc:  # object-store backends raise their own errors
+        raise CubeReadError(path, f"cannot stat: {type(exc).__name__}: {exc}", reason="io") from None
+    if is_dir:
         raise CubeReadError(path, "is a directory, not a zip file", reason="directory")
-    if st.st_size == 0:
+    if size == 0:
         raise CubeReadError(path, "zero-byte file", reason="empty")
-    return st
+    return size
 
 
 def _open_zip(path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
-    """The zip and its open file (whose descriptor serves positioned reads of stored members)."""
+    """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
     fh = None
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by Cube.close
+        fh = open_read(path) if is_remote(path) else open(path, "rb")  # noqa: SIM115 - closed by Cube.close
         return zipfile.ZipFile(fh), fh
     except PermissionError:
         raise CubeReadError(path, "permission denied", reason="permission") from None
@@ -190,12 +201,12 @@ class Cube:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.size = _stat_or_raise(self.path).st_size
+        self.path = as_path(path)
+        self.size = _size_or_raise(self.path)
         self._store = None  # zarr.storage.ZipStore, when zarr itself is needed
         self._zarr_group = None
         self._zip, self._fh = _open_zip(self.path)
-        self._fd: int | None = self._fh.fileno()
+        self._fd: int | None = None if is_remote(self.path) else self._fh.fileno()
         try:
             self._members = {info.filename: info for info in self._zip.infolist()}
             self.consolidated = ".zmetadata" in self._members
@@ -248,6 +259,10 @@ class Cube:
         if self._zarr_group is None:
             import zarr
             from zarr.storage import ZipStore
+
+            if is_remote(self.path):
+                raise CubeFormatError(self.path, "this array layout (filters, Fortran order or objects) is read "
+                                      "through zarr, which needs a local copy of the cube", reason="remote")
 
             self._store = ZipStore(self.path, mode="r")
             with warnings.catch_warnings():
@@ -559,7 +574,7 @@ def open_cube(path: str | os.PathLike[str]):  # -> xarray.Dataset
     import xarray as xr
     from zarr.storage import ZipStore
 
-    _stat_or_raise(Path(path))
+    _size_or_raise(Path(path))
     store = ZipStore(Path(path), mode="r")
     try:
         with warnings.catch_warnings():

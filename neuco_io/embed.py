@@ -94,18 +94,18 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
     return encoder
 
 
-def _dataset(source: str | os.PathLike[str] | Sequence[str], modalities, seasons, shift_s2, layout):
+def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
     from .loader import CubeDataset, ShardDataset
+    from .storage import as_path, file_size
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
-               "return_id": True}
-    text = source if isinstance(source, (str, os.PathLike)) else None
-    if text is not None:
-        path = Path(text)
-        shards = (path.is_dir() and (path / "manifest.json").is_file()) or str(text).endswith((".tar", ".parquet")) \
-            or "{" in str(text)
+               "return_id": True, "storage_options": storage_options}
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        shards = text.endswith((".tar", ".parquet")) or "{" in text or \
+            file_size(as_path(text, storage_options) / "manifest.json") is not None
         if not shards:
-            return CubeDataset(path, layout=layout, **options)
+            return CubeDataset(text, layout=layout, **options)
     return ShardDataset(source, **options)
 
 
@@ -173,6 +173,7 @@ def embed(
     overwrite: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> EmbedResult:
     """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet)."""
     out = Path(out)
@@ -183,7 +184,7 @@ def embed(
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists (use --overwrite)")
     model = load_encoder(encoder) if isinstance(encoder, str) else encoder
-    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout)
+    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout, storage_options)
     if on_start:
         on_start(len(dataset))
     rows, encoder_dim = 0, None

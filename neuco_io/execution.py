@@ -7,15 +7,17 @@ order of the inputs, so reports and outputs do not depend on scheduling.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import secrets
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from .errors import NeucoError
+from .errors import NeucoError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,7 +25,8 @@ R = TypeVar("R")
 Progress = Callable[[int], None]
 """Called with the number of units just finished."""
 
-__all__ = ["Executor", "ProcessExecutor", "Progress", "SerialExecutor", "batched", "default_jobs", "make_executor"]
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Progress", "SerialExecutor", "UnitFailed", "batched",
+           "default_jobs", "make_executor"]
 
 
 class WorkerDiedError(NeucoError, RuntimeError):
@@ -47,7 +50,8 @@ class Executor:
 
     jobs = 1
 
-    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
+        """fn over units, results in input order. `names` label the units in progress and errors."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -61,7 +65,7 @@ class Executor:
 
 
 class SerialExecutor(Executor):
-    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
         return map(fn, units)
 
 
@@ -133,7 +137,7 @@ class ProcessExecutor(Executor):
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
 
-    def map(self, fn: Callable[[T], R], units: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
         results = self._pool.map(_Interruptible(fn), units)
         try:
             yield from results
@@ -145,8 +149,96 @@ class ProcessExecutor(Executor):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(jobs: int | None, n_units: int | None = None, **_: Any) -> Executor:
-    """`jobs` workers (None: all cores), never more than there are units to share."""
+class UnitFailed(NeucoError, RuntimeError):
+    """A unit of work failed on a cluster; the message names the unit."""
+
+
+class _InWorker:
+    """A unit run on a Dask worker: one core per worker process, like the process pool."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, unit: Any) -> Any:
+        single_threaded_codecs()
+        return self.fn(unit)
+
+
+class DaskExecutor(Executor):
+    """Units as tasks of a dask.distributed cluster: a running scheduler (`tcp://host:8786`), or
+    `local[:N]`, a LocalCluster of N single-threaded worker processes started for the run.
+
+    A worker that dies has its tasks rescheduled by Dask; a unit that raises is retried `retries`
+    times before its error, named after the unit, stops the run.
+    """
+
+    def __init__(self, scheduler: str, *, retries: int = 2) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise UsageError("--scheduler needs dask.distributed: pip install 'neuco-io[dask]'") from None
+        self.retries = retries
+        self._cluster = None
+        import logging
+
+        if scheduler == "local" or scheduler.startswith("local:"):
+            count = scheduler.partition(":")[2]
+            if count and (not count.isdigit() or int(count) < 1):
+                raise UsageError(f"--scheduler {scheduler!r}: use local or local:N with N >= 1")
+            workers = int(count) if count else default_jobs()
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=logging.ERROR)
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise UsageError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
+        self.jobs = max(1, sum(self._client.nthreads().values()))
+
+    def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
+        from distributed import as_completed
+
+        units = list(units)
+        if not units:
+            return
+        names = names or [str(i) for i in range(len(units))]
+        token = secrets.token_hex(4)
+        label = getattr(fn, "__name__", "unit").strip("_")
+        keys = [f"neuco-{label}-{name}-{token}" for name in names]
+        futures = self._client.map(_InWorker(fn), units, key=keys, pure=False, retries=self.retries)
+        index = {future.key: i for i, future in enumerate(futures)}
+        ready: dict[int, Any] = {}
+        following = 0
+        try:
+            for future in as_completed(futures):  # progress follows completion; results keep the input order
+                i = index[future.key]
+                try:
+                    ready[i] = future.result()
+                except NeucoError as exc:
+                    raise UnitFailed(f"{names[i]}: {exc}") from None
+                except Exception as exc:  # KilledWorker, lost scheduler, errors in the unit
+                    raise UnitFailed(f"{names[i]} failed on the cluster: {type(exc).__name__}: {exc}") from None
+                while following in ready:
+                    yield ready.pop(following)
+                    following += 1
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close(timeout=10)
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close(timeout=10)
+
+
+def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str | None = None, **_: Any) -> Executor:
+    """A Dask executor when `scheduler` is given; else `jobs` worker processes (None: all cores),
+    never more than there are units to share."""
+    if scheduler:
+        return DaskExecutor(scheduler)
     jobs = default_jobs() if jobs is None or jobs <= 0 else jobs
     if n_units is not None:
         jobs = min(jobs, max(1, n_units))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import spec
 from .errors import NeucoError
+from .storage import as_path
 
 __all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
            "read_task_labels", "write_label_file"]
@@ -38,7 +39,7 @@ class TaskName:
 
 def parse_task_name(path: str | os.PathLike[str]) -> TaskName | None:
     """`biomass__regr.csv` -> TaskName; None when the name has no `__`."""
-    stem = Path(path).name
+    stem = as_path(path).name
     if not stem.endswith(".csv"):
         return None
     stem = stem[: -len(".csv")]
@@ -86,7 +87,7 @@ def read_label_table(path: str | os.PathLike[str]) -> LabelTable:
 
     Raises LabelFileError when the file cannot be read or is not UTF-8.
     """
-    path = Path(path)
+    path = as_path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from . import spec
 from .errors import UsageError
+from .storage import as_path, is_remote
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
@@ -137,21 +138,82 @@ class Dataset:
                 if all(m in files for m in wanted)]
 
 
-def _scandir(path: Path) -> list[os.DirEntry]:
-    with os.scandir(path) as it:
-        return sorted(it, key=lambda e: e.name)
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    path: Path
+    is_dir: bool
 
 
-def _is_dir(entry: os.DirEntry) -> bool:
+class _LocalTree:
+    """Folder listings from the local filesystem (os.scandir: one system call per folder)."""
+
+    def entries(self, folder: Path) -> list[_Entry]:
+        with os.scandir(folder) as it:
+            items = sorted(it, key=lambda e: e.name)
+        return [_Entry(e.name, Path(e.path), _entry_is_dir(e)) for e in items]
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+
+def _entry_is_dir(entry: os.DirEntry) -> bool:
     try:
         return entry.is_dir()
     except OSError:
         return False
 
 
-def detect_layout(root: Path) -> Layout:
+class _RemoteTree:
+    """Folder listings of an object store, from one recursive listing of ROOT (not a request per folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        base = root.path.rstrip("/")
+        try:
+            listing = root.fs.find(root.path, withdirs=True, detail=True)
+        except FileNotFoundError:
+            raise UsageError(f"{root}: no such directory") from None
+        except Exception as exc:  # auth, network, unknown bucket: the backend's own errors
+            raise UsageError(f"{root}: cannot list: {type(exc).__name__}: {exc}") from None
+        self.kinds: dict[str, bool] = {"": True}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for name, info in listing.items():
+            rel = name.rstrip("/")[len(base):].strip("/")
+            if not rel:
+                continue
+            is_dir = info.get("type") == "directory"
+            self.kinds[rel] = is_dir
+            parts = rel.split("/")
+            for depth in range(1, len(parts)):  # object stores list keys; their prefixes are folders
+                self.kinds.setdefault("/".join(parts[:depth]), True)
+        for rel in self.kinds:
+            if rel:
+                parent, _, _ = rel.rpartition("/")
+                self.children[parent].append(rel)
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix().strip("/") if path != self.root else ""
+
+    def entries(self, folder: Path) -> list[_Entry]:
+        rel = self._rel(folder)
+        return [_Entry(child.rpartition("/")[2], self.root / child, self.kinds[child])
+                for child in sorted(self.children.get(rel, []))]
+
+    def is_dir(self, path: Path) -> bool:
+        return self.kinds.get(self._rel(path)) is True
+
+    def is_file(self, path: Path) -> bool:
+        return self.kinds.get(self._rel(path)) is False
+
+
+def detect_layout(root: Path, tree=None) -> Layout:
     """Guess the layout from the folders at the root; UsageError when it is not a dataset."""
-    names = {e.name for e in _scandir(root) if _is_dir(e)}
+    tree = tree or _LocalTree()
+    names = {e.name for e in tree.entries(root) if e.is_dir}
     downstream = bool(names & {*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES, "labels"})
     v11 = bool(names & {*spec.V11_SPLITS, "splits"})
     if downstream and v11:
@@ -165,86 +227,89 @@ def detect_layout(root: Path) -> Layout:
     )
 
 
-def discover(root: str | os.PathLike[str], layout: Layout | None = None) -> Dataset:
-    """Inventory a dataset root. Raises UsageError if ROOT cannot be read or is not a dataset."""
-    root = Path(root)
-    if not root.exists():
-        raise UsageError(f"{root}: no such directory")
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a directory")
+def discover(root: str | os.PathLike[str] | Path, layout: Layout | None = None,
+             storage_options: dict | None = None) -> Dataset:
+    """Inventory a dataset root (a folder or an fsspec URL). UsageError if ROOT cannot be read or is no dataset."""
+    root = as_path(root, storage_options)
+    if is_remote(root):
+        tree = _RemoteTree(root)
+    else:
+        if not root.exists():
+            raise UsageError(f"{root}: no such directory")
+        if not root.is_dir():
+            raise UsageError(f"{root}: not a directory")
+        tree = _LocalTree()
     try:
-        layout = layout or detect_layout(root)
+        layout = layout or detect_layout(root, tree)
     except PermissionError:
         raise UsageError(f"{root}: permission denied") from None
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     ds = Dataset(root=root, layout=layout)
     try:
-        (_discover_downstream if layout == "downstream" else _discover_v11)(ds)
+        (_discover_downstream if layout == "downstream" else _discover_v11)(ds, tree)
     except PermissionError as exc:
         raise UsageError(f"{exc.filename or root}: permission denied") from None
     return ds
 
 
-def _discover_downstream(ds: Dataset) -> None:
+def _discover_downstream(ds: Dataset, tree) -> None:
     root = ds.root
-    data_dirs = [root / d for d in spec.DOWNSTREAM_DATA_DIRS if (root / d).is_dir()]
-    if not data_dirs and any((root / m).is_dir() for m in spec.DOWNSTREAM_MODALITIES):
+    data_dirs = [root / d for d in spec.DOWNSTREAM_DATA_DIRS if tree.is_dir(root / d)]
+    if not data_dirs and any(tree.is_dir(root / m) for m in spec.DOWNSTREAM_MODALITIES):
         data_dirs = [root]  # ROOT is a data folder itself (what the reference loader's data_path points at)
     if not data_dirs:
         ds.missing_dirs.append(root / "data")
     for data_dir in data_dirs:
         group = data_dir.name if data_dir != root else "."
         ds.groups.append(group)
-        for entry in _scandir(data_dir):
+        for entry in tree.entries(data_dir):
             if entry.name.startswith(".") or data_dir == root:
                 continue
-            if _is_dir(entry) and entry.name not in spec.DOWNSTREAM_MODALITIES:
-                ds.unknown_dirs.append(Path(entry.path))
-            elif not _is_dir(entry):
-                ds.strays.append(Path(entry.path))
+            if entry.is_dir and entry.name not in spec.DOWNSTREAM_MODALITIES:
+                ds.unknown_dirs.append(entry.path)
+            elif not entry.is_dir:
+                ds.strays.append(entry.path)
         for modality in spec.DOWNSTREAM_MODALITIES:
             mdir = data_dir / modality
-            if not mdir.is_dir():
+            if not tree.is_dir(mdir):
                 ds.missing_dirs.append(mdir)
                 continue
             ds.modality_dirs[(group, modality)] = mdir
-            _scan_modality_downstream(ds, mdir, group, modality)
+            _scan_modality_downstream(ds, tree, mdir, group, modality)
     labels = root / "labels"
-    if labels.is_dir():
+    if tree.is_dir(labels):
         ds.labels_dir = labels
-        for entry in _scandir(labels):
-            if entry.name.endswith(".csv") and not _is_dir(entry):
-                ds.label_files.append(Path(entry.path))
+        for entry in tree.entries(labels):
+            if entry.name.endswith(".csv") and not entry.is_dir:
+                ds.label_files.append(entry.path)
             elif not entry.name.startswith("."):
-                ds.strays.append(Path(entry.path))
+                ds.strays.append(entry.path)
     elif data_dirs != [root]:
         ds.missing_optional.append(labels)
 
 
-def _scan_modality_downstream(ds: Dataset, mdir: Path, group: str, modality: str) -> None:
-    for entry in _scandir(mdir):
-        path = Path(entry.path)
+def _scan_modality_downstream(ds: Dataset, tree, mdir: Path, group: str, modality: str) -> None:
+    for entry in tree.entries(mdir):
         if entry.name.endswith(spec.CUBE_SUFFIX):
-            ds.outside_part.append(path)
-        elif not _is_dir(entry):
-            ds.strays.append(path)
+            ds.outside_part.append(entry.path)
+        elif not entry.is_dir:
+            ds.strays.append(entry.path)
         else:
             if not spec.PART_RE.match(entry.name):
-                ds.odd_part_dirs.append(path)
-            count = 0
-            for item in _scandir(path):
-                count += 1
+                ds.odd_part_dirs.append(entry.path)
+            items = tree.entries(entry.path)
+            for item in items:
                 if item.name.endswith(spec.CUBE_SUFFIX):
-                    ds.cubes.append(CubeFile(Path(item.path), modality, group, entry.name))
+                    ds.cubes.append(CubeFile(item.path, modality, group, entry.name))
                 else:
-                    ds.strays.append(Path(item.path))
-            ds.part_sizes[path] = count
+                    ds.strays.append(item.path)
+            ds.part_sizes[entry.path] = len(items)
 
 
-def _discover_v11(ds: Dataset) -> None:
+def _discover_v11(ds: Dataset, tree) -> None:
     root = ds.root
-    splits = [s for s in spec.V11_SPLITS if (root / s).is_dir()]
+    splits = [s for s in spec.V11_SPLITS if tree.is_dir(root / s)]
     if not splits:
         ds.missing_dirs.append(root / "train")
     for split in spec.V11_SPLITS:
@@ -254,32 +319,31 @@ def _discover_v11(ds: Dataset) -> None:
             continue
         ds.groups.append(split)
         sdir = root / split
-        for entry in _scandir(sdir):
+        for entry in tree.entries(sdir):
             if entry.name.startswith("."):
                 continue
-            if not _is_dir(entry):
-                ds.strays.append(Path(entry.path))
+            if not entry.is_dir:
+                ds.strays.append(entry.path)
             elif entry.name not in spec.V11_FOLDERS:
-                ds.unknown_dirs.append(Path(entry.path))
+                ds.unknown_dirs.append(entry.path)
         for folder, modality in spec.V11_FOLDERS.items():
             mdir = sdir / folder
-            if not mdir.is_dir():
+            if not tree.is_dir(mdir):
                 if folder in spec.V11_REQUIRED:
                     ds.missing_dirs.append(mdir)
                 continue
             ds.modality_dirs[(split, modality)] = mdir
-            for item in _scandir(mdir):
-                path = Path(item.path)
+            for item in tree.entries(mdir):
                 if item.name.endswith(spec.CUBE_SUFFIX):
-                    ds.cubes.append(CubeFile(path, modality, split, None))
+                    ds.cubes.append(CubeFile(item.path, modality, split, None))
                 else:
-                    ds.strays.append(path)
+                    ds.strays.append(item.path)
     splits_dir = root / "splits"
-    if splits_dir.is_dir():
+    if tree.is_dir(splits_dir):
         ds.splits_dir = splits_dir
         for split in spec.V11_SPLITS:
             path = splits_dir / spec.v11_split_list(split)
-            if path.is_file():
+            if tree.is_file(path):
                 ds.split_lists[split] = path
             elif split in splits:
                 ds.missing_optional.append(path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, spec
-from ..atomic import atomic_path, remove_partials
+from ..atomic import remove_partials
 from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
 from ..shardformat import CODECS, FORMAT_VERSION
+from ..storage import Folder, as_path, is_remote, read_only
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from .shards import ShardJob, ShardResult, write_shard
 
@@ -54,8 +54,10 @@ class ConvertResult:
     manifest: Path | None = None
 
 
-def load_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
+def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
+    folder = out if isinstance(out, Folder) else Folder(out, storage_options) if not read_only(
+        as_path(out, storage_options)) else None
+    path = (folder.path if folder else as_path(out, storage_options)) / MANIFEST
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -64,42 +66,37 @@ def load_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{path}: unreadable manifest: {exc}") from None
 
 
-def _own_files(out: Path, prefix: str) -> list[Path]:
+def _own_files(out: Folder, prefix: str) -> list[str]:
     """What a conversion writes in OUT: only these are ever removed by --overwrite."""
-    if not out.is_dir():
-        return []
-    own = []
-    for path in out.iterdir():
-        name = path.name
-        if name in (MANIFEST, LABELS, STATE_DIR) or (
-            name.startswith(f"{prefix}-") and name.endswith((".tar", ".parquet"))
-        ) or (name.startswith(".") and name.endswith(".partial")):
-            own.append(path)
-    return own
+    return [name for name in out.names()
+            if name in (MANIFEST, LABELS, STATE_DIR)
+            or (name.startswith(f"{prefix}-") and name.endswith((".tar", ".parquet")))
+            or (name.startswith(".") and name.endswith(".partial"))]
 
 
-def _prepare_out(out: Path, prefix: str, resume: bool, overwrite: bool) -> None:
+def _prepare_out(out: Folder, prefix: str, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a directory")
-    state = (out / STATE_DIR).is_dir()
-    finished = (out / MANIFEST).is_file()
+    if not out.remote and out.exists() and not out.is_dir():
+        raise UsageError(f"{out.path}: exists and is not a directory")
+    names = out.names()
+    state = STATE_DIR in names
+    finished = MANIFEST in names
     if overwrite:
-        for path in _own_files(out, prefix):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for name in _own_files(out, prefix):
+            out.remove(name)
         return
     if resume:
         if not state and not finished:
-            raise UsageError(f"{out}: nothing to resume (no interrupted conversion here)")
+            raise UsageError(f"{out.path}: nothing to resume (no interrupted conversion here)")
         return
     if state:
-        raise UsageError(f"{out}: holds an interrupted conversion; pass --resume to finish it or --overwrite "
+        raise UsageError(f"{out.path}: holds an interrupted conversion; pass --resume to finish it or --overwrite "
                          "to start again")
     if finished:
-        raise UsageError(f"{out}: holds a finished conversion; pass --overwrite to replace it")
+        raise UsageError(f"{out.path}: holds a finished conversion; pass --overwrite to replace it")
     if _own_files(out, prefix):
-        raise UsageError(f"{out}: holds shards of another run; pass --overwrite to replace them")
+        raise UsageError(f"{out.path}: holds shards of another run; pass --overwrite to replace them")
 
 
 def _options(**options: Any) -> dict[str, Any]:
@@ -127,8 +124,10 @@ def convert(
     skip_invalid: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: str | None = None,
 ) -> ConvertResult:
-    """Convert a dataset root to shards in `out`. See the module docstring for the safety rules."""
+    """Convert a dataset root to shards in `out` (either may be an fsspec URL). See the module docstring."""
     if to not in FORMATS:
         raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
     if codec not in CODECS:
@@ -137,15 +136,15 @@ def convert(
         raise UsageError("--shard-size, --max-records and --row-group-size must be positive")
     if not prefix or "/" in prefix or prefix.startswith("."):
         raise UsageError(f"--prefix {prefix!r}: a plain file name prefix is needed")
-    out = Path(out)
-    ds = discover(root, layout)
+    out = Folder(out, storage_options)
+    ds = discover(root, layout, storage_options)
     _prepare_out(out, prefix, resume, overwrite)
     chosen = choose_modalities(ds, modalities)
     with contextlib.ExitStack() as stack:
         # Pushed first, so it runs last: after the workers were stopped.
         stack.push(lambda exc_type, *_: _clean_partials_on_error(out, exc_type))
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs))
+            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
         options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
@@ -154,26 +153,26 @@ def convert(
         return _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, progress, on_start)
 
 
-def _clean_partials_on_error(out: Path, exc_type: type | None) -> bool:
-    """After a failure or Ctrl-C, remove the temporary files the stopped workers left."""
-    if exc_type is not None:
-        remove_partials(out)
+def _clean_partials_on_error(out: Folder, exc_type: type | None) -> bool:
+    """After a failure or Ctrl-C, remove the temporary files the stopped workers left (local OUT only:
+    remote shards are staged in local temporary files that clean up after themselves)."""
+    if exc_type is not None and not out.remote:
+        remove_partials(out.path)
     return False
 
 
-def _state_file(out: Path, name: str) -> Path:
-    return out / STATE_DIR / "shards" / f"{name}.json"
+def _state_name(name: str) -> str:
+    return f"{STATE_DIR}/shards/{name}.json"
 
 
-def _load_state(root: Path, out: Path, plan: Plan) -> dict[str, ShardResult]:
+def _load_state(root: Path, out: Folder, plan: Plan) -> dict[str, ShardResult]:
     """Shards finished by an earlier run of the same plan."""
     done: dict[str, ShardResult] = {}
-    plan_file = out / STATE_DIR / "plan.json"
-    manifest = out / MANIFEST
-    if manifest.is_file() and not plan_file.is_file():
+    plan_name = f"{STATE_DIR}/plan.json"
+    if out.has(MANIFEST) and not out.has(plan_name):
         previous = load_manifest(out)
         if previous.get("fingerprint") != plan.fingerprint:
-            raise UsageError(f"{out}: the finished conversion there came from other data or options; "
+            raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
                              "use --overwrite")
         for shard in previous["shards"]:
             done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
@@ -181,43 +180,37 @@ def _load_state(root: Path, out: Path, plan: Plan) -> dict[str, ShardResult]:
                                                      if loc[0] == shard["index"]],
                                               skipped=[Skipped(**s) for s in shard.get("skipped", [])])
         return done
-    if plan_file.is_file():
-        saved = json.loads(plan_file.read_text())
+    if out.has(plan_name):
+        saved = json.loads(out.read_text(plan_name))
         if saved.get("fingerprint") != plan.fingerprint:
-            raise UsageError(f"{out}: the source or the options changed since the interrupted run; use --overwrite "
-                             "to start again")
+            raise UsageError(f"{out.path}: the source or the options changed since the interrupted run; use "
+                             "--overwrite to start again")
     for shard in plan.shards:
-        state = _state_file(out, shard.name)
-        final = out / shard.name
-        if state.is_file() and final.is_file():
-            data = json.loads(state.read_text())
-            unchanged = data.get("sources") == file_stats(root, shard)
-            if data["bytes"] == final.stat().st_size and unchanged:
-                data["skipped"] = [Skipped(**s) for s in data.get("skipped", [])]
-                done[shard.name] = ShardResult(**data)
+        if not out.has(_state_name(shard.name)):
+            continue
+        data = json.loads(out.read_text(_state_name(shard.name)))
+        unchanged = data.get("sources") == file_stats(root, shard)
+        if out.size(shard.name) == data["bytes"] and unchanged:
+            data["skipped"] = [Skipped(**s) for s in data.get("skipped", [])]
+            done[shard.name] = ShardResult(**data)
     return done
-
-
-def _save_state(out: Path, result: ShardResult) -> None:
-    with atomic_path(_state_file(out, result.name), fsync=True) as temp:
-        data = asdict(result)
-        temp.write_text(json.dumps(data, sort_keys=True))
 
 
 def _run_job(job: ShardJob) -> ShardResult:
     result = write_shard(job)
-    _save_state(Path(job.out), result)
+    Folder(job.out).write_text(_state_name(result.name), json.dumps(asdict(result), sort_keys=True))
     return result
 
 
-def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
+def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
          row_group_size: int, progress: Progress | None, on_start: Callable[[int], None] | None) -> ConvertResult:
-    out.mkdir(parents=True, exist_ok=True)
-    remove_partials(out)
+    out.mkdir()
+    if not out.remote:
+        remove_partials(out.path)
     done = _load_state(root, out, plan)
-    if not (out / MANIFEST).is_file() or len(done) != len(plan.shards):
-        with atomic_path(out / STATE_DIR / "plan.json") as temp:
-            temp.write_text(json.dumps({"fingerprint": plan.fingerprint, "options": options}, sort_keys=True))
+    if not out.has(MANIFEST) or len(done) != len(plan.shards):
+        out.write_text(f"{STATE_DIR}/plan.json", json.dumps({"fingerprint": plan.fingerprint, "options": options},
+                                                            sort_keys=True))
     if on_start:
         on_start(plan.n_records)
     if progress:
@@ -227,26 +220,28 @@ def _run(root: Path, out: Path, plan: Plan, options: dict, executor: Executor, s
         # in) for labels.parquet meanwhile, instead of after the last shard.
         threading.Thread(target=_warm_pyarrow, daemon=True).start()
     jobs = [
-        ShardJob(str(root), str(out), options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
+        ShardJob(root, out.path, options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
                  {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
                   for task, labels in plan.labels.items()},
                  shard, skip_invalid, row_group_size)
         for shard in plan.shards if shard.name not in done
     ]
-    for result in executor.map(_run_job, jobs):
+    sizes = {s.name: len(s.sources) for s in plan.shards}
+    for result in executor.map(_run_job, jobs, names=[job.spec.name for job in jobs]):
         done[result.name] = result
         if progress:
-            progress(len(next(s for s in plan.shards if s.name == result.name).sources))
+            progress(sizes[result.name])
     results = [done[s.name] for s in plan.shards]
     skipped = list(plan.skipped) + [s for r in results for s in r.skipped]
     if plan.tasks:
         _write_labels(out, plan, results)
+    if not out.remote:
+        remove_partials(out.path)  # a worker killed mid-shard (and retried elsewhere) may leave one
     manifest = _manifest(root, plan, options, results, skipped)
-    with atomic_path(out / MANIFEST) as temp:
-        temp.write_text(json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
-    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
-    return ConvertResult(out, options["to"], sum(r.records for r in results), len(results),
-                         sum(r.bytes for r in results), len(jobs), skipped, out / MANIFEST)
+    out.write_text(MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n")
+    out.remove(STATE_DIR)
+    return ConvertResult(out.path, options["to"], sum(r.records for r in results), len(results),
+                         sum(r.bytes for r in results), len(jobs), skipped, out.path / MANIFEST)
 
 
 def _warm_pyarrow() -> None:
@@ -255,7 +250,7 @@ def _warm_pyarrow() -> None:
     pa.array([0.0])
 
 
-def _write_labels(out: Path, plan: Plan, results: list[ShardResult]) -> None:
+def _write_labels(out: Folder, plan: Plan, results: list[ShardResult]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -264,7 +259,7 @@ def _write_labels(out: Path, plan: Plan, results: list[ShardResult]) -> None:
     for task, labels in plan.labels.items():
         columns[task] = pa.array([labels.get(i) for i in ids], pa.float64())
     table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": plan.tasks})})
-    with atomic_path(out / LABELS) as temp:
+    with out.writing(LABELS) as temp:
         pq.write_table(table, temp, compression="zstd")
 
 
@@ -286,7 +281,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         "output_format": options["to"],
         "codec": options["codec"],
         "options": options,
-        "source": {"root": str(root.resolve()), "layout": plan.layout},
+        "source": {"root": str(root if is_remote(root) else root.resolve()), "layout": plan.layout},
         "modalities": plan.modalities,
         "bands": {m: list(spec.MODALITIES[m].bands) for m in plan.modalities},
         "seasons": list(spec.SEASONS),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ..errors import NeucoError, UsageError
 from ..execution import Executor, batched
 from ..labels import LabelFileError, parse_task_name, read_task_labels
 from ..layout import Dataset
+from ..storage import file_size, signature
 from ..validators.cubes import CubeResult, CubeTask, blocking, check_cubes
 
 RECORD_OVERHEAD = 4096
@@ -112,7 +112,7 @@ def _estimate(files: list, n_samples: int, codec: str) -> int:
             mod = spec.MODALITIES[cube.modality]
             total += spec.N_TIMES * mod.n_bands * spec.SIZE * spec.SIZE * mod.dtype.itemsize
         else:
-            total += cube.path.stat().st_size // max(n_samples, 1)
+            total += (file_size(cube.path) or 0) // max(n_samples, 1)
     return total
 
 
@@ -246,15 +246,11 @@ def _fingerprint(ds: Dataset, modalities, task_infos, labels, shards, codec, fmt
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_stats(root: Path, shard: ShardSpec) -> dict[str, list[int]]:
-    """Size and mtime of every source file of a shard, to tell later whether it changed."""
-    stats: dict[str, list[int]] = {}
+def file_stats(root: Path, shard: ShardSpec) -> dict[str, list]:
+    """Size and modification time (or ETag) of every source file of a shard, to tell later whether it changed."""
+    stats: dict[str, list] = {}
     for source in shard.sources:
         for rel in source.files.values():
             if rel not in stats:
-                try:
-                    st = os.stat(root / rel)
-                    stats[rel] = [st.st_size, st.st_mtime_ns]
-                except OSError:
-                    stats[rel] = [-1, -1]
+                stats[rel] = signature(root / rel)
     return stats

@@ -15,6 +15,7 @@ from ..cube import Cube
 from ..errors import CubeFormatError
 from ..layout import CubeFile
 from ..shardformat import FORMAT_VERSION, encode_key
+from ..storage import as_path
 from ..validators.cubes import blocking, metadata_findings
 from .plan import Source
 
@@ -103,7 +104,7 @@ class RecordBuilder:
                  labels: dict[str, dict[str, float]], keep_open: int = 8, decode: bool = True) -> None:
         self.decode = decode
         """False: keep reusable chunks compressed (CRC and Blosc headers checked, data not decompressed)."""
-        self.root = Path(root)
+        self.root = as_path(root)
         self.layout = layout
         self.modalities = modalities
         self.tasks = tasks

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
 from ..errors import CubeError
 from ..shardformat import blosc_member_parts, encode_blosc_array, encode_npy, member_name
+from ..storage import Folder
 from .plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
 from .records import Record, RecordBuilder
 
@@ -23,8 +23,9 @@ TAR_MTIME = 0
 
 @dataclass(frozen=True)
 class ShardJob:
-    root: str
-    out: str
+    root: Any
+    """The dataset root: a Path, or a UPath (which carries its storage options to the workers)."""
+    out: Any
     fmt: str
     codec: str
     layout: str
@@ -109,11 +110,9 @@ def array_member_parts(record: Record, name: str, codec: str) -> list[bytes]:
     return [encode_blosc_array(record.array(name))]
 
 
-def _relative(path: str, root: str) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
+def _relative(path: str, root: Any) -> str:
+    prefix = str(root).rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def _records(job: ShardJob, result: ShardResult):
@@ -159,9 +158,8 @@ def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
 
 def write_shard(job: ShardJob) -> ShardResult:
     """Write the shard under a temporary name and rename it into place when complete."""
-    result = ShardResult(job.spec.name, 0, 0, "", sources=file_stats(Path(job.root), job.spec))
-    final = Path(job.out) / job.spec.name
-    with atomic_path(final) as temp:
+    result = ShardResult(job.spec.name, 0, 0, "", sources=file_stats(job.root, job.spec))
+    with Folder(job.out).writing(job.spec.name) as temp:
         (_write_tar if job.fmt == "webdataset" else _write_parquet)(job, temp, result)
         result.records = len(result.index)
     return result

@@ -24,6 +24,7 @@ from ..errors import CubeError, ShardError, UsageError
 from ..execution import Executor, Progress, make_executor
 from ..labels import LabelFileError, read_task_labels
 from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
+from ..storage import as_path, file_size, is_remote, open_read
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
@@ -56,8 +57,8 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class _ShardCheck:
-    root: str
-    out: str
+    root: Any
+    out: Any
     shard: dict
     fmt: str
     tasks: dict[str, dict]
@@ -66,7 +67,7 @@ class _ShardCheck:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_read(path) as fh:
         while block := fh.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
@@ -80,7 +81,7 @@ class _Sources:
     """Source cubes and label files, opened once per shard check."""
 
     def __init__(self, root: Path, tasks: dict[str, dict]) -> None:
-        self.root = root
+        self.root = as_path(root)
         self.cubes: dict[str, Cube] = {}
         self.labels: dict[str, dict[str, float]] = {}
         self.label_errors: dict[str, str] = {}
@@ -139,22 +140,22 @@ def _compare(meta: dict, arrays: dict[str, np.ndarray], sources: _Sources, shard
 
 def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
     name = check.shard["name"]
-    path = Path(check.out) / name
-    if not path.is_file():
+    path = as_path(check.out) / name
+    size = file_size(path)
+    if size is None:
         return [Mismatch("verify.missing-shard", name, f"{path} does not exist")], 0
     found: list[Mismatch] = []
-    size = path.stat().st_size
     if size != check.shard["bytes"]:
         found.append(Mismatch("verify.size", name, f"{size} bytes, manifest says {check.shard['bytes']}"))
     elif _sha256(path) != check.shard["sha256"]:
         found.append(Mismatch("verify.sha256", name, "sha256 differs from the manifest"))
-    sources = _Sources(Path(check.root), check.tasks)
+    sources = _Sources(check.root, check.tasks)
     for task, error in sources.label_errors.items():
         found.append(Mismatch("verify.label-file", name, error, member=task))
     seen: list[str] = []
     try:
         if check.fmt == "webdataset":
-            with open(path, "rb") as fh:
+            with open_read(path) as fh:
                 for raw in iter_tar_records(fh, name):
                     seen.append(raw.id)
                     try:
@@ -164,9 +165,10 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
                         continue
                     found.extend(_compare(raw.meta, arrays, sources, name))
         else:
-            for meta, arrays in iter_parquet_records(path, name):
-                seen.append(meta.get("id"))
-                found.extend(_compare(meta, arrays, sources, name))
+            with open_read(path) as fh:
+                for meta, arrays in iter_parquet_records(fh, name):
+                    seen.append(meta.get("id"))
+                    found.extend(_compare(meta, arrays, sources, name))
     except ShardError as exc:
         found.append(Mismatch("verify.unreadable-shard", name, str(exc), exc.key))
     finally:
@@ -188,18 +190,20 @@ def verify(
     executor: Executor | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: str | None = None,
 ) -> VerifyReport:
     from . import load_manifest
 
-    root, out = Path(root), Path(out)
-    if not root.is_dir():
+    root, out = as_path(root, storage_options), as_path(out, storage_options)
+    if not is_remote(root) and not root.is_dir():
         raise UsageError(f"{root}: no such directory")
-    manifest = load_manifest(out)
+    manifest = load_manifest(out, storage_options)
     fmt = manifest.get("output_format")
     by_shard: dict[int, list[tuple[int, str]]] = {}
     for loc_id, (shard, row, *_rest) in manifest["index"].items():
         by_shard.setdefault(shard, []).append((row, loc_id))
-    checks = [_ShardCheck(str(root), str(out), shard, fmt, manifest.get("tasks", {}),
+    checks = [_ShardCheck(root, out, shard, fmt, manifest.get("tasks", {}),
                           [i for _, i in sorted(by_shard.get(shard["index"], []))])
               for shard in manifest["shards"]]
     report = VerifyReport(str(out))
@@ -208,8 +212,8 @@ def verify(
     records = 0
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(checks)))
-        for found, n in executor.map(_check_shard, checks):
+            executor = stack.enter_context(make_executor(jobs, len(checks), scheduler))
+        for found, n in executor.map(_check_shard, checks, names=[c.shard["name"] for c in checks]):
             report.mismatches.extend(found)
             records += n
             if progress:
@@ -227,7 +231,8 @@ def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Mismatch]
 
     tasks = manifest.get("tasks", {})
     try:
-        table = pq.read_table(path).to_pydict()
+        with open_read(path) as fh:
+            table = pq.read_table(fh).to_pydict()
     except Exception as exc:
         return [Mismatch("verify.labels-parquet", path.name, f"unreadable: {exc}")]
     found = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..execution import single_threaded_codecs
 from ..labels import read_task_labels
 from ..layout import Layout, discover
 from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
+from ..storage import open_read
 from .assemble import SampleOptions
 from .sources import resolve_shards
 from .split import current_consumer, plan_epoch, records_per_rank
@@ -77,8 +77,9 @@ class CubeDataset(_MapBase):
         output: str = "numpy",
         layout: Layout | None = None,
         seed: int = 0,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        ds = discover(root, layout)
+        ds = discover(root, layout, storage_options)
         default = list(spec.DOWNSTREAM_MODALITIES) if ds.layout == "downstream" else \
             [m for m in ds.modalities if m != "s2rgb"]
         self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
@@ -87,16 +88,16 @@ class CubeDataset(_MapBase):
         self.layout = ds.layout
         self.epoch = 0
         mods = self.options.modalities
-        self._items: list[tuple[str, dict[str, str], int]] = []
+        self._items: list[tuple[str, dict[str, Any], int]] = []  # paths stay Path/UPath: URLs keep options
         if ds.layout == "downstream":
             for loc in ds.downstream_locations(mods):
-                self._items.append((loc.id, {m: str(f.path) for m, f in loc.files.items()}, 0))
+                self._items.append((loc.id, {m: f.path for m, f in loc.files.items()}, 0))
         else:
             for files in ds.v11_files(mods):
                 first = files[mods[0]].path
                 with Cube(first) as cube:
                     ids = cube.sample_ids
-                self._items.extend((sid, {m: str(f.path) for m, f in files.items()}, i) for i, sid in enumerate(ids))
+                self._items.extend((sid, {m: f.path for m, f in files.items()}, i) for i, sid in enumerate(ids))
         self.labels: dict[str, dict[str, float]] = {}
         if self.options.tasks:
             self.labels = _read_tasks(ds, self.options.tasks)
@@ -114,18 +115,19 @@ class CubeDataset(_MapBase):
         """Reseed `randomize_seasons` (with a DataLoader, call it before each epoch, like DistributedSampler)."""
         self.epoch = epoch
 
-    def _cube(self, path: str) -> Cube:
+    def _cube(self, path: Any) -> Cube:
         if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
             self._cubes = {}
             self._pid = os.getpid()
             single_threaded_codecs()  # and one core per worker
-        cube = self._cubes.get(path)
+        key = str(path)
+        cube = self._cubes.get(key)
         if cube is None:
             if len(self._cubes) >= 16:
                 for old in self._cubes.values():
                     old.close()
                 self._cubes = {}
-            cube = self._cubes[path] = Cube(path)
+            cube = self._cubes[key] = Cube(path)
         return cube
 
     def __getstate__(self) -> dict[str, Any]:
@@ -188,6 +190,7 @@ class ShardDataset(_IterBase):
         tasks: Sequence[str] | None = None,
         dtype: str = "float32",
         output: str = "numpy",
+        storage_options: dict[str, Any] | None = None,
         shuffle: int = 0,
         seed: int = 0,
         rank: int | None = None,
@@ -195,7 +198,7 @@ class ShardDataset(_IterBase):
         equal_per_rank: bool | str = False,
         on_error: str = "raise",
     ) -> None:
-        self.source = resolve_shards(source)
+        self.source = resolve_shards(source, storage_options)
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
         self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
                                 tasks, dtype, output, seed, default)
@@ -262,10 +265,10 @@ class ShardDataset(_IterBase):
         except ShardError as exc:
             self._fail(exc)
 
-    def _read_tar(self, path: str, wanted: set[int], last: int):
-        with open(path, "rb") as fh:
+    def _read_tar(self, path: Any, wanted: set[int], last: int):
+        with open_read(path) as fh:
             # Records are decoded before the next is read: compressed members can share buffers.
-            for row, raw in enumerate(iter_tar_records(fh, Path(path).name, reuse_buffers=True)):
+            for row, raw in enumerate(iter_tar_records(fh, path.name, reuse_buffers=True)):
                 if row > last:
                     break
                 if row not in wanted:
@@ -278,9 +281,13 @@ class ShardDataset(_IterBase):
                     continue
                 yield loc_id, arrays, self._labels(raw.meta)
 
-    def _read_parquet(self, path: str, wanted: set[int], last: int):
+    def _read_parquet(self, path: Any, wanted: set[int], last: int):
         columns = ["record", *self.options.modalities]
-        for row, (meta, arrays) in enumerate(iter_parquet_records(path, Path(path).name, columns=columns)):
+        with open_read(path) as fh:
+            yield from self._parquet_rows(fh, path.name, columns, wanted, last)
+
+    def _parquet_rows(self, fh, name: str, columns: list[str], wanted: set[int], last: int):
+        for row, (meta, arrays) in enumerate(iter_parquet_records(fh, name, columns=columns)):
             if row > last:
                 break
             if row not in wanted:
@@ -290,7 +297,7 @@ class ShardDataset(_IterBase):
             try:
                 picked = {m: arrays[m][times] for m in self.options.modalities}
             except KeyError as exc:
-                self._fail(ShardError(Path(path).name, f"array {exc} is missing", key=loc_id))
+                self._fail(ShardError(name, f"array {exc} is missing", key=loc_id))
                 continue
             yield loc_id, picked, self._labels(meta)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import spec
 from ..execution import Executor, Progress, batched, make_executor
 from ..layout import Dataset, Layout, discover
+from ..storage import file_size
 from .cubes import CubeResult, CubeTask, check_cubes, majority
 from .findings import Finding, Report
 from .ids import check_downstream_ids, check_v11_ids
@@ -35,18 +36,20 @@ def validate(
     executor: Executor | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    storage_options: dict | None = None,
+    scheduler: str | None = None,
 ) -> Report:
     """Validate a dataset root. Raises `UsageError` only when ROOT is unusable.
 
     `progress(n)` is called as cubes finish; `on_start(total)` once the number
     of cubes is known.
     """
-    ds = discover(root, layout)
+    ds = discover(root, layout, storage_options)
     findings = check_layout(ds)
     tasks = _cube_tasks(ds, deep)
     if on_start:
         on_start(len(tasks))
-    results = _run_cube_tasks(tasks, jobs, executor, progress)
+    results = _run_cube_tasks(tasks, jobs, executor, progress, scheduler)
     for result in results:
         findings.extend(result.findings)
     findings.extend(_offset_findings(ds, results))
@@ -78,13 +81,13 @@ def _cube_tasks(ds: Dataset, deep: bool) -> list[CubeTask]:
 
 
 def _run_cube_tasks(tasks: list[CubeTask], jobs: int | None, executor: Executor | None,
-                    progress: Progress | None) -> list[CubeResult]:
+                    progress: Progress | None, scheduler: str | None = None) -> list[CubeResult]:
     batches = batched(tasks, BATCH)
     results: list[CubeResult] = []
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(batches)))
-        for batch in executor.map(check_cubes, batches):
+            executor = stack.enter_context(make_executor(jobs, len(batches), scheduler))
+        for batch in executor.map(check_cubes, batches, names=[f"cubes {b[0].cube.path.name}.." for b in batches]):
             results.extend(batch)
             if progress:
                 progress(len(batch))
@@ -138,6 +141,6 @@ def _summary(ds: Dataset, results: list[CubeResult], labels: list[dict], deep: b
 
 def _size(path: Path) -> int:
     try:
-        return path.stat().st_size if path.is_file() else 0
+        return file_size(path) or 0
     except OSError:
         return 0

@@ -1,0 +1,216 @@
+"""Where data lives: local paths, or fsspec URLs (s3://, gs://, az://, hf://, http(s)://, memory://).
+
+Local paths stay `pathlib.Path` (and keep the fast os-level code paths);
+URLs become `upath.UPath`, which offers the same API over fsspec, so the rest
+of neuco-io handles both alike. Credentials come from the usual environment
+(AWS_*, GOOGLE_*, HF_TOKEN...) and from storage options (`--storage-option
+key=value` on the command line).
+
+Writes to an object store stay atomic without renames: a file is written
+locally first and then uploaded in one PUT, so it appears under its final
+name only when complete (S3 and the others never show a partial object).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import IO, Any
+
+from .errors import UsageError
+
+__all__ = ["AnyPath", "Folder", "as_path", "file_size", "is_remote", "open_read", "parse_storage_options", "read_only",
+           "signature", "upload_atomic"]
+
+AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
+READ_ONLY = ("http", "https")
+
+
+def _is_upath(value: Any) -> bool:
+    return type(value).__module__.startswith("upath")
+
+
+def is_remote(path: Any) -> bool:
+    """True for a remote UPath, or a URL string other than file://."""
+    if isinstance(path, PurePath):
+        return False  # pathlib paths, and UPath's own local ones
+    if _is_upath(path):
+        return True
+    if isinstance(path, str):
+        return "://" in path and not path.startswith("file://")
+    return False
+
+
+def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
+    """A local Path, or a UPath for a URL (with the storage options bound to it)."""
+    if isinstance(value, PurePath):
+        return Path(value)
+    if _is_upath(value):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"{value!r} is not a path or URL")
+    text = os.fspath(value)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    if "://" in text:
+        try:
+            from upath import UPath
+        except ImportError:
+            raise UsageError(f"{text}: URLs need universal-pathlib and fsspec: pip install 'neuco-io[remote]'") \
+                from None
+        try:
+            return UPath(text, **(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise UsageError(f"{text}: {exc}") from None
+    return Path(text)
+
+
+def read_only(path: Any) -> bool:
+    return is_remote(path) and getattr(path, "protocol", "") in READ_ONLY
+
+
+def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are JSON when they parse (true, 3, {"a": 1}), else strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option {pair!r}: use key=value")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def open_read(path: Path) -> IO[bytes]:
+    """A binary file for reading: sequential reads stream, seeks become range requests on object stores."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise
+    except OSError:
+        raise
+    except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...
+        raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def upload_atomic(final: Path) -> Iterator[Path]:
+    """A local temporary file to write; uploaded to `final` (one PUT) when the block succeeds."""
+    if read_only(final):
+        raise UsageError(f"{final}: this storage is read-only")
+    fd, name = tempfile.mkstemp(prefix=".neuco-", suffix=".partial")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        final.fs.put_file(str(temp), final.path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def signature(path: Path) -> list:
+    """What tells whether a file changed: size and modification time (or an object store's ETag)."""
+    try:
+        if not is_remote(path):
+            st = path.stat()
+            return [st.st_size, st.st_mtime_ns]
+        info = path.fs.info(path.path)
+        return [int(info.get("size") or 0), str(info.get("ETag") or info.get("LastModified") or info.get("mtime")
+                                                or info.get("created") or "")]
+    except (OSError, FileNotFoundError):
+        return [-1, -1]
+
+
+def file_size(path: Path) -> int | None:
+    """Bytes of a file, or None when it does not exist."""
+    try:
+        if is_remote(path):
+            return int(path.fs.info(path.path).get("size") or 0)
+        return path.stat().st_size if path.is_file() else None
+    except FileNotFoundError:
+        return None
+
+
+class Folder:
+    """An output folder, local or on an object store, with the writes neuco-io needs.
+
+    `writing(name)` yields a local temporary file: locally it is fsynced and
+    renamed into place, remotely it is uploaded in one PUT. Either way the
+    file appears under its name only when complete.
+    """
+
+    def __init__(self, path: Any, storage_options: dict[str, Any] | None = None) -> None:
+        self.path = as_path(path, storage_options)
+        self.remote = is_remote(self.path)
+        if read_only(self.path):
+            raise UsageError(f"{self.path}: http(s) storage is read-only")
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def is_dir(self) -> bool:
+        return self.path.is_dir()
+
+    def names(self) -> list[str]:
+        """The entries directly in the folder (empty when it does not exist)."""
+        if self.remote:
+            try:
+                return sorted(entry.rstrip("/").rpartition("/")[2] for entry in self.path.fs.ls(self.path.path,
+                                                                                                 detail=False))
+            except FileNotFoundError:
+                return []
+        return sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+
+    def has(self, name: str) -> bool:
+        return file_size(self.path / name) is not None
+
+    def size(self, name: str) -> int | None:
+        return file_size(self.path / name)
+
+    def read_text(self, name: str) -> str:
+        return (self.path / name).read_text(encoding="utf-8")
+
+    @contextlib.contextmanager
+    def writing(self, name: str, *, fsync: bool = True) -> Iterator[Path]:
+        final = self.path / name
+        if self.remote:
+            with upload_atomic(final) as temp:
+                yield temp
+        else:
+            from .atomic import atomic_path
+
+            with atomic_path(final, fsync=fsync) as temp:
+                yield temp
+
+    def write_text(self, name: str, text: str) -> None:
+        with self.writing(name) as temp:
+            temp.write_text(text, encoding="utf-8")
+
+    def remove(self, name: str) -> None:
+        """Remove a file or a folder (recursively); nothing if absent."""
+        target = self.path / name
+        if self.remote:
+            with contextlib.suppress(FileNotFoundError):
+                target.fs.rm(target.path, recursive=True)
+            return
+        import shutil
+
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+
+    def mkdir(self) -> None:
+        if not self.remote:
+            self.path.mkdir(parents=True, exist_ok=True)
