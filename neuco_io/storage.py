@@ -87,9 +87,13 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return options
 
 
-def open_read(path: Path) -> IO[bytes]:
-    """A binary file for reading: sequential reads stream, seeks become range requests on object stores."""
+def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
+    """A binary file for reading. On object stores, reads fetch blocks by range requests (never the whole
+    object first); with `sequential` over http(s) the response is streamed, which also works with servers
+    that ignore Range."""
     try:
+        if sequential and is_remote(path) and getattr(path, "protocol", "") in READ_ONLY:
+            return path.fs.open(path.path, "rb", block_size=0)
         return path.open("rb")
     except FileNotFoundError:
         raise

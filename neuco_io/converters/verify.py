@@ -67,7 +67,7 @@ class _ShardCheck:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open_read(path) as fh:
+    with open_read(path, sequential=True) as fh:
         while block := fh.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
@@ -155,7 +155,7 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
     seen: list[str] = []
     try:
         if check.fmt == "webdataset":
-            with open_read(path) as fh:
+            with open_read(path, sequential=True) as fh:
                 for raw in iter_tar_records(fh, name):
                     seen.append(raw.id)
                     try:

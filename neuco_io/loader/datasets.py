@@ -266,7 +266,7 @@ class ShardDataset(_IterBase):
             self._fail(exc)
 
     def _read_tar(self, path: Any, wanted: set[int], last: int):
-        with open_read(path) as fh:
+        with open_read(path, sequential=True) as fh:
             # Records are decoded before the next is read: compressed members can share buffers.
             for row, raw in enumerate(iter_tar_records(fh, path.name, reuse_buffers=True)):
                 if row > last:

@@ -48,7 +48,7 @@ def count_tar_records(path: Any) -> int:
     keys = 0
     last = None
     try:
-        with open_read(as_path(path)) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        with open_read(as_path(path), sequential=True) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
             for info in tar:
                 if info.isfile():
                     key = info.name.rsplit("/", 1)[-1].split(".", 1)[0]
