@@ -234,9 +234,18 @@ class DaskExecutor(Executor):
                 self._cluster.close(timeout=10)
 
 
-def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str | None = None, **_: Any) -> Executor:
+def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str | None = None, *,
+                  places: Sequence[Any] = ()) -> Executor:
     """A Dask executor when `scheduler` is given; else `jobs` worker processes (None: all cores),
-    never more than there are units to share."""
+    never more than there are units to share. `places` are the paths the units touch: an in-process
+    filesystem (memory://) among them keeps the work in this process, where its files live."""
+    from .storage import in_process_only
+
+    local_only = [str(p) for p in places if in_process_only(p)]
+    if local_only:
+        if scheduler:
+            raise UsageError(f"{local_only[0]}: memory:// lives in this process; a Dask cluster cannot reach it")
+        return SerialExecutor()
     if scheduler:
         return DaskExecutor(scheduler)
     jobs = default_jobs() if jobs is None or jobs <= 0 else jobs

@@ -23,8 +23,8 @@ from typing import IO, Any
 
 from .errors import UsageError
 
-__all__ = ["AnyPath", "Folder", "as_path", "file_size", "is_remote", "open_read", "parse_storage_options", "read_only",
-           "signature", "upload_atomic"]
+__all__ = ["AnyPath", "Folder", "as_path", "file_size", "in_process_only", "is_remote", "open_read",
+           "parse_storage_options", "read_only", "signature", "upload_atomic"]
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
 READ_ONLY = ("http", "https")
@@ -69,6 +69,11 @@ def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
     return Path(text)
 
 
+def in_process_only(path: Any) -> bool:
+    """memory:// files exist only in this process: worker processes would not see them."""
+    return is_remote(path) and getattr(path, "protocol", "") == "memory"
+
+
 def read_only(path: Any) -> bool:
     return is_remote(path) and getattr(path, "protocol", "") in READ_ONLY
 
@@ -92,8 +97,8 @@ def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
     object first); with `sequential` over http(s) the response is streamed, which also works with servers
     that ignore Range."""
     try:
-        if sequential and is_remote(path) and getattr(path, "protocol", "") in READ_ONLY:
-            return path.fs.open(path.path, "rb", block_size=0)
+        if is_remote(path) and getattr(path, "protocol", "") in READ_ONLY:
+            return path.fs.open(path.path, "rb", block_size=0) if sequential else _open_http_seekable(path)
         return path.open("rb")
     except FileNotFoundError:
         raise
@@ -101,6 +106,33 @@ def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
         raise
     except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...
         raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+SPOOL_IN_MEMORY = 64 << 20
+
+
+def _open_http_seekable(path: Path) -> IO[bytes]:
+    """Random access over http(s): range requests when the server honours them; otherwise the file is
+    streamed once into a spooled temporary file (memory up to 64 MiB, then disk), so readers that seek
+    (Parquet) still work against simple servers."""
+    fh = path.fs.open(path.path, "rb")
+    try:
+        size = fh.size or 0
+        if size > 1:
+            fh.seek(size - 1)  # a request that does not start at 0 shows whether ranges are honoured
+            fh.read(1)
+            fh.seek(0)
+        return fh
+    except ValueError as exc:
+        if "range" not in str(exc).lower():
+            raise
+        fh.close()
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned open
+    with path.fs.open(path.path, "rb", block_size=0) as stream:
+        while block := stream.read(1 << 22):
+            spool.write(block)
+    spool.seek(0)
+    return spool
 
 
 @contextlib.contextmanager

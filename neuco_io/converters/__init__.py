@@ -144,7 +144,7 @@ def convert(
         # Pushed first, so it runs last: after the workers were stopped.
         stack.push(lambda exc_type, *_: _clean_partials_on_error(out, exc_type))
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler))
+            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.root, out.path)))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
         options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
@@ -175,6 +175,8 @@ def _load_state(root: Path, out: Folder, plan: Plan) -> dict[str, ShardResult]:
             raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
                              "use --overwrite")
         for shard in previous["shards"]:
+            if out.size(shard["name"]) != shard["bytes"]:
+                continue  # deleted or replaced since: write it again
             done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
                                               index=[[i, *loc[1:]] for i, loc in previous["index"].items()
                                                      if loc[0] == shard["index"]],

@@ -212,7 +212,7 @@ def verify(
     records = 0
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(checks), scheduler))
+            executor = stack.enter_context(make_executor(jobs, len(checks), scheduler, places=(root, out)))
         for found, n in executor.map(_check_shard, checks, names=[c.shard["name"] for c in checks]):
             report.mismatches.extend(found)
             records += n

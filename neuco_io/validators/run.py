@@ -49,7 +49,7 @@ def validate(
     tasks = _cube_tasks(ds, deep)
     if on_start:
         on_start(len(tasks))
-    results = _run_cube_tasks(tasks, jobs, executor, progress, scheduler)
+    results = _run_cube_tasks(tasks, jobs, executor, progress, scheduler, places=(ds.root,))
     for result in results:
         findings.extend(result.findings)
     findings.extend(_offset_findings(ds, results))
@@ -81,12 +81,13 @@ def _cube_tasks(ds: Dataset, deep: bool) -> list[CubeTask]:
 
 
 def _run_cube_tasks(tasks: list[CubeTask], jobs: int | None, executor: Executor | None,
-                    progress: Progress | None, scheduler: str | None = None) -> list[CubeResult]:
+                    progress: Progress | None, scheduler: str | None = None, places: tuple = ()
+                    ) -> list[CubeResult]:
     batches = batched(tasks, BATCH)
     results: list[CubeResult] = []
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(batches), scheduler))
+            executor = stack.enter_context(make_executor(jobs, len(batches), scheduler, places=places))
         for batch in executor.map(check_cubes, batches, names=[f"cubes {b[0].cube.path.name}.." for b in batches]):
             results.extend(batch)
             if progress:
