@@ -10,11 +10,14 @@ from pathlib import Path
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    kids = [int(p) for p in text.split()]
+    """Every descendant; a child belongs to the thread that started it (Dask's nannies start from a
+    background thread), so all threads are asked."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
     return kids + [g for k in kids for g in _children(k)]
 
 

@@ -83,7 +83,12 @@ def _idle_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _init_worker() -> None:
+def _init_worker(environ: dict[str, str]) -> None:
+    """Workers fork from a forkserver started earlier: give them the caller's environment as it is now
+    (credentials such as AWS_* may have been set since)."""
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    os.environ.update(environ)
     _idle_signals()
     single_threaded_codecs()
 
@@ -135,7 +140,8 @@ class ProcessExecutor(Executor):
         self.jobs = jobs
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                                         initargs=(dict(os.environ),))
 
     def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
         results = self._pool.map(_Interruptible(fn), units)
@@ -191,7 +197,7 @@ class DaskExecutor(Executor):
             self._client = Client(self._cluster)
         else:
             try:
-                self._client = Client(scheduler, timeout="20s")
+                self._client = Client(scheduler)  # waits distributed.comm.timeouts.connect (Dask config)
             except (OSError, TimeoutError) as exc:
                 raise UsageError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
         self.jobs = max(1, sum(self._client.nthreads().values()))
@@ -247,6 +253,8 @@ def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str |
             raise UsageError(f"{local_only[0]}: memory:// lives in this process; a Dask cluster cannot reach it")
         return SerialExecutor()
     if scheduler:
+        if jobs:
+            raise UsageError("--jobs and --scheduler exclude each other: a cluster's workers set its parallelism")
         return DaskExecutor(scheduler)
     jobs = default_jobs() if jobs is None or jobs <= 0 else jobs
     if n_units is not None:

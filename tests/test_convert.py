@@ -365,3 +365,35 @@ def test_fix_an_invalid_cube_then_resume(downstream, tmp_path):
     result = convert(downstream, out, to="webdataset", jobs=1, max_records=1, resume=True)
     assert (result.written, result.shards, result.records) == (3, 4, 4)
     assert verify(downstream, out, jobs=1).ok
+
+
+CF_TIMES = [
+    ("days since 2020-03-15 10:00:00", "proleptic_gregorian", [[0, 91, 182, 273], [1, 92, 183, 274]]),
+    ("hours since 2000-01-01", None, list(range(10))),
+    ("seconds since 1970-01-01T00:00:00", "standard", [-2**31, 0, 2**31 - 1]),
+    ("microseconds since 2001-02-03 04:05", "gregorian", [-2**40, 17, 2**40]),
+    ("minutes since 1900-01-01 00:00:00", None, [0, 1, 65535]),
+    ("days since 1582-01-01", "standard", [0, 1]),  # before the reform: xarray's path
+    ("days since 2020-03-15 10:00:00+01:00", None, [0, 1]),  # a time zone: xarray's path
+    ("days since 2000-01-01", None, [90_000]),  # 2246, near the end of datetime64[ns]: xarray's path
+]
+
+
+@pytest.mark.parametrize("units,calendar,values", CF_TIMES, ids=[c[0] for c in CF_TIMES])
+def test_cf_times_decode_exactly_as_xarray_does(units, calendar, values):
+    import xarray as xr
+
+    from neuco_io.converters.records import _decode_cf
+
+    raw = np.asarray(values, dtype=np.int64)
+    attrs = {"units": units, **({"calendar": calendar} if calendar else {})}
+    dims = tuple(f"d{i}" for i in range(raw.ndim))
+    try:
+        expected = xr.decode_cf(xr.Dataset({"t": (dims, raw, attrs)}))["t"].values
+    except ValueError:  # needs cftime, which is not installed: the same refusal, from the same decoder
+        with pytest.raises(ValueError):
+            _decode_cf("t", raw, attrs)
+        return
+    decoded = _decode_cf("t", raw, attrs)
+    assert decoded.dtype == expected.dtype
+    np.testing.assert_array_equal(decoded, expected)

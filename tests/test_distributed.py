@@ -19,6 +19,7 @@ from neuco_io.execution import UnitFailed
 from neuco_io.validators import validate
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -59,7 +60,13 @@ def test_cli_local_cluster(sample_downstream, tmp_path):
     result = runner.invoke(main, ["verify", str(sample_downstream), str(tmp_path / "out"), "--scheduler", "local:2"])
     assert result.exit_code == 0, result.output
     bad = runner.invoke(main, ["validate", str(sample_downstream), "--scheduler", "local:zero"])
-    assert bad.exit_code == 2
+    assert bad.exit_code == 2 and "local:N" in bad.output
+    both = runner.invoke(main, ["validate", str(sample_downstream), "--scheduler", "local:2", "--jobs", "2"])
+    assert both.exit_code == 2 and "exclude each other" in both.output
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        nowhere = runner.invoke(main, ["verify", str(sample_downstream), str(tmp_path / "out"), "--scheduler",
+                                       "tcp://127.0.0.1:9"])
+    assert nowhere.exit_code == 2 and "cannot connect" in nowhere.output
 
 
 def _wait_for_state(out: Path, timeout: float = 120) -> None:
