@@ -13,6 +13,7 @@ import argparse
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def pandas_check(path: Path, expected: set[str], dim: int) -> dict:
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", category=pd.errors.DtypeWarning)  # the NaN column, as in real files
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=13260)
     parser.add_argument("--dim", type=int, default=1024)

@@ -111,6 +111,42 @@ def test_unreadable(tmp_path):
     assert codes(report) == {"submission.unreadable"} and "columns" in report.findings[0].message
 
 
+PARITY = {
+    "clean": b"id,0,1\nabc,1.5,-2\n000123,3,4e-3\n",
+    "empty cells": b"id,0,1\nabc,,2\n000123,1, \n",
+    "short row": b"id,0,1\nabc,1\n000123,1,2\n",
+    "long row": b"id,0,1\nabc,1,2,3\n000123,1,2\n",
+    "blank line": b"id,0,1\nabc,1,2\n\n000123,1,2\n",
+    "empty id": b"id,0,1\n,1,2\n000123,1,2\n",
+    "quoted": b'id,0,1\n"abc","1.5",2\n000123,"",2\n',
+    "crlf and inf": b"id,0,1\r\nabc,inf,2\r\n000123,-Infinity,nan\r\n",
+    "trailing space": b"id,0,1\nabc,1.5 ,2\n000123,1,2\n",
+    "no final newline": b"id,0,1\nabc,1,2\n000123,0,2",
+    "extra column": b"id,0,1,note\nabc,1,2,x\n000123,1,2,\n",
+}
+
+
+POLARS_ACCEPTS = {"clean", "empty cells", "crlf and inf", "no final newline", "extra column"}
+
+
+@pytest.mark.parametrize("name", PARITY)
+def test_polars_fast_path_agrees_with_the_exact_pyarrow_path(tmp_path, monkeypatch, name):
+    """polars is lenient where pyarrow is strict; whatever it accepts must give the very same report."""
+    from neuco_io.submission import check
+
+    head, body = PARITY[name].split(b"\n", 1)
+    header = head.rstrip(b"\r").decode().split(",")
+    accepted = check._parse_with_polars(body, header, [c for c in header if c.isdigit()]) is not None
+    assert accepted == (name in POLARS_ACCEPTS)
+    path = tmp_path / "e.csv"
+    path.write_bytes(PARITY[name])
+    fast = check_submission(path, dim=2)
+    monkeypatch.setattr(check, "_parse_with_polars", lambda *args: None)
+    exact = check_submission(path, dim=2)
+    assert [f.to_dict() for f in fast.findings] == [f.to_dict() for f in exact.findings]
+    assert fast.summary == exact.summary
+
+
 def test_large_file_in_bounded_memory(tmp_path):
     """Many blocks: counts stay exact while only a few findings are listed."""
     rng = np.random.default_rng(1)
