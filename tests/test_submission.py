@@ -123,10 +123,13 @@ PARITY = {
     "trailing space": b"id,0,1\nabc,1.5 ,2\n000123,1,2\n",
     "no final newline": b"id,0,1\nabc,1,2\n000123,0,2",
     "extra column": b"id,0,1,note\nabc,1,2,x\n000123,1,2,\n",
+    "spellings of numbers": b"id,0,1\nabc,+nan,iNfInItY\n000123,\t1,00012\n",
+    "digit separator": b"id,0,1\nabc,1_0,2\n000123,1,2\n",  # Python's float() reads 1_0; polars does not
 }
 
 
-POLARS_ACCEPTS = {"clean", "empty cells", "crlf and inf", "no final newline", "extra column"}
+POLARS_ACCEPTS = {"clean", "empty cells", "crlf and inf", "no final newline", "extra column",
+                  "spellings of numbers"}
 
 
 @pytest.mark.parametrize("name", PARITY)
