@@ -170,6 +170,13 @@ class _InWorker:
         return self.fn(unit)
 
 
+_SPAWN_ENVIRON = "distributed.nanny.pre-spawn-environ"
+_WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 4 << 20}
+"""Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's adaptive mmap
+threshold: every chunk buffer above 128 KiB (most of them) is then a fresh mmap whose pages fault in,
+and units run about 15% slower than in the process pool. Buffers up to 4 MiB come from the heap again."""
+
+
 class DaskExecutor(Executor):
     """Units as tasks of a dask.distributed cluster: a running scheduler (`tcp://host:8786`), or
     `local[:N]`, a LocalCluster of N single-threaded worker processes started for the run.
@@ -192,8 +199,11 @@ class DaskExecutor(Executor):
             if count and (not count.isdigit() or int(count) < 1):
                 raise UsageError(f"--scheduler {scheduler!r}: use local or local:N with N >= 1")
             workers = int(count) if count else default_jobs()
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
+            import dask
+
+            with dask.config.set({f"{_SPAWN_ENVIRON}.{key}": value for key, value in _WORKER_MALLOC.items()}):
+                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=logging.ERROR)
             self._client = Client(self._cluster)
         else:
             try:

@@ -69,6 +69,19 @@ def test_cli_local_cluster(sample_downstream, tmp_path):
     assert nowhere.exit_code == 2 and "cannot connect" in nowhere.output
 
 
+def test_local_cluster_workers_keep_chunk_buffers_on_the_heap():
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_, which makes glibc mmap every buffer above 128 KiB; the
+    workers neuco-io starts get an mmap threshold back, and the user's Dask config is left as it was."""
+    from neuco_io.execution import DaskExecutor
+
+    before = dask.config.get("distributed.nanny.pre-spawn-environ")
+    with DaskExecutor("local:1") as executor:
+        seen = executor._client.run(lambda: dict(os.environ))
+    assert [env.get("MALLOC_MMAP_THRESHOLD_") for env in seen.values()] == [str(4 << 20)]
+    assert all(env.get("MALLOC_TRIM_THRESHOLD_") for env in seen.values())  # Dask's own setting stays
+    assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
+
+
 def _wait_for_state(out: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not list((out / ".neuco-io" / "shards").glob("*.json")) if (out / ".neuco-io" / "shards").is_dir() \
