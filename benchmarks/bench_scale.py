@@ -27,6 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+import dask
+
+from neuco_io.execution import dask_worker_config
+
 from bench_convert import EXE
 from common import describe_machine, sample_dataset, warm
 from memory import run_measured
@@ -77,8 +81,9 @@ def unit_costs(root: Path, out: Path) -> tuple[float, float, float]:
     from neuco_io.converters import convert
 
     started = time.perf_counter()
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=50)
+    with dask.config.set(dask_worker_config()):  # as `--scheduler local:2` and the README do
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=50)
     client = Client(cluster)
     client.run(lambda: __import__("neuco_io.converters"))  # a real run imports on first use; do it up front
     startup = time.perf_counter() - started
@@ -132,9 +137,10 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     print(f"machine: {describe_machine()}")
-    # The running cluster the `--scheduler ADDRESS` runs connect to, as a user's would be.
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as cluster, Client(cluster):
+    # The running cluster the `--scheduler ADDRESS` runs connect to, set up as the README advises.
+    with dask.config.set(dask_worker_config()), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=50) as cluster, Client(cluster):
         overheads = []
         for layout, n in [("downstream", args.locations)] + [("v1.1", n) for n in args.v11_locations]:
             root = sample_dataset(layout, n)

@@ -26,7 +26,7 @@ Progress = Callable[[int], None]
 """Called with the number of units just finished."""
 
 __all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Progress", "SerialExecutor", "UnitFailed", "batched",
-           "default_jobs", "make_executor"]
+           "dask_worker_config", "default_jobs", "make_executor"]
 
 
 class WorkerDiedError(NeucoError, RuntimeError):
@@ -170,11 +170,18 @@ class _InWorker:
         return self.fn(unit)
 
 
-_SPAWN_ENVIRON = "distributed.nanny.pre-spawn-environ"
 _WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 4 << 20}
-"""Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's adaptive mmap
-threshold: every chunk buffer above 128 KiB (most of them) is then a fresh mmap whose pages fault in,
-and units run about 15% slower than in the process pool. Buffers up to 4 MiB come from the heap again."""
+
+
+def dask_worker_config() -> dict[str, Any]:
+    """Dask configuration for the workers neuco-io starts, and worth giving a cluster of your own.
+
+    Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's adaptive mmap
+    threshold: every chunk buffer above 128 KiB (most of them) is then a fresh mmap whose pages fault in,
+    and units run 15-20% slower than in the process pool. Buffers up to 4 MiB come from the heap again.
+    Use as `with dask.config.set(dask_worker_config()): LocalCluster(...)`.
+    """
+    return {f"distributed.nanny.pre-spawn-environ.{key}": value for key, value in _WORKER_MALLOC.items()}
 
 
 class DaskExecutor(Executor):
@@ -201,7 +208,7 @@ class DaskExecutor(Executor):
             workers = int(count) if count else default_jobs()
             import dask
 
-            with dask.config.set({f"{_SPAWN_ENVIRON}.{key}": value for key, value in _WORKER_MALLOC.items()}):
+            with dask.config.set(dask_worker_config()):
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                              dashboard_address=None, silence_logs=logging.ERROR)
             self._client = Client(self._cluster)
