@@ -19,7 +19,7 @@ from . import __version__, spec
 from .atomic import atomic_path
 from .converters.task_import import mapping_path
 from .errors import NeucoError, UsageError
-from .labels import LabelRow, LabelTable, TaskName, parse_task_name, read_task_labels, write_label_file
+from .labels import LabelRow, LabelTable, TaskName, parse_label, parse_task_name, read_task_labels, write_label_file
 from .layout import discover
 from .validators.findings import Finding
 
@@ -104,7 +104,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     table = LabelTable(source, header=list(spec.LABEL_COLUMNS), rows=canonical)
     findings.extend(check_label_rows(where, table, KINDS[task_type], frozenset(data_ids)))
     result = LabelsResult(None, findings)
-    values = [float(r.raw) for r in canonical if _float(r.raw) is not None]
+    values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
                       "statistics": _stats(values, KINDS[task_type])}
@@ -120,15 +120,8 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     return result
 
 
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _same_label(a: str, b: str) -> bool:
-    x, y = _float(a), _float(b)
+    x, y = parse_label(a), parse_label(b)
     return a == b or (x is not None and y is not None and x == y)
 
 
