@@ -28,7 +28,7 @@ from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
 from ..shardformat import CODECS, FORMAT_VERSION
-from ..storage import Folder, as_path, is_remote, read_only
+from ..storage import Folder, as_path, is_remote
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from .shards import ShardJob, ShardResult, write_shard
 
@@ -55,9 +55,7 @@ class ConvertResult:
 
 
 def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
-    folder = out if isinstance(out, Folder) else Folder(out, storage_options) if not read_only(
-        as_path(out, storage_options)) else None
-    path = (folder.path if folder else as_path(out, storage_options)) / MANIFEST
+    path = (out.path if isinstance(out, Folder) else as_path(out, storage_options)) / MANIFEST
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -66,9 +64,20 @@ def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, An
         raise UsageError(f"{path}: unreadable manifest: {exc}") from None
 
 
-def _own_files(out: Folder, prefix: str) -> list[str]:
-    """What a conversion writes in OUT: only these are ever removed by --overwrite."""
-    return [name for name in out.names()
+def index_by_shard(manifest: dict[str, Any]) -> dict[int, list[list]]:
+    """The manifest's id -> [shard, row, offset, size] map turned around: shard -> its [id, row, offset,
+    size] entries in row order (one pass, however many shards)."""
+    by_shard: dict[int, list[list]] = {}
+    for loc_id, (shard, *place) in manifest["index"].items():
+        by_shard.setdefault(shard, []).append([loc_id, *place])
+    for entries in by_shard.values():
+        entries.sort(key=lambda entry: entry[1])
+    return by_shard
+
+
+def _own_files(names: list[str], prefix: str) -> list[str]:
+    """What a conversion writes in OUT (of the folder's `names`): only these are ever removed by --overwrite."""
+    return [name for name in names
             if name in (MANIFEST, LABELS, STATE_DIR)
             or (name.startswith(f"{prefix}-") and name.endswith((".tar", ".parquet")))
             or (name.startswith(".") and name.endswith(".partial"))]
@@ -83,7 +92,7 @@ def _prepare_out(out: Folder, prefix: str, resume: bool, overwrite: bool) -> Non
     state = STATE_DIR in names
     finished = MANIFEST in names
     if overwrite:
-        for name in _own_files(out, prefix):
+        for name in _own_files(names, prefix):
             out.remove(name)
         return
     if resume:
@@ -95,7 +104,7 @@ def _prepare_out(out: Folder, prefix: str, resume: bool, overwrite: bool) -> Non
                          "to start again")
     if finished:
         raise UsageError(f"{out.path}: holds a finished conversion; pass --overwrite to replace it")
-    if _own_files(out, prefix):
+    if _own_files(names, prefix):
         raise UsageError(f"{out.path}: holds shards of another run; pass --overwrite to replace them")
 
 
@@ -174,12 +183,12 @@ def _load_state(root: Path, out: Folder, plan: Plan) -> dict[str, ShardResult]:
         if previous.get("fingerprint") != plan.fingerprint:
             raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
                              "use --overwrite")
+        by_shard = index_by_shard(previous)
         for shard in previous["shards"]:
             if out.size(shard["name"]) != shard["bytes"]:
                 continue  # deleted or replaced since: write it again
             done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
-                                              index=[[i, *loc[1:]] for i, loc in previous["index"].items()
-                                                     if loc[0] == shard["index"]],
+                                              index=by_shard.get(shard["index"], []),
                                               skipped=[Skipped(**s) for s in shard.get("skipped", [])])
         return done
     if out.has(plan_name):

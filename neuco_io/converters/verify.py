@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -132,7 +131,7 @@ def _compare(meta: dict, arrays: dict[str, np.ndarray], sources: _Sources, shard
     for task, values in sources.labels.items():
         want = values.get(loc_id)
         got = labels.get(task)
-        if not (want == got or (want is not None and got is not None and math.isclose(want, got, rel_tol=0))):
+        if want != got:
             found.append(Mismatch("verify.label-mismatch", shard, f"label {task}: shard has {got}, label file "
                                   f"has {want}", loc_id, task))
     return found
@@ -193,18 +192,16 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from . import load_manifest
+    from . import index_by_shard, load_manifest
 
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():
         raise UsageError(f"{root}: no such directory")
     manifest = load_manifest(out, storage_options)
     fmt = manifest.get("output_format")
-    by_shard: dict[int, list[tuple[int, str]]] = {}
-    for loc_id, (shard, row, *_rest) in manifest["index"].items():
-        by_shard.setdefault(shard, []).append((row, loc_id))
+    by_shard = index_by_shard(manifest)
     checks = [_ShardCheck(root, out, shard, fmt, manifest.get("tasks", {}),
-                          [i for _, i in sorted(by_shard.get(shard["index"], []))])
+                          [entry[0] for entry in by_shard.get(shard["index"], [])])
               for shard in manifest["shards"]]
     report = VerifyReport(str(out))
     if on_start:
@@ -255,10 +252,3 @@ def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Mismatch]
                                       f"{labels.get(loc_id)} in the label file", loc_id, task))
     return found
 
-
-def mismatch_codes() -> list[str]:
-    """Every code `verify` can report (for the README)."""
-    return sorted({"verify.missing-shard", "verify.size", "verify.sha256", "verify.label-file",
-                   "verify.unreadable-record", "verify.unreadable-shard", "verify.records", "verify.missing-member",
-                   "verify.wrong-source", "verify.source-unreadable", "verify.array-mismatch",
-                   "verify.label-mismatch", "verify.labels-parquet"})
