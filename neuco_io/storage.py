@@ -14,6 +14,7 @@ name only when complete (S3 and the others never show a partial object).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -24,7 +25,7 @@ from typing import IO, Any
 from .errors import UsageError
 
 __all__ = ["AnyPath", "Folder", "as_path", "file_size", "in_process_only", "is_remote", "open_read",
-           "parse_storage_options", "read_only", "signature", "upload_atomic"]
+           "parse_storage_options", "read_only", "sha256_file", "signature", "upload_atomic"]
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
 READ_ONLY = ("http", "https")
@@ -97,15 +98,22 @@ def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
     object first); with `sequential` over http(s) the response is streamed, which also works with servers
     that ignore Range."""
     try:
-        if is_remote(path) and getattr(path, "protocol", "") in READ_ONLY:
+        if read_only(path):
             return path.fs.open(path.path, "rb", block_size=0) if sequential else _open_http_seekable(path)
         return path.open("rb")
-    except FileNotFoundError:
-        raise
     except OSError:
         raise
     except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...
         raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, local or remote, read front to back in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open_read(path, sequential=True) as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 SPOOL_IN_MEMORY = 64 << 20
@@ -160,7 +168,7 @@ def signature(path: Path) -> list:
         info = path.fs.info(path.path)
         return [int(info.get("size") or 0), str(info.get("ETag") or info.get("LastModified") or info.get("mtime")
                                                 or info.get("created") or "")]
-    except (OSError, FileNotFoundError):
+    except OSError:
         return [-1, -1]
 
 

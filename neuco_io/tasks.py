@@ -21,6 +21,7 @@ from .converters.task_import import mapping_path
 from .errors import NeucoError, UsageError
 from .labels import LabelRow, LabelTable, TaskName, parse_label, parse_task_name, read_task_labels, write_label_file
 from .layout import discover
+from .storage import sha256_file
 from .validators.findings import Finding
 
 __all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
@@ -206,7 +207,7 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
     card = _data_card(task, task_type, labels, list(spec.DOWNSTREAM_MODALITIES), description, source, licence)
     listing = []
     for rel, path in members:
-        listing.append({"path": rel, "bytes": path.stat().st_size, "sha256": _sha256(path)})
+        listing.append({"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
     card_bytes = card.encode()
     listing.append({"path": "README.md", "bytes": len(card_bytes), "sha256": hashlib.sha256(card_bytes).hexdigest()})
     manifest = {"format": "neuco-io.task-bundle", "format_version": 1, "tool_version": __version__, "task": task,
@@ -237,11 +238,3 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
             shutil.rmtree(temp, ignore_errors=True)
     total = sum(e["bytes"] for e in listing) + len(manifest_bytes)
     return PackResult(out, len(listing) + 1, total, len(labels))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import CubeError
 from ..shardformat import blosc_member_parts, encode_blosc_array, encode_npy, member_name
-from ..storage import Folder
+from ..storage import Folder, sha256_file
 from .plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
 from .records import Record, RecordBuilder
 
@@ -149,11 +149,7 @@ def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
             writer.add(record)
             result.index.append([record.id, row, -1, -1])
     result.bytes = temp.stat().st_size
-    sha = hashlib.sha256()
-    with open(temp, "rb") as fh:
-        while block := fh.read(1 << 22):
-            sha.update(block)
-    result.sha256 = sha.hexdigest()
+    result.sha256 = sha256_file(temp)
 
 
 def write_shard(job: ShardJob) -> ShardResult:

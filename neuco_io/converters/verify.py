@@ -9,7 +9,6 @@ member; nothing is trusted that was not re-read.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ from ..errors import CubeError, ShardError, UsageError
 from ..execution import Executor, Progress, make_executor
 from ..labels import LabelFileError, read_task_labels
 from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
-from ..storage import as_path, file_size, is_remote, open_read
+from ..storage import as_path, file_size, is_remote, open_read, sha256_file
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
@@ -62,14 +61,6 @@ class _ShardCheck:
     fmt: str
     tasks: dict[str, dict]
     expected_ids: list[str]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open_read(path, sequential=True) as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -146,7 +137,7 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
     found: list[Mismatch] = []
     if size != check.shard["bytes"]:
         found.append(Mismatch("verify.size", name, f"{size} bytes, manifest says {check.shard['bytes']}"))
-    elif _sha256(path) != check.shard["sha256"]:
+    elif sha256_file(path) != check.shard["sha256"]:
         found.append(Mismatch("verify.sha256", name, "sha256 differs from the manifest"))
     sources = _Sources(check.root, check.tasks)
     for task, error in sources.label_errors.items():
