@@ -139,7 +139,6 @@ class _Unit:
     source_id: str
     files: dict[str, dict[int, str]]
     resample: str | None
-    ids: str
 
 
 @dataclass
@@ -161,15 +160,15 @@ def _resampled(modality: str, data: np.ndarray, method: str) -> np.ndarray:
     return out.astype(data.dtype if data.dtype.kind == "f" else np.float32)
 
 
-def _load(unit: _Unit) -> _Loaded:
-    """Read, check and convert one location's files (all or nothing)."""
+def _load(unit: _Unit, *, hash_pixels: bool = False) -> _Loaded:
+    """Read, check and convert one location's files (all or nothing); `hash_pixels`: also compute its content id."""
     loaded = _Loaded(unit.source_id)
     missing = [f"{m} {spec.SEASONS[s]}" for m in spec.DOWNSTREAM_MODALITIES for s in range(spec.N_TIMES)
                if s not in unit.files.get(m, {})]
     if missing:
         loaded.refusal = Refusal(unit.source_id, f"missing {', '.join(missing)}")
         return loaded
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if hash_pixels else None
     for modality in spec.DOWNSTREAM_MODALITIES:
         mod = spec.MODALITIES[modality]
         seasons = []
@@ -197,9 +196,11 @@ def _load(unit: _Unit) -> _Loaded:
         if mod.s2 and dtype == np.int32:  # int16 and uint16 seasons mixed
             stack = fit_dtype(modality, stack)
         loaded.arrays[modality] = stack
-        digest.update(f"{modality}|{stack.dtype.str}|{stack.shape}|".encode())
-        digest.update(stack.tobytes())
-    loaded.content_id = digest.hexdigest()
+        if digest is not None:
+            digest.update(f"{modality}|{stack.dtype.str}|{stack.shape}|".encode())
+            digest.update(stack.tobytes())
+    if digest is not None:
+        loaded.content_id = digest.hexdigest()
     return loaded
 
 
@@ -213,27 +214,25 @@ class _WriteJob:
 
 def _content_id(unit: _Unit) -> _Loaded:
     """Phase one of `ids="hash"`: read and check a location, keep only its content id (or refusal)."""
-    loaded = _load(unit)
+    loaded = _load(unit, hash_pixels=True)
     loaded.arrays = {}
     return loaded
 
 
-def _write(job: _WriteJob) -> tuple[_Loaded, str | None, list[str]]:
-    """Load and write one location; returns (loaded, final id, modalities written)."""
+def _write(job: _WriteJob) -> tuple[_Loaded, str | None]:
+    """Load and write one location (the cubes not written yet); returns (loaded, final id)."""
     loaded = _load(job.unit)
     if loaded.refusal is not None:
-        return loaded, None, []
+        return loaded, None
     final_id = job.target_id
-    written = []
     for modality, target in job.paths.items():
         path = Path(target)
         if path.is_file():
             continue
         with CubeWriter(path, modality, [final_id], dtype=loaded.arrays[modality].dtype, overwrite=True) as writer:
             writer.write_sample(0, loaded.arrays[modality])
-        written.append(modality)
     loaded.arrays = {}  # do not send the pixels back to the main process
-    return loaded, final_id, written
+    return loaded, final_id
 
 
 def _existing(root: Path) -> tuple[dict[str, dict[str, Path]], dict[str, int]]:
@@ -246,8 +245,10 @@ def _existing(root: Path) -> tuple[dict[str, dict[str, Path]], dict[str, int]]:
             continue
         for part in sorted(folder.iterdir()):
             if part.is_dir() and spec.PART_RE.match(part.name):
-                for cube in part.glob(f"*{spec.CUBE_SUFFIX}"):
+                found = list(part.glob(f"*{spec.CUBE_SUFFIX}"))
+                for cube in found:
                     cubes[spec.strip_cube_suffix(cube.name)][modality] = cube
+                if found:  # a part folder's size counts every file in it, listed once
                     parts[part.name] = max(parts[part.name], sum(1 for _ in part.iterdir()))
     return cubes, parts
 
@@ -310,7 +311,7 @@ def import_task(
     known = _read_mapping(mapping_file) if mapping_file else {}
     existing, parts = _existing(root)
     allocator = _PartAllocator(parts)
-    units = {sid: _Unit(sid, {m: dict(s) for m, s in sources[sid].items()}, resample_method, ids)
+    units = {sid: _Unit(sid, {m: dict(s) for m, s in sources[sid].items()}, resample_method)
              for sid in sorted(sources)}
     georefs: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
@@ -347,7 +348,7 @@ def import_task(
             paths = {m: str(root / "data" / m / part / f"{target}{spec.CUBE_SUFFIX}")
                      for m in spec.DOWNSTREAM_MODALITIES}
             jobs_list.append(_WriteJob(units[sid], target, paths))
-        for loaded, final_id, _ in executor.map(_write, jobs_list):
+        for loaded, final_id in executor.map(_write, jobs_list):
             if progress:
                 progress(1)
             if loaded.refusal is not None:
