@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__, spec
 from .atomic import atomic_path
-from .converters.task_import import mapping_path
+from .converters.task_import import mapping_path, read_mapping
 from .errors import NeucoError, UsageError
 from .labels import LabelRow, LabelTable, TaskName, parse_label, parse_task_name, read_task_labels, write_label_file
 from .layout import discover
@@ -26,7 +26,8 @@ from .validators.findings import Finding
 
 __all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
 
-KINDS = {"regression": "regression", "classification": "classification"}
+TYPES = ("regression", "classification")
+"""The types a new label file is written with (its canonical name; `spec.task_kind` reads the aliases too)."""
 
 
 @dataclass
@@ -41,7 +42,7 @@ class LabelsResult:
         return not any(f.severity.value == "error" for f in self.findings)
 
 
-def _user_rows(path: Path, id_col: str, label_col: str) -> tuple[list[tuple[int, str, str]], str]:
+def _user_rows(path: Path, id_col: str, label_col: str) -> list[tuple[int, str, str]]:
     """(line, id, label text) rows of a user's CSV (BOM and CRLF tolerated: this is input, not output)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -60,7 +61,7 @@ def _user_rows(path: Path, id_col: str, label_col: str) -> tuple[list[tuple[int,
             rows.append((line, record[i].strip() if i < len(record) else "",
                          record[j].strip() if j < len(record) else ""))
         line = reader.line_num + 1
-    return rows, ",".join(header)
+    return rows
 
 
 def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, source: str | os.PathLike[str], *,
@@ -70,18 +71,15 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     from .validators.labels import check_label_rows  # pandera: loaded only when labels are checked
 
     root, source = Path(root), Path(source)
-    if task_type not in KINDS:
+    if task_type not in TYPES:
         raise UsageError("--type must be regression or classification")
     if not name or "__" in name or not spec.ID_RE.match(name):
         raise UsageError(f"task name {name!r}: letters, digits, _-. and no double underscore")
     ds = discover(root, "downstream")
     data_ids = {c.stem for c in ds.cubes}
     mapping_file = Path(mapping) if mapping else mapping_path(root)
-    id_map: dict[str, str] = {}
-    if mapping_file.is_file():
-        with mapping_file.open(newline="", encoding="utf-8") as fh:
-            id_map = {r["source_id"]: r["id"] for r in csv.DictReader(fh)}
-    rows, _ = _user_rows(source, id_col, label_col)
+    id_map = read_mapping(mapping_file)
+    rows = _user_rows(source, id_col, label_col)
     where = str(source)
     findings: list[Finding] = []
     first_line: dict[str, tuple[int, str]] = {}
@@ -103,15 +101,15 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
         first_line[loc_id] = (line, raw_label)
         canonical.append(LabelRow(line, loc_id, raw_label))
     table = LabelTable(source, header=list(spec.LABEL_COLUMNS), rows=canonical)
-    findings.extend(check_label_rows(where, table, KINDS[task_type], frozenset(data_ids)))
+    findings.extend(check_label_rows(where, table, task_type, frozenset(data_ids)))
     result = LabelsResult(None, findings)
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
-                      "statistics": _stats(values, KINDS[task_type])}
+                      "statistics": _stats(values, task_type)}
     if not result.ok:
         return result
-    target = root / "labels" / TaskName(name, task_type, KINDS[task_type]).file_name
+    target = root / "labels" / TaskName(name, task_type, task_type).file_name
     others = [p for p in ds.label_files if (t := parse_task_name(p)) and t.task == name and p != target]
     if others:
         raise UsageError(f"task {name!r} already has a label file: {others[0]}")
@@ -155,9 +153,9 @@ class PackResult:
     locations: int
 
 
-def _data_card(name: str, task_type: str, labels: dict[str, float], modalities: list[str], description: str,
+def _data_card(name: str, task: TaskName, labels: dict[str, float], modalities: list[str], description: str,
                source: str, licence: str) -> str:
-    kind = KINDS.get(task_type) or spec.task_kind(task_type)
+    task_type, kind = task.type, task.kind
     stats = _stats(list(labels.values()), kind or "regression")
     stat_lines = "\n".join(f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in stats.items())
     return f"""# NeuCo-Bench task: {name}
@@ -191,10 +189,10 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
     if report.errors:
         raise PackRefused(report.errors)
     ds = discover(root, "downstream")
-    label_file = next((p for p in ds.label_files if (t := parse_task_name(p)) and t.task == task), None)
-    if label_file is None:
+    found = next(((p, t) for p in ds.label_files if (t := parse_task_name(p)) and t.task == task), None)
+    if found is None:
         raise UsageError(f"{root}: no label file for task {task!r} under labels/")
-    task_type = parse_task_name(label_file).type
+    label_file, task_name = found
     labels = read_task_labels(label_file)
     files_by_id = ds.downstream_files()
     members: list[tuple[str, Path]] = [(f"labels/{label_file.name}", label_file)]
@@ -204,14 +202,14 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
             members.append((cube.relative_to(root).as_posix(), cube))
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists (use --overwrite)")
-    card = _data_card(task, task_type, labels, list(spec.DOWNSTREAM_MODALITIES), description, source, licence)
+    card = _data_card(task, task_name, labels, list(spec.DOWNSTREAM_MODALITIES), description, source, licence)
     listing = []
     for rel, path in members:
         listing.append({"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
     card_bytes = card.encode()
     listing.append({"path": "README.md", "bytes": len(card_bytes), "sha256": hashlib.sha256(card_bytes).hexdigest()})
     manifest = {"format": "neuco-io.task-bundle", "format_version": 1, "tool_version": __version__, "task": task,
-                "type": task_type, "kind": KINDS.get(task_type) or spec.task_kind(task_type),
+                "type": task_name.type, "kind": task_name.kind,
                 "locations": len(labels), "description": description, "source": source, "licence": licence,
                 "files": listing}
     manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()

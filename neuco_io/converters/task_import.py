@@ -34,7 +34,7 @@ from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..rasters import RESAMPLING, RasterError, fit_dtype, read_raster, resample
 
-__all__ = ["ImportResult", "Refusal", "import_task", "mapping_path"]
+__all__ = ["ImportResult", "Refusal", "import_task", "mapping_path", "read_mapping"]
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,8 @@ class _PartAllocator:
         return f"part-{self.index:06d}"
 
 
-def _read_mapping(path: Path) -> dict[str, str]:
+def read_mapping(path: Path) -> dict[str, str]:
+    """source id -> id, from the private mapping file of `--ids hash` (empty when there is none)."""
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as fh:
@@ -308,7 +309,7 @@ def import_task(
             raise UsageError(f"{what} {private} is inside ROOT: it would publish what the benchmark hides")
     result = ImportResult(root, refused=list(refused), mapping=mapping_file,
                           locations=Path(locations) if locations else None)
-    known = _read_mapping(mapping_file) if mapping_file else {}
+    known = read_mapping(mapping_file) if mapping_file else {}
     existing, parts = _existing(root)
     allocator = _PartAllocator(parts)
     units = {sid: _Unit(sid, {m: dict(s) for m, s in sources[sid].items()}, resample_method)
