@@ -14,7 +14,7 @@ from neuco_io.converters import convert
 from neuco_io.cube import Cube
 from neuco_io.errors import ShardError, UsageError
 from neuco_io.loader import CubeDataset, ShardDataset
-from neuco_io.loader.split import Consumer
+from neuco_io.loader.split import Consumer, rank_records, records_per_rank
 
 from helpers import ORIGINAL
 
@@ -376,3 +376,12 @@ def textwrap_dedent(text: str) -> str:
     import textwrap
 
     return textwrap.dedent(text)
+
+
+@pytest.mark.parametrize("counts", [[], [0], [5], [3, 0, 7], [4, 4, 4, 1], [0, 0, 2]])
+def test_records_per_rank_counts_what_rank_records_lists(counts):
+    for world_size in (1, 2, 3, 5):
+        for rank in range(world_size):
+            for equal in (False, "pad", "drop"):
+                listed = rank_records(counts, rank, world_size, equal_per_rank=equal)
+                assert records_per_rank(counts, rank, world_size, equal) == len(listed)

@@ -138,5 +138,13 @@ def _runs(records: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
 
 
 def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
-    """How many records a rank yields in an epoch (whatever the shuffle and its number of workers)."""
-    return len(rank_records(counts, rank, world_size, equal_per_rank=equal_per_rank))
+    """How many records a rank yields in an epoch (whatever the shuffle and its number of workers), counted
+    without listing them: what `rank_records` returns has this length."""
+    if not equal_per_rank or world_size == 1:
+        return _unpadded_size(counts, rank, world_size)
+    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+    if equal_per_rank is True or equal_per_rank == "pad":
+        return max(sizes)
+    if equal_per_rank == "drop":
+        return min(sizes)
+    raise ValueError(f"equal_per_rank: expected True, 'pad' or 'drop', got {equal_per_rank!r}")
