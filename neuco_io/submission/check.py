@@ -26,7 +26,7 @@ from ..errors import UsageError
 from ..validators.codes import Severity
 from ..validators.findings import Finding, Report
 
-__all__ = ["PROFILES", "check_submission", "expected_ids"]
+__all__ = ["PROFILES", "check_submission", "expected_ids", "read_id_list"]
 
 PROFILES = ("benchmark", "challenge")
 SHOWN = 20
@@ -65,12 +65,17 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
                 ids.update(read_task_labels(path))
         return ids
     if ids_file is not None:
-        try:
-            lines = Path(ids_file).read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--ids {ids_file}: {exc}") from None
-        return {spec.strip_cube_suffix(line.strip()) for line in lines if line.strip()}
+        return {spec.strip_cube_suffix(loc_id) for loc_id in read_id_list(ids_file)}
     return None
+
+
+def read_id_list(path: str | os.PathLike[str]) -> list[str]:
+    """The ids of an `--ids` file: one per line, blank lines skipped (a BOM is tolerated: this is input)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--ids {path}: {exc}") from None
+    return [line.strip() for line in lines if line.strip()]
 
 
 @dataclass
@@ -84,8 +89,8 @@ class _Column:
 
 
 class _Checker:
-    def __init__(self, path: Path, profile: str, dim: int | None, ids: set[str] | None) -> None:
-        self.path, self.profile, self.dim, self.expected = path, profile, dim, ids
+    def __init__(self, path: Path, profile: str, ids: set[str] | None) -> None:
+        self.path, self.profile, self.expected = path, profile, ids
         self.findings: list[Finding] = []
         self.counts: dict[str, int] = {}
 
@@ -324,7 +329,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     if profile not in PROFILES:
         raise UsageError(f"--profile must be one of {', '.join(PROFILES)}")
     path = Path(path)
-    checker = _Checker(path, profile, dim, ids)
+    checker = _Checker(path, profile, ids)
     report = Report(str(path), "submission", checks=("submission",))
     try:
         with open(path, "rb") as fh:
@@ -369,7 +374,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
         return _finish(report, checker, {"columns": len(header)})
     if rows == 0:
         checker.add("submission.empty", "no embedding rows")
-    _check_ids(checker, all_ids)
+    seen = _check_ids(checker, all_ids)
     constant = [s for s in stats if s.minimum == s.maximum]
     for s in constant:
         what = "0 in every row" if not s.nonzero else f"{s.minimum:g} in every row"
@@ -377,7 +382,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     summary = {"profile": profile, "rows": rows, "columns": len(header), "dimensions": len(dims),
                "ignored_columns": ignored, "constant_dimensions": len(constant)}
     if ids is not None:
-        stripped = {spec.strip_cube_suffix(i) for i in all_ids}
+        stripped = set(seen)
         summary.update(expected_ids=len(ids), matched_ids=len(stripped & ids), missing_ids=len(ids - stripped),
                        unknown_ids=len(stripped - ids))
     return _finish(report, checker, summary)
@@ -405,7 +410,8 @@ def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list
             s.nonzero = s.nonzero or bool(block.nonzero[j])
 
 
-def _check_ids(checker: _Checker, all_ids: list[str]) -> None:
+def _check_ids(checker: _Checker, all_ids: list[str]) -> dict[str, int]:
+    """Findings on the ids; returns every id (suffix stripped) -> the line it first appears on."""
     seen: dict[str, int] = {}
     for row, raw in enumerate(all_ids, start=2):
         loc_id = spec.strip_cube_suffix(raw)
@@ -422,6 +428,7 @@ def _check_ids(checker: _Checker, all_ids: list[str]) -> None:
             if loc_id not in checker.expected:
                 checker.add("submission.unknown-id", "id not in the dataset/labels: the evaluator ignores it",
                             id=loc_id, row=row)
+    return seen
 
 
 def _finish(report: Report, checker: _Checker, summary: dict[str, Any]) -> Report:

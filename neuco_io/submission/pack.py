@@ -16,7 +16,7 @@ from .. import spec
 from ..atomic import atomic_path
 from ..errors import NeucoError, UsageError
 from ..validators.findings import Report
-from .check import check_submission
+from .check import check_submission, read_id_list
 from .writer import EmbeddingWriter
 
 __all__ = ["PackRefused", "SubmissionPack", "pack_submission"]
@@ -39,14 +39,6 @@ class SubmissionPack:
     rows: int
     dim: int
     report: Report
-
-
-def _read_ids(path: str | os.PathLike[str]) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--ids {path}: {exc}") from None
-    return [line.strip() for line in lines if line.strip()]
 
 
 def _dimension_order(names: list[str]) -> list[str]:
@@ -114,7 +106,7 @@ def pack_submission(source: str | os.PathLike[str], out: str | os.PathLike[str],
     else:
         raise UsageError(f"{source}: use an .npy, .parquet or .csv file")
     if ids is not None:
-        id_list = _read_ids(ids)
+        id_list = read_id_list(ids)
     if id_list is None:
         raise UsageError(f"{source} has no `id` column: pass --ids")
     if matrix.ndim != 2 or matrix.dtype.kind not in "biuf":
