@@ -25,7 +25,7 @@ import click
 
 from . import __version__
 from .errors import NeucoError, UsageError
-from .execution import UnitFailed, single_threaded_codecs
+from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
 from .progress import ProgressBar
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -85,11 +85,11 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 @contextlib.contextmanager
-def _resume_hint(kind: type[NeucoError]) -> Iterator[None]:
-    """A failed unit stops the run with the finished shards kept: say how to finish it."""
+def _resume_hint() -> Iterator[None]:
+    """A failed unit or a dead worker stops a conversion with the finished shards kept: say how to finish it."""
     try:
         yield
-    except kind as exc:
+    except (UnitFailed, WorkerDiedError) as exc:
         raise NeucoError(f"{exc}\nfinished shards are kept; rerun with --resume to finish the conversion") \
             from None
 
@@ -286,7 +286,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     from .converters import convert as run_convert
     from .render import human_bytes
 
-    with progress_bar("convert", quiet, unit="records") as bar, _resume_hint(UnitFailed):
+    with progress_bar("convert", quiet, unit="records") as bar, _resume_hint():
         result = run_convert(root, out, to=to, layout=layout, shard_size=shard_size, max_records=max_records,
                              modalities=_csv_list(modalities), tasks=_csv_list(tasks), codec=codec, prefix=prefix,
                              row_group_size=row_group_size, jobs=jobs, resume=resume, overwrite=overwrite,

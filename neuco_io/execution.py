@@ -148,8 +148,7 @@ class ProcessExecutor(Executor):
         try:
             yield from results
         except BrokenProcessPool:
-            raise WorkerDiedError("a worker process died unexpectedly (killed, or out of memory?); finished "
-                                  "work is kept: run the command again (convert: with --resume)") from None
+            raise WorkerDiedError("a worker process died unexpectedly (killed, or out of memory?)") from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -147,3 +147,13 @@ def test_readme_documents_every_code():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     missing = [code for code in CODES if f"`{code}`" not in readme]
     assert not missing
+
+
+@pytest.mark.parametrize("failure", ["WorkerDiedError", "UnitFailed"])
+def test_a_stopped_conversion_says_how_to_finish_it(failure):
+    """Both ways a unit can fail (a dead pool worker, a failed Dask unit) get the --resume hint from convert."""
+    from neuco_io import cli, execution
+    from neuco_io.errors import NeucoError
+
+    with pytest.raises(NeucoError, match="rerun with --resume"), cli._resume_hint():
+        raise getattr(execution, failure)("shard-000003.tar: lost")
