@@ -352,11 +352,7 @@ def _seasons(value: str) -> int | list[int]:
 
     if "," not in value and value.strip().isdigit():
         return int(value)
-    out = []
-    for part in value.split(","):
-        part = part.strip().lower()
-        out.append(spec.SEASONS.index(part) if part in spec.SEASONS else int(part))
-    return out
+    return [spec.season_index(part) for part in value.split(",")]
 
 
 @main.command()

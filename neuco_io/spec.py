@@ -107,6 +107,16 @@ TASK_TYPES: dict[str, str] = {
 LABEL_COLUMNS: tuple[str, str] = ("id", "label")
 
 
+def season_index(text: str) -> int:
+    """A season given by name (`spring`...) or index (`0`-`3`) -> its index; ValueError otherwise."""
+    value = text.strip().lower()
+    if value in SEASONS:
+        return SEASONS.index(value)
+    if value.isdigit() and 0 <= int(value) < N_TIMES:
+        return int(value)
+    raise ValueError(f"season {text!r}: use {', '.join(SEASONS)} or 0-{N_TIMES - 1}")
+
+
 def task_kind(task_type: str) -> str | None:
     """`regression`, `classification`, or None for an unknown type."""
     return TASK_TYPES.get(task_type.lower())

@@ -58,15 +58,6 @@ class ImportResult:
     locations: Path | None = None
 
 
-def season_index(text: str) -> int:
-    value = text.strip().lower()
-    if value in spec.SEASONS:
-        return spec.SEASONS.index(value)
-    if value.isdigit() and 0 <= int(value) < spec.N_TIMES:
-        return int(value)
-    raise ValueError(f"season {text!r}: use {', '.join(spec.SEASONS)} or 0-3")
-
-
 def mapping_path(root: Path) -> Path:
     """Where `ids="hash"` keeps the id mapping by default: beside ROOT, never inside it."""
     root = root.resolve()
@@ -87,7 +78,7 @@ def _from_table(table: Path) -> tuple[dict[str, dict[str, dict[int, str]]], list
                 loc_id, modality = (row["id"] or "").strip(), (row["modality"] or "").strip().lower()
                 path = (row["path"] or "").strip()
                 try:
-                    season = season_index(row["season"] or "")
+                    season = spec.season_index(row["season"] or "")
                 except ValueError as exc:
                     refused.append(Refusal(loc_id or None, f"line {line}: {exc}", path))
                     continue
@@ -126,7 +117,7 @@ def _from_folder(folder: Path, pattern: str) -> tuple[dict[str, dict[str, dict[i
         if not match:
             continue
         loc_id, modality = match["id"], match["modality"].lower()
-        season = season_index(match["season"])
+        season = spec.season_index(match["season"])
         if season in sources[loc_id][modality]:
             refused.append(Refusal(loc_id, f"two files for {modality} {spec.SEASONS[season]}", str(path)))
             continue
