@@ -113,7 +113,7 @@ def _open_zip(path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
     """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
     fh = None
     try:
-        fh = open_read(path) if is_remote(path) else open(path, "rb")  # noqa: SIM115 - closed by Cube.close
+        fh = open_read(path)  # closed by Cube.close
         return zipfile.ZipFile(fh), fh
     except PermissionError:
         raise CubeReadError(path, "permission denied", reason="permission") from None
