@@ -435,3 +435,10 @@ def test_v11_rule(v11, breaker, code, also):
 def test_every_code_is_exercised():
     covered = {c[1] for c in DOWNSTREAM_CASES + DEEP_CASES + V11_CASES}
     assert covered == {code for code, c in CODES.items() if c.check != "submission"}
+
+
+def test_summary_bytes_count_every_cube_file_once(downstream):
+    """Sizes come from the workers for cubes that open, and from the file system for those that do not."""
+    (downstream / "data" / "s1" / "part-000000" / "junk.zarr.zip").write_bytes(b"not a zip, 23 bytes long")
+    summary = validate(downstream, jobs=1).summary
+    assert summary["bytes"] == sum(p.stat().st_size for p in downstream.rglob("*.zarr.zip"))

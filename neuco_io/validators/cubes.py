@@ -38,6 +38,8 @@ class CubeResult:
     offset_vote: str | None = None
     """"offset", "none" or None (undecided / not examined): what the S2 values look like."""
     decoded_bytes: int = 0
+    size: int | None = None
+    """File bytes as the worker found them on opening (None when the cube did not open)."""
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,7 @@ def check_cube(task: CubeTask) -> CubeResult:
     except CubeFormatError as exc:
         result.findings.append(Finding("cubes.not-zarr", path, exc.message, id=own_id, got=exc.reason))
         return result
+    result.size = cube.size
     with cube:
         info, findings = metadata_findings(cube, task.cube, task.layout)
         result.findings.extend(findings)

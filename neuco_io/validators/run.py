@@ -127,7 +127,8 @@ def _summary(ds: Dataset, results: list[CubeResult], labels: list[dict], deep: b
         "groups": ds.groups,
         "cubes": len(results),
         "cubes_by_modality": {m: per_modality[m] for m in spec.MODALITIES if per_modality[m]},
-        "bytes": sum(_size(r.cube.path) for r in results),
+        # sizes the workers saw; only cubes that did not open are looked up again (a request each on a store)
+        "bytes": sum(r.size if r.size is not None else _size(r.cube.path) for r in results),
         "offset_examined": sum(1 for r in results if r.offset_vote),
     }
     if ds.layout == "downstream":
