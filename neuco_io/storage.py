@@ -196,9 +196,6 @@ class Folder:
         if read_only(self.path):
             raise UsageError(f"{self.path}: http(s) storage is read-only")
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     def exists(self) -> bool:
         return self.path.exists()
 
@@ -225,7 +222,7 @@ class Folder:
         return (self.path / name).read_text(encoding="utf-8")
 
     @contextlib.contextmanager
-    def writing(self, name: str, *, fsync: bool = True) -> Iterator[Path]:
+    def writing(self, name: str) -> Iterator[Path]:
         final = self.path / name
         if self.remote:
             with upload_atomic(final) as temp:
@@ -233,7 +230,7 @@ class Folder:
         else:
             from .atomic import atomic_path
 
-            with atomic_path(final, fsync=fsync) as temp:
+            with atomic_path(final) as temp:
                 yield temp
 
     def write_text(self, name: str, text: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..shardformat import FORMAT_VERSION
 from .records import Record
 from .shards import ShardJob, record_json
 
@@ -60,7 +61,7 @@ class ParquetShardWriter:
                 columns[name] = pa.array([r.meta.get(name) for r in rows], typ)
         columns["record"] = pa.array([record_json(r, "parquet").decode() for r in rows], pa.string())
         table = pa.table(columns)
-        meta = {"neuco-io": json.dumps({"format_version": 1, "layout": self.job.layout,
+        meta = {"neuco-io": json.dumps({"format_version": FORMAT_VERSION, "layout": self.job.layout,
                                         "modalities": self.job.modalities, "tasks": self.job.tasks})}
         return table.replace_schema_metadata(meta)
 

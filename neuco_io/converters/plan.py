@@ -77,8 +77,9 @@ def _rel(path: Path, root: Path) -> str:
 def _check_all(ds: Dataset, cubes: list, executor: Executor) -> dict[str, CubeResult]:
     tasks = [CubeTask(c, ds.layout) for c in cubes]
     results: dict[str, CubeResult] = {}
-    # v1.1 files are large (64 samples): small batches keep the workers evenly loaded.
-    for batch in executor.map(check_cubes, batched(tasks, 32 if ds.layout == "downstream" else 4)):
+    # Only v1.1 files are checked at planning; they are large (64 samples): small batches keep the workers
+    # evenly loaded.
+    for batch in executor.map(check_cubes, batched(tasks, 4)):
         for result in batch:
             results[str(result.cube.path)] = result
     return results
