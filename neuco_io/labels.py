@@ -173,11 +173,11 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     source, out_dir = Path(source), Path(out_dir)
     tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
     if (source / "manifest.json").is_file():
-        import json
-
         import pyarrow.parquet as pq
 
-        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+        from .converters import load_manifest
+
+        manifest = load_manifest(source)
         tasks_in = manifest.get("tasks", {})
         columns = pq.read_table(source / manifest["labels"]).to_pydict() if manifest.get("labels") else {}
         for task, info in tasks_in.items():
@@ -199,10 +199,9 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
         if unknown:
             raise UsageError(f"--tasks: no labels for {', '.join(unknown)} in {source}")
         tables = {t: tables[t] for t in tasks}
+    targets = {task: out_dir / TaskName(task, task_type, None).file_name for task, (task_type, _) in tables.items()}
     if not overwrite:
-        clash = [out_dir / TaskName(t, ty, None).file_name for t, (ty, _) in tables.items()
-                 if (out_dir / TaskName(t, ty, None).file_name).exists()]
+        clash = [target for target in targets.values() if target.exists()]
         if clash:
             raise UsageError(f"{clash[0]} exists (use --overwrite)")
-    return [write_label_file(out_dir / TaskName(task, task_type, None).file_name, rows, overwrite=True)
-            for task, (task_type, rows) in sorted(tables.items())]
+    return [write_label_file(targets[task], rows, overwrite=True) for task, (_, rows) in sorted(tables.items())]
