@@ -27,6 +27,7 @@ from . import __version__
 from .errors import NeucoError, UsageError
 from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
 from .progress import ProgressBar
+from .render import plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
@@ -208,12 +209,12 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     with progress_bar("validate", quiet) as bar:
         report = run_validate(root, layout=layout, deep=deep, jobs=jobs, progress=bar, on_start=bar.start,
                               storage_options=_storage(storage_options), scheduler=scheduler)
+    report.strict = strict
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
         click.echo(validation_text(report, max_findings=max_findings))
-    failed = not report.ok or (strict and report.warnings)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 # -- convert / verify ----------------------------------------------------------------
@@ -300,8 +301,8 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     else:
         reused = f" ({result.shards - result.written} reused from the interrupted run)" if result.written < \
             result.shards else ""
-        click.echo(f"wrote {result.records} records in {result.shards} {result.format} shards{reused}, "
-                   f"{human_bytes(result.bytes)}, to {result.out}")
+        click.echo(f"wrote {plural(result.records, 'record')} in {plural(result.shards, result.format + ' shard')}"
+                   f"{reused}, {human_bytes(result.bytes)}, to {result.out}")
         for skipped in result.skipped:
             click.echo(f"  skipped {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
     sys.exit(EXIT_FAILED if result.skipped else EXIT_OK)
@@ -334,14 +335,15 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
         _emit_json(report.to_dict())
     else:
         s = report.summary
-        click.echo(f"{out}: {s['records']} records in {s['shards']} {s['format']} shards checked against {root}")
+        click.echo(f"{out}: {plural(s['records'], 'record')} in {plural(s['shards'], s['format'] + ' shard')} "
+                   f"checked against {root}")
         for m in report.mismatches[:max_findings]:
             where = m.shard + (f" [{m.id}]" if m.id else "") + (f" {m.member}" if m.member else "")
             click.echo(f"  {m.code:<26} {where}: {m.message}")
         if len(report.mismatches) > max_findings:
             click.echo(f"  ... and {len(report.mismatches) - max_findings} more")
         click.echo("OK: every shard, array and label matches" if report.ok else
-                   f"FAILED: {len(report.mismatches)} mismatches")
+                   f"FAILED: {plural(len(report.mismatches), 'mismatch', 'mismatches')}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -386,8 +388,9 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
 
     try:
         season_arg = _seasons(seasons)
-    except ValueError:
-        raise click.BadParameter(f"{seasons!r}: a number, or season indices/names", param_hint="--seasons") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"{seasons!r}: the first n (a number), or season names or indices separated by "
+                                 f"commas; {exc}", param_hint="--seasons") from None
     with progress_bar("embed", quiet, unit="locations") as bar:
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
                            modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift_s2, dim=dim,
@@ -398,7 +401,8 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
         _emit_json(data)
     else:
         padded = f" (encoder: {result.encoder_dim}, zero-padded)" if result.dim != result.encoder_dim else ""
-        click.echo(f"wrote {result.rows} embeddings of {result.dim} dimensions{padded} to {result.out}")
+        click.echo(f"wrote {plural(result.rows, 'embedding')} of {plural(result.dim, 'dimension')}{padded} "
+                   f"to {result.out}")
 
 
 @main.group()
@@ -469,7 +473,7 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(f"{root}: imported {len(result.imported)} locations, {len(result.skipped)} already there, "
+        click.echo(f"{root}: imported {plural(len(result.imported), 'location')}, {len(result.skipped)} already there, "
                    f"{len(result.refused)} refused")
         for r in result.refused:
             click.echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
@@ -545,7 +549,8 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(f"packed {result.locations} locations ({result.files} files) into {result.bundle}")
+        click.echo(f"packed {plural(result.locations, 'location')} ({plural(result.files, 'file')}) "
+                   f"into {result.bundle}")
 
 
 # -- submission ----------------------------------------------------------------------------
@@ -581,11 +586,13 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
     from .submission import check_submission
 
     report = check_submission(emb, ids=_expected(dataset, labels_dir, ids_file), dim=dim, profile=profile)
+    report.strict = strict
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
         s = report.summary
-        click.echo(f"{emb}: {s.get('rows', 0)} rows, {s.get('dimensions', 0)} dimensions ({profile} profile)")
+        click.echo(f"{emb}: {plural(s.get('rows', 0), 'row')}, {plural(s.get('dimensions', 0), 'dimension')} "
+                   f"({profile} profile)")
         for finding in report.findings[:max_findings]:
             click.echo(finding_line(finding, str(Path(emb).parent)))
         if len(report.findings) > max_findings:
@@ -593,9 +600,9 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
         if "expected_ids" in s:
             click.echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
                        f"missing, {s['unknown_ids']} unknown")
-        click.echo(f"{'OK' if report.ok else 'FAILED'}: {len(report.errors)} errors, {len(report.warnings)} "
-                   f"warnings, {len(report.notes)} notes")
-    sys.exit(EXIT_FAILED if not report.ok or (strict and report.warnings) else EXIT_OK)
+        click.echo(f"{'OK' if report.ok else 'FAILED'}: {plural(len(report.errors), 'error')}, "
+                   f"{plural(len(report.warnings), 'warning')}, {plural(len(report.notes), 'note')}")
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 @submission.command("pack")
@@ -632,8 +639,8 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
     if output_format == "json":
         _emit_json({"out": str(result.out), "rows": result.rows, "dim": result.dim, **result.report.to_dict()})
     else:
-        click.echo(f"wrote {result.out}: {result.rows} rows, {result.dim} dimensions; check: "
-                   f"{len(result.report.warnings)} warnings, {len(result.report.notes)} notes")
+        click.echo(f"wrote {result.out}: {plural(result.rows, 'row')}, {plural(result.dim, 'dimension')}; check: "
+                   f"{plural(len(result.report.warnings), 'warning')}, {plural(len(result.report.notes), 'note')}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,11 +26,22 @@ from .errors import NeucoError, UsageError
 from .execution import Progress
 from .submission.writer import EmbeddingWriter
 
-__all__ = ["EmbedError", "EmbedResult", "MeanEncoder", "embed", "load_encoder"]
+__all__ = ["EmbedError", "EmbedResult", "EncoderFailed", "MeanEncoder", "embed", "load_encoder"]
 
 
 class EmbedError(NeucoError):
     """The encoder returned something that is not a valid embedding batch."""
+
+
+class EncoderFailed(EmbedError):
+    """The user's encoder raised: their code, so their traceback is part of the message."""
+
+    def __init__(self, what: str, exc: BaseException) -> None:
+        import traceback
+
+        frames = exc.__traceback__.tb_next if exc.__traceback__ else None  # from the user's first frame on
+        self.traceback = "".join(traceback.format_exception(type(exc), exc, frames)).rstrip()
+        super().__init__(f"{what}: {type(exc).__name__}: {exc}\n{self.traceback}")
 
 
 @dataclass
@@ -75,12 +86,15 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
             module_spec = importlib.util.spec_from_file_location(f"neuco_encoder_{path.stem}", path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_spec.name] = module  # so DataLoader workers and pickling can find it
-            module_spec.loader.exec_module(module)
+            try:
+                module_spec.loader.exec_module(module)
+            except Exception as exc:
+                raise EncoderFailed(f"--encoder {spec_text!r}: {path} raised on import", exc) from None
         else:
             if os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())
             module = importlib.import_module(target)
-    except UsageError:
+    except (UsageError, EncoderFailed):
         raise
     except Exception as exc:
         raise UsageError(f"--encoder {spec_text!r}: cannot import {target}: {type(exc).__name__}: {exc}") from None
@@ -88,7 +102,10 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
     if encoder is None:
         raise UsageError(f"--encoder {spec_text!r}: {target} has no attribute {attr!r}")
     if isinstance(encoder, type):
-        encoder = encoder()
+        try:
+            encoder = encoder()
+        except Exception as exc:
+            raise EncoderFailed(f"--encoder {spec_text!r}: creating {attr}() raised", exc) from None
     if not callable(encoder):
         raise UsageError(f"--encoder {spec_text!r}: {attr} is not callable")
     return encoder
@@ -193,7 +210,11 @@ def embed(
         try:
             for batch in _batches(dataset, batch_size, workers):
                 ids = list(batch["id"])
-                matrix = _as_matrix(model(batch), ids)
+                try:
+                    result = model(batch)
+                except Exception as exc:
+                    raise EncoderFailed(f"the encoder raised on the batch of ids {_ids(ids)}", exc) from None
+                matrix = _as_matrix(result, ids)
                 if encoder_dim is None:
                     encoder_dim = matrix.shape[1]
                     if dim is not None and encoder_dim > dim:

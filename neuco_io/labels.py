@@ -168,7 +168,7 @@ def write_label_file(path: str | os.PathLike[str], rows: list[tuple[str, float]]
 def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, tasks: list[str] | None = None,
                   overwrite: bool = False) -> list[Path]:
     """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output."""
-    from .errors import UsageError
+    from .errors import NeucoError, UsageError
 
     source, out_dir = Path(source), Path(out_dir)
     tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
@@ -185,7 +185,8 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
             tables[task] = (info["type"], rows)
     else:
         labels_dir = source / "labels"
-        if not labels_dir.is_dir():
+        is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
+        if not labels_dir.is_dir() and not is_dataset:
             raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
         for path in sorted(labels_dir.glob("*.csv")):
             name = parse_task_name(path)
@@ -194,6 +195,8 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
             if name.task in tables:
                 raise LabelFileError(path, f"task {name.task!r} appears twice")
             tables[name.task] = (name.type, list(read_task_labels(path).items()))
+    if not tables:
+        raise NeucoError(f"{source} has no tasks: no label files to export (a dataset keeps them in labels/)")
     if tasks is not None:
         unknown = sorted(set(tasks) - set(tables))
         if unknown:

@@ -6,7 +6,7 @@ import os
 
 from .validators import CHECKS, Finding, Report
 
-__all__ = ["finding_line", "human_bytes", "validation_text"]
+__all__ = ["finding_line", "human_bytes", "plural", "validation_text"]
 
 
 def human_bytes(n: float) -> str:
@@ -36,19 +36,20 @@ def finding_line(finding: Finding, root: str) -> str:
     return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """`1 error`, `2 errors` (`words` for irregular plurals)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def validation_text(report: Report, *, max_findings: int = 10) -> str:
     s = report.summary
-    what = [_plural(s.get("cubes", 0), "cube")]
+    what = [plural(s.get("cubes", 0), "cube")]
     if "locations" in s:
-        what.append(_plural(s["locations"], "location"))
+        what.append(plural(s["locations"], "location"))
     if "samples" in s:
-        what.append(_plural(s["samples"], "sample"))
+        what.append(plural(s["samples"], "sample"))
     if s.get("labels"):
-        what.append(_plural(len(s["labels"]), "label file"))
+        what.append(plural(len(s["labels"]), "label file"))
     mode = "deep" if s.get("deep") else "metadata"
     lines = [f"{report.root}: {report.layout} layout, {', '.join(what)}, {human_bytes(s.get('bytes', 0))} "
              f"({mode} check)"]
@@ -64,7 +65,7 @@ def validation_text(report: Report, *, max_findings: int = 10) -> str:
         errors = sum(1 for f in found if f.severity.value == "error")
         warnings = len(found) - errors
         status = "ok" if not found else ", ".join(
-            p for p in (_plural(errors, "error") if errors else "", _plural(warnings, "warning") if warnings else "")
+            p for p in (plural(errors, "error") if errors else "", plural(warnings, "warning") if warnings else "")
             if p)
         lines.append(f"{check:<8} {status}")
         shown = sorted(found, key=lambda f: (f.severity.value != "error", f.sort_key()))[:max_findings]
@@ -75,5 +76,5 @@ def validation_text(report: Report, *, max_findings: int = 10) -> str:
             lines.extend(f"  task {t.get('task')} ({t.get('kind') or 'unknown type'}): {t['labelled']} labelled, "
                          f"{t['skipped']} empty (skipped)" for t in s.get("labels") or [] if "rows" in t)
     verdict = "OK" if report.ok else "FAILED"
-    lines.append(f"{verdict}: {_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}")
+    lines.append(f"{verdict}: {plural(len(report.errors), 'error')}, {plural(len(report.warnings), 'warning')}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ Everything is a function of the seed: the same seed writes the same bytes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,13 +196,14 @@ def _task_values(stats: list[dict[str, float | None]]) -> dict[str, list[float |
     return {"forest_cover__regr": forest, "water_presence__cls": water, "summer_ndvi__reg": ndvi}
 
 
-def _write_labels(root: Path, ids: list[str], tasks: dict[str, list[float | None]]) -> list[str]:
-    labels = root / "labels"
+def _write_labels(root: Path, ids: list[str], tasks: dict[str, list[float | None]]) -> list[Path]:
+    paths = []
     for name, values in tasks.items():
         lines = ["id,label"] + [f"{i},{'' if v is None else _fmt(v)}" for i, v in zip(ids, values)]
-        with atomic_path(labels / f"{name}.csv", fsync=False) as tmp:
+        paths.append(root / "labels" / f"{name}.csv")
+        with atomic_path(paths[-1], fsync=False) as tmp:
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return sorted(tasks)
+    return paths
 
 
 def _fmt(value: float) -> str:
@@ -209,11 +211,12 @@ def _fmt(value: float) -> str:
 
 
 # -- layouts -------------------------------------------------------------------
-def _downstream(root: Path, n: int, seed: int, tick: Callable[[int], None]) -> tuple[int, list[str]]:
+def _downstream(root: Path, n: int, seed: int, tick: Callable[[int], None]) -> list[Path]:
+    """Write the downstream sample; returns every file written."""
     ids = [hashlib.sha256(f"neuco-io sample {seed} {i}".encode()).hexdigest() for i in range(n)]
     order = sorted(range(n), key=lambda i: ids[i])
     stats: dict[str, dict] = {}
-    files = 0
+    written: list[Path] = []
     for rank, i in enumerate(order):
         loc = make_location(ids[i], seed, i, offset=False)
         part = f"part-{rank // spec.MAX_FILES_PER_PART:06d}"
@@ -221,15 +224,16 @@ def _downstream(root: Path, n: int, seed: int, tick: Callable[[int], None]) -> t
             path = root / "data" / modality / part / f"{loc.id}{spec.CUBE_SUFFIX}"
             with CubeWriter(path, modality, [loc.id], overwrite=True, fsync=False) as writer:
                 writer.write_sample(0, getattr(loc, modality))
-            files += 1
+            written.append(path)
         stats[loc.id] = location_stats(loc)
         tick(1)
     by_id = sorted(stats)
-    tasks = _write_labels(root, by_id, _task_values([stats[i] for i in by_id]))
-    (root / "README.md").write_text(
+    written += _write_labels(root, by_id, _task_values([stats[i] for i in by_id]))
+    written.append(root / "README.md")
+    written[-1].write_text(
         f"# neuco-io sample dataset (downstream layout)\n\nSynthetic: {n} locations, seed {seed}. "
         "Written by `neuco-io sample`; follows the SSL4EO-S12-downstream format.\n", encoding="utf-8")
-    return files, tasks
+    return written
 
 
 def _v11_metadata(rng: np.random.Generator, ids: list[str], clouds: list[np.ndarray], modality: str) -> dict:
@@ -267,12 +271,13 @@ def _rgb(s2l2a: np.ndarray) -> np.ndarray:
     return np.clip(rgb / 3000 * 255, 0, 255).astype(np.uint8)
 
 
-def _v11(root: Path, n: int, seed: int, per_file: int, tick: Callable[[int], None]) -> tuple[int, list[str]]:
+def _v11(root: Path, n: int, seed: int, per_file: int, tick: Callable[[int], None]) -> list[Path]:
+    """Write the v1.1 sample; returns every file written."""
     rng = np.random.default_rng([seed, 11])
     sample_ids = [f"{v:07d}" for v in rng.choice(250_000, size=n, replace=False)]
     n_val = max(1, n // 10)
     splits = {"train": sample_ids[: n - n_val], "val": sample_ids[n - n_val:]}
-    files = 0
+    written: list[Path] = []
     index = 0
     for split, ids in splits.items():
         names = []
@@ -298,10 +303,11 @@ def _v11(root: Path, n: int, seed: int, per_file: int, tick: Callable[[int], Non
                 tick(1)
             for writer in writers.values():
                 writer.close()
-            files += len(writers)
-        with atomic_path(root / "splits" / spec.v11_split_list(split), fsync=False) as tmp:
+            written += [root / split / spec.MODALITIES[m].v11_folder / name for m in writers]
+        written.append(root / "splits" / spec.v11_split_list(split))
+        with atomic_path(written[-1], fsync=False) as tmp:
             tmp.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-    return files, []
+    return written
 
 
 def write_sample(
@@ -326,9 +332,43 @@ def write_sample(
         raise UsageError(f"{out} exists and is not empty (use --overwrite)")
     out.mkdir(parents=True, exist_ok=True)
     tick = progress or (lambda n: None)
+    previous = _recorded_files(out)
     if layout == "downstream":
-        files, tasks = _downstream(out, locations, seed, tick)
+        written = _downstream(out, locations, seed, tick)
     else:
-        files, tasks = _v11(out, locations, seed, samples_per_file, tick)
-    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return SampleSummary(out, layout, locations, files, total, tasks)
+        written = _v11(out, locations, seed, samples_per_file, tick)
+    _remove_stale(out, previous - {p.relative_to(out).as_posix() for p in written})
+    _record_files(out, written)
+    cubes = [p for p in written if p.name.endswith(spec.CUBE_SUFFIX)]
+    tasks = sorted(p.stem for p in written if p.parent.name == "labels")
+    return SampleSummary(out, layout, locations, len(cubes), sum(p.stat().st_size for p in written), tasks)
+
+
+_RECORD = ".neuco-io-sample.json"
+"""What the last `sample` wrote into OUT, so `--overwrite` removes exactly that (and nothing of the user's)."""
+
+
+def _recorded_files(out: Path) -> set[str]:
+    try:
+        return set(json.loads((out / _RECORD).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _record_files(out: Path, written: list[Path]) -> None:
+    with atomic_path(out / _RECORD, overwrite=True, fsync=False) as tmp:
+        tmp.write_text(json.dumps({"files": sorted(p.relative_to(out).as_posix() for p in written)}, indent=1),
+                       encoding="utf-8")
+
+
+def _remove_stale(out: Path, stale: set[str]) -> None:
+    """Delete files a previous sample wrote that this one did not, then the folders that became empty."""
+    for rel in sorted(stale):
+        path = out / rel
+        if ".." in Path(rel).parts or not path.is_file():
+            continue
+        path.unlink()
+        for parent in path.parents:
+            if parent == out or any(parent.iterdir()):
+                break
+            parent.rmdir()

@@ -18,6 +18,7 @@ SIZE = 264
 SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
 """Order of the `time` axis: spring (Mar-May), summer, fall, winter (Dec-Feb)."""
 
+SEASON_ALIASES: dict[str, str] = {"autumn": "fall"}
 N_TIMES = len(SEASONS)
 DIMS: tuple[str, ...] = ("sample", "time", "band", "y", "x")
 BANDS_VAR = "bands"
@@ -109,12 +110,12 @@ LABEL_COLUMNS: tuple[str, str] = ("id", "label")
 
 def season_index(text: str) -> int:
     """A season given by name (`spring`...) or index (`0`-`3`) -> its index; ValueError otherwise."""
-    value = text.strip().lower()
+    value = SEASON_ALIASES.get(text.strip().lower(), text.strip().lower())
     if value in SEASONS:
         return SEASONS.index(value)
     if value.isdigit() and 0 <= int(value) < N_TIMES:
         return int(value)
-    raise ValueError(f"season {text!r}: use {', '.join(SEASONS)} or 0-{N_TIMES - 1}")
+    raise ValueError(f"season {text!r}: use {', '.join(SEASONS)} (autumn = fall) or 0-{N_TIMES - 1}")
 
 
 def task_kind(task_type: str) -> str | None:

@@ -100,7 +100,7 @@ def _from_table(table: Path) -> tuple[dict[str, dict[str, dict[int, str]]], list
 def _pattern_regex(pattern: str) -> re.Pattern:
     parts = re.split(r"(\{id\}|\{modality\}|\{season\})", pattern)
     tokens = {"{id}": r"(?P<id>[^/]+?)", "{modality}": f"(?P<modality>{'|'.join(spec.DOWNSTREAM_MODALITIES)})",
-              "{season}": f"(?P<season>{'|'.join(spec.SEASONS)}|[0-3])"}
+              "{season}": f"(?P<season>{'|'.join((*spec.SEASONS, *spec.SEASON_ALIASES))}|[0-3])"}
     if not all(t in pattern for t in tokens):
         raise UsageError(f"--pattern {pattern!r} must contain {{id}}, {{modality}} and {{season}}")
     return re.compile("^" + "".join(tokens.get(p, re.escape(p)) for p in parts) + "$", re.IGNORECASE)

@@ -62,6 +62,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     checks: tuple[str, ...] = CHECKS
+    strict: bool = False
+    """Warnings fail too (`--strict`): `ok`, the verdict and the exit code then agree."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -77,7 +79,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not (self.strict and self.warnings)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per check: how many errors and warnings."""

@@ -1,0 +1,114 @@
+"""The rough edges a new user hits in the first hour (issue 13): verdicts, messages, small tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from neuco_io.cli import main
+from neuco_io.sample import write_sample
+
+from helpers import TINY_IDS
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+# -- --strict: the verdict, JSON `ok` and the exit code agree ------------------------------------
+def _with_warning(root: Path) -> Path:
+    (root / "data" / "s1" / "part-000000" / ".DS_Store").write_text("x")
+    return root
+
+
+def test_validate_strict_verdict_agrees_with_exit_code(downstream):
+    _with_warning(downstream)
+    text = invoke("validate", downstream, "--strict")
+    assert text.exit_code == 1
+    assert text.output.splitlines()[-1] == "FAILED: 0 errors, 1 warning"
+    report = json.loads(invoke("validate", downstream, "--strict", "--format", "json").output)
+    assert report["ok"] is False
+    lenient = invoke("validate", downstream, "--format", "json")
+    assert lenient.exit_code == 0 and json.loads(lenient.output)["ok"] is True
+
+
+def _embeddings(path: Path, ids: list[str], dims: int = 3, constant: bool = False) -> Path:
+    rows = [",".join([i] + [("0" if constant and d == 0 else str(n + d + 0.5)) for d in range(dims)])
+            for n, i in enumerate(ids)]
+    path.write_text("id," + ",".join(map(str, range(dims))) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_submission_check_strict_verdict_agrees_with_exit_code(tmp_path):
+    emb = _embeddings(tmp_path / "emb.csv", ["a", "b", "c"], constant=True)  # a constant dimension: a warning
+    text = invoke("submission", "check", emb, "--strict")
+    assert text.exit_code == 1
+    assert text.output.splitlines()[-1].startswith("FAILED: 0 errors, 1 warning")
+    data = invoke("submission", "check", emb, "--strict", "--format", "json")
+    assert data.exit_code == 1 and json.loads(data.output)["ok"] is False
+    assert invoke("submission", "check", emb).exit_code == 0
+
+
+# -- the user's encoder raising is their error: exit 1, their traceback, the batch's ids -----------
+def test_encoder_crash_is_the_users_error_with_traceback(downstream, tmp_path):
+    encoder = tmp_path / "myenc.py"
+    encoder.write_text("def helper(batch):\n    return 1 / 0\n\n\ndef crash(batch):\n    return helper(batch)\n")
+    result = CliRunner().invoke(main, ["embed", str(downstream), "--encoder", f"{encoder}:crash", "--out",
+                                       str(tmp_path / "e.csv"), "--batch-size", "2", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    assert f'File "{encoder}", line 2, in helper' in result.output
+    assert "ZeroDivisionError: division by zero" in result.output
+    assert TINY_IDS[0] in result.output and TINY_IDS[1] in result.output and TINY_IDS[2] not in result.output
+    assert not (tmp_path / "e.csv").exists()
+
+
+# -- sample --overwrite removes what the previous sample wrote, and only that ---------------------------
+@pytest.mark.parametrize("layout", ["downstream", "v1.1"])
+def test_sample_overwrite_removes_the_previous_sample(tmp_path, layout):
+    out = tmp_path / "s"
+    write_sample(out, layout=layout, locations=4, samples_per_file=1)
+    (out / "mine.txt").write_text("keep me")
+    summary = write_sample(out, layout=layout, locations=2, samples_per_file=1, overwrite=True)
+    cubes = sorted(p for p in out.rglob("*.zarr.zip"))
+    assert len(cubes) == summary.files == (6 if layout == "downstream" else 8)
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert summary.bytes == sum(p.stat().st_size for p in out.rglob("*") if p.is_file()
+                                and p.name not in ("mine.txt", ".neuco-io-sample.json"))
+    fresh = write_sample(tmp_path / "fresh", layout=layout, locations=2, samples_per_file=1)
+    assert sorted(p.relative_to(out) for p in cubes) == \
+        sorted(p.relative_to(fresh.root) for p in fresh.root.rglob("*.zarr.zip"))
+    assert invoke("validate", out, "--quiet").exit_code == 0
+
+
+# -- labels export of a dataset without labels ----------------------------------------------------------
+def test_labels_export_without_tasks_exits_1(downstream, tmp_path):
+    shutil.rmtree(downstream / "labels")
+    result = invoke("labels", "export", downstream, tmp_path / "labels")
+    assert result.exit_code == 1
+    assert "has no tasks" in result.output
+    assert not (tmp_path / "labels").exists()
+
+
+# -- --seasons: autumn is fall, a bad name lists the names -------------------------------------------------
+def test_seasons_autumn_and_listing(downstream, tmp_path):
+    ok = invoke("embed", downstream, "--encoder", "mean", "--out", tmp_path / "e.csv", "--seasons", "spring,autumn",
+                "--quiet")
+    assert ok.exit_code == 0, ok.output
+    bad = invoke("embed", downstream, "--encoder", "mean", "--out", tmp_path / "f.csv", "--seasons", "herbst")
+    assert bad.exit_code == 2
+    assert "spring, summer, fall, winter" in bad.output
+
+
+# -- plurals: one helper ---------------------------------------------------------------------------------
+def test_plurals(downstream, tmp_path):
+    from neuco_io.render import plural
+
+    assert (plural(1, "error"), plural(0, "error"), plural(2, "mismatch", "mismatches")) == \
+        ("1 error", "0 errors", "2 mismatches")
+    out = invoke("convert", downstream, tmp_path / "wds", "--to", "webdataset", "--quiet", "--jobs", "1")
+    assert "in 1 webdataset shard," in out.output, out.output
