@@ -7,11 +7,15 @@ order of the inputs, so reports and outputs do not depend on scheduling.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import multiprocessing
 import os
 import secrets
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -126,8 +130,37 @@ class _Interruptible:
             _idle_signals()
 
 
+@functools.lru_cache(maxsize=8)
+def _has_main_guard(path: str) -> bool:
+    """Whether a script guards its work with `if __name__ == "__main__":` at top level."""
+    try:
+        with open(path, "rb") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    guards = {"__name__ == '__main__'", "'__main__' == __name__"}
+    return any(isinstance(node, ast.If) and ast.unparse(node.test) in guards for node in tree.body)
+
+
+def worker_start_method() -> str | None:
+    """How to start worker processes; None: run the units in this process.
+
+    forkserver and spawn import the caller's `__main__` again in every worker: a script that calls
+    neuco-io at top level without an `if __name__ == "__main__":` guard would rerun itself there and
+    fail in multiprocessing's bootstrapping. Such a script gets fork, which imports nothing, while this
+    process has no other thread (forking threads is unsafe); otherwise the units run here.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file or _has_main_guard(os.path.abspath(main_file)):
+        return "forkserver" if "forkserver" in methods else "spawn"
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return None
+
+
 class ProcessExecutor(Executor):
-    """A pool of worker processes started with forkserver.
+    """A pool of worker processes started with forkserver (see `worker_start_method` for the exception).
 
     Forking a process whose zarr/asyncio threads are running is unsafe, and a
     zip handle inherited across fork corrupts reads, so workers start clean
@@ -136,12 +169,13 @@ class ProcessExecutor(Executor):
     process cancels the units not started yet.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, start_method: str = "forkserver") -> None:
         self.jobs = jobs
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        context = multiprocessing.get_context(start_method)
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                                          initargs=(dict(os.environ),))
+        if start_method == "fork":  # fork every worker now, while this process has no other thread
+            self._pool.submit(os.getpid).result()
 
     def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
         results = self._pool.map(_Interruptible(fn), units)
@@ -275,4 +309,5 @@ def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str |
     jobs = default_jobs() if jobs is None or jobs <= 0 else jobs
     if n_units is not None:
         jobs = min(jobs, max(1, n_units))
-    return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
+    start_method = worker_start_method() if jobs > 1 else None
+    return ProcessExecutor(jobs, start_method) if start_method else SerialExecutor()

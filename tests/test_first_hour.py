@@ -112,3 +112,32 @@ def test_plurals(downstream, tmp_path):
         ("1 error", "0 errors", "2 mismatches")
     out = invoke("convert", downstream, tmp_path / "wds", "--to", "webdataset", "--quiet", "--jobs", "1")
     assert "in 1 webdataset shard," in out.output, out.output
+
+
+# -- the library called from a script without an `if __name__ == "__main__":` guard --------------------------
+_UNGUARDED = """
+import sys, threading, time
+from neuco_io.execution import make_executor
+from neuco_io.validators import validate
+
+if sys.argv[2] == "thread":
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+report = validate(sys.argv[1], jobs=2)
+with make_executor(2, 4) as executor:
+    print(type(executor).__name__, report.ok, report.summary["cubes"], sorted(executor.map(abs, [-1, 2, -3])))
+"""
+
+
+@pytest.mark.parametrize("threads, executor", [("none", "ProcessExecutor"), ("thread", "SerialExecutor")])
+def test_library_runs_from_a_script_without_main_guard(downstream, tmp_path, threads, executor):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(_UNGUARDED)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, str(script), str(downstream), threads], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [executor, "True", "12", "[1,", "2,", "3]"]
