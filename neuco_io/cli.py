@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import signal
@@ -44,9 +45,45 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def _fail(message: str, code: int) -> None:
+_ERROR_KINDS = {EXIT_FAILED: "failed", EXIT_USAGE: "usage", EXIT_INTERNAL: "internal",
+                EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
+
+
+def _error_json(message: str, code: int) -> None:
+    """With --format json, a run that stops still prints one JSON object on stdout."""
+    _emit_json({"ok": False, "error": {"kind": _ERROR_KINDS.get(code, "failed"), "message": message,
+                                       "exit_code": code}})
+
+
+def _fail(message: str, code: int, *, as_json: bool = False) -> None:
+    if as_json:
+        _error_json(message, code)
     click.echo(f"neuco-io: {message}", err=True)
     sys.exit(code)
+
+
+def _json_requested(args: list[str]) -> bool:
+    return "--format=json" in args or any(pair == ("--format", "json") for pair in itertools.pairwise(args))
+
+
+class Group(click.Group):
+    """A command group whose usage errors (bad option, bad value) are JSON on stdout with --format json."""
+
+    group_class = type  # its subgroups are Groups too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault("neuco_io.argv", list(args))
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if not _json_requested(ctx.meta.get("neuco_io.argv", [])):
+                raise
+            _error_json(exc.format_message(), exc.exit_code)
+            exc.show()
+            ctx.exit(exc.exit_code)
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -60,18 +97,19 @@ def handle_errors(fn: Callable) -> Callable:
         # otherwise warn about queue semaphores it is about to clean up anyway.
         if "ignore::UserWarning:multiprocessing.resource_tracker" not in sys.warnoptions:
             sys.warnoptions.append("ignore::UserWarning:multiprocessing.resource_tracker")
+        as_json = kwargs.get("output_format") == "json"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return fn(*args, **kwargs)
         except UsageError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            _fail(str(exc), EXIT_USAGE, as_json=as_json)
         except NeucoError as exc:
-            _fail(str(exc), EXIT_FAILED)
+            _fail(str(exc), EXIT_FAILED, as_json=as_json)
         except Terminated:
-            _fail("terminated", EXIT_TERMINATED)
+            _fail("terminated", EXIT_TERMINATED, as_json=as_json)
         except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED)
+            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except BrokenPipeError:
@@ -80,7 +118,7 @@ def handle_errors(fn: Callable) -> Callable:
             if os.environ.get("NEUCO_IO_DEBUG"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (set NEUCO_IO_DEBUG=1 for a traceback)",
-                  EXIT_INTERNAL)
+                  EXIT_INTERNAL, as_json=as_json)
 
     return wrapper
 
@@ -101,6 +139,7 @@ def format_option(fn: Callable) -> Callable:
 
 
 def quiet_option(fn: Callable) -> Callable:
+    """Every command takes --quiet, also those without a progress bar (yet), so scripts can pass it everywhere."""
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(fn)
 
 
@@ -131,7 +170,7 @@ def progress_bar(label: str, quiet: bool, unit: str = "files") -> ProgressBar:
     return ProgressBar(label, sys.stderr, enabled=not quiet, unit=unit)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="neuco-io")
 def main() -> None:
     """Validate, convert and stream the NeuCo-Bench / SSL4EO-S12 datasets.
@@ -416,8 +455,10 @@ def labels() -> None:
 @click.option("--tasks", default=None, help="Comma-separated task names (default: all).")
 @click.option("--overwrite", is_flag=True, help="Replace label files that exist in OUT_DIR.")
 @format_option
+@quiet_option
 @handle_errors
-def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool, output_format: str) -> None:
+def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool, output_format: str,
+                  quiet: bool) -> None:
     """Write <task>__<type>.csv files (id,label) from a dataset ROOT or converted shards."""
     from .labels import export_labels
 
@@ -493,9 +534,10 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
               help="Id mapping of `task import --ids hash` (default: ROOT.ids.csv, when it exists).")
 @click.option("--overwrite", is_flag=True)
 @format_option
+@quiet_option
 @handle_errors
 def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, label_col: str,
-                mapping: str | None, overwrite: bool, output_format: str) -> None:
+                mapping: str | None, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
     from .render import finding_line
     from .tasks import make_task_labels
@@ -527,9 +569,10 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
 @click.option("--overwrite", is_flag=True)
 @jobs_option
 @format_option
+@quiet_option
 @handle_errors
 def task_pack(root: str, task_name: str, out_path: str, description: str, data_source: str, licence: str,
-              overwrite: bool, jobs: int | None, output_format: str) -> None:
+              overwrite: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
     from .render import finding_line
     from .tasks import PackRefused, pack_task
@@ -578,9 +621,10 @@ def _expected(dataset: str | None, labels_dir: str | None, ids_file: str | None)
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--max-findings", type=click.IntRange(min=0), default=20, show_default=True)
 @format_option
+@quiet_option
 @handle_errors
 def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_file: str | None, dim: int | None,
-                     profile: str, strict: bool, max_findings: int, output_format: str) -> None:
+                     profile: str, strict: bool, max_findings: int, output_format: str, quiet: bool) -> None:
     """Check EMB.csv (id,0,1,...) before it is evaluated or submitted."""
     from .render import finding_line
     from .submission import check_submission
@@ -617,9 +661,10 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
 @click.option("--profile", type=click.Choice(["benchmark", "challenge"]), default="benchmark", show_default=True)
 @click.option("--overwrite", is_flag=True)
 @format_option
+@quiet_option
 @handle_errors
 def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int | None, dataset: str | None,
-                    labels_dir: str | None, profile: str, overwrite: bool, output_format: str) -> None:
+                    labels_dir: str | None, profile: str, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write a correct submission CSV from EMB.npy + --ids, a Parquet file, or a sloppy CSV."""
     from .render import finding_line
     from .submission import pack_submission

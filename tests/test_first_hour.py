@@ -141,3 +141,21 @@ def test_library_runs_from_a_script_without_main_guard(downstream, tmp_path, thr
                           env=env, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [executor, "True", "12", "[1,", "2,", "3]"]
+
+
+# -- --format json: a usage error is one JSON object on stdout too ------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["validate", "{root}", "--jobs", "-1", "--format", "json"],             # click rejects a value
+    ["embed", "{root}", "--encoder", "mean", "--out", "{tmp}/e.csv", "--seasons", "herbst", "--format=json"],
+    ["validate", "{tmp}/nowhere", "--format", "json"],                      # the library refuses ROOT
+    ["submission", "check", "{tmp}/e.csv", "--dim", "0", "--format", "json"],  # in a subgroup
+])
+def test_json_usage_error(downstream, tmp_path, args):
+    args = [a.format(root=downstream, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["error"]["kind"] == "usage" and data["error"]["exit_code"] == 2
+    assert data["error"]["message"]
+    plain = CliRunner().invoke(main, [a for a in args if a not in ("--format", "json", "--format=json")])
+    assert plain.exit_code == 2 and not plain.stdout.strip()
