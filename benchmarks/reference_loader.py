@@ -4,7 +4,7 @@ Per location and modality: `xarray.open_zarr` (dask-backed, its default),
 `.isel(time=...)`, `["bands"].values`, `+1000` on S2 if asked, concatenate on
 the band axis, float32, `torch.from_numpy`. The one change: the reference
 passes the file path, which fails on zarr 3, so the zip is opened with an
-explicit `zarr.storage.ZipStore`, as FORMAT.md describes.
+explicit `zarr.storage.ZipStore` (docs/format.md).
 """
 
 from __future__ import annotations

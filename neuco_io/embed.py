@@ -2,7 +2,7 @@
 
 The encoder sees batches `{"id": [...], "<modality>": float32 array [B, T, C, H, W], ...}`
 and returns `[B, D]` (numpy or torch). The output is the evaluator's CSV
-(`id,0,1,...,D-1`, FORMAT.md §4) or Parquet with the same columns, written
+(`id,0,1,...,D-1`, docs/format.md) or Parquet with the same columns, written
 under a temporary name and renamed when complete. An encoder that returns a
 wrong shape, NaN or infinity stops the run with a message naming the ids.
 """

@@ -1,4 +1,4 @@
-"""`neuco-io sample`: a small synthetic dataset that follows FORMAT.md exactly.
+"""`neuco-io sample`: a small synthetic dataset that follows the format (docs/format.md) exactly.
 
 Each location gets a smooth random landscape (water, forest, cropland,
 grassland, bare soil, built-up) from a few octaves of interpolated noise;

@@ -1,7 +1,7 @@
 """The dataset formats as data.
 
 Every fact about SSL4EO-S12 v1.1 and SSL4EO-S12-downstream that code depends
-on lives here once (see FORMAT.md): validators, converters, the loader and the
+on lives here once (described for users in docs/format.md): validators, converters, the loader and the
 sample writer all read it instead of repeating literals.
 """
 

@@ -1,7 +1,7 @@
 """Turn one location's arrays into a sample, with the reference loader's options and semantics.
 
 Both datasets (over cubes and over shards) end here, so the same location
-gives the same sample whatever it was read from. See FORMAT.md §3 for what
+gives the same sample whatever it was read from. See docs/format.md for what
 NeuCo-Bench's `SSL4EODownstreamDataset` does; the differences are on
 purpose: the sample axis is dropped (`[T, C, 264, 264]`, so the default
 collate stacks what the reference collate concatenates), `shift_s2` cannot

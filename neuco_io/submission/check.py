@@ -1,4 +1,4 @@
-"""`submission check`: an embedding CSV against the NeuCo-Bench evaluator's rules (FORMAT.md §4).
+"""`submission check`: an embedding CSV against the NeuCo-Bench evaluator's rules (docs/format.md).
 
 Two profiles. `benchmark` reports what the evaluation code does silently
 (zero-padding, unparsable values and NaN turned into 0, ids outside the
