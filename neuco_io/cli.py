@@ -446,7 +446,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
 
 @main.group()
 def labels() -> None:
-    """Label files: export the folder the NeuCo-Bench evaluation reads."""
+    """Label files: export the folder the NeuCo-Bench evaluation reads, or fix files it would misread."""
 
 
 @labels.command("export")
@@ -467,6 +467,36 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
         _emit_json({"out_dir": out_dir, "files": [str(p) for p in written]})
     else:
         click.echo(f"wrote {len(written)} label files to {out_dir}: {', '.join(p.name for p in written)}")
+
+
+@labels.command("fix")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@format_option
+@quiet_option
+@handle_errors
+def labels_fix(target: str, dry_run: bool, output_format: str, quiet: bool) -> None:
+    """Repair label files in place: strip a UTF-8 BOM, make line endings LF, drop .zarr.zip/.zarr from ids.
+
+    TARGET is a CSV file, a folder of them, or a dataset ROOT (its labels/).
+    Each file is rewritten atomically, labels untouched. Exit 1 if a file
+    cannot be read or is not UTF-8.
+    """
+    from .labelfix import fix_labels
+    from .render import label_fix_line
+
+    fixes = fix_labels(target, dry_run=dry_run)
+    failed = [f for f in fixes if f.error]
+    changed = [f for f in fixes if f.changed and not f.error]
+    if output_format == "json":
+        _emit_json({"ok": not failed, "dry_run": dry_run, "files": [f.to_dict() for f in fixes]})
+    else:
+        for fix in fixes:
+            click.echo(label_fix_line(fix, dry_run))
+        verb = "would fix" if dry_run else "fixed"
+        click.echo(f"{verb} {plural(len(changed), 'file')}, {len(fixes) - len(changed) - len(failed)} already fine"
+                   + (f", {plural(len(failed), 'error')}" if failed else ""))
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 # -- task ----------------------------------------------------------------------------

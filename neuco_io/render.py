@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .validators import CHECKS, Finding, Report
 
-__all__ = ["finding_line", "human_bytes", "plural", "validation_text"]
+if TYPE_CHECKING:
+    from .labelfix import LabelFix
+
+__all__ = ["finding_line", "human_bytes", "label_fix_line", "plural", "validation_text"]
 
 
 def human_bytes(n: float) -> str:
@@ -78,3 +82,18 @@ def validation_text(report: Report, *, max_findings: int = 10) -> str:
     verdict = "OK" if report.ok else "FAILED"
     lines.append(f"{verdict}: {plural(len(report.errors), 'error')}, {plural(len(report.warnings), 'warning')}")
     return "\n".join(lines)
+
+
+def label_fix_line(fix: LabelFix, dry_run: bool) -> str:
+    """`fixed labels/x.csv: a UTF-8 BOM, 4 CRLF/CR line endings` (or why the file could not be fixed)."""
+    if fix.error:
+        return f"  {'error':<9} {fix.path}: {fix.error}"
+    if not fix.changed:
+        return f"  {'ok':<9} {fix.path}: nothing to fix"
+    changes = ["a UTF-8 BOM"] if fix.bom else []
+    if fix.line_endings:
+        changes.append(f"{plural(fix.line_endings, 'CRLF/CR line ending')}")
+    if fix.suffixed_ids:
+        changes.append(f"{plural(len(fix.suffixed_ids), 'id')} with a .zarr.zip/.zarr suffix "
+                       f"(e.g. {fix.suffixed_ids[0]})")
+    return f"  {'would fix' if dry_run else 'fixed':<9} {fix.path}: {', '.join(changes)}"

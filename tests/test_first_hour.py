@@ -159,3 +159,41 @@ def test_json_usage_error(downstream, tmp_path, args):
     assert data["error"]["message"]
     plain = CliRunner().invoke(main, [a for a in args if a not in ("--format", "json", "--format=json")])
     assert plain.exit_code == 2 and not plain.stdout.strip()
+
+
+# -- labels fix ------------------------------------------------------------------------------------------
+def test_labels_fix_repairs_what_validate_refuses(downstream):
+    from neuco_io.validators import validate
+
+    path = downstream / "labels" / "height__regr.csv"
+    original = path.read_text()
+    body = original.replace(f"{TINY_IDS[1]},", f"{TINY_IDS[1]}.zarr.zip,").replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    report = validate(downstream, jobs=1)
+    bom = next(f for f in report.errors if f.code == "labels.bom")
+    assert "neuco-io labels fix" in bom.message
+
+    dry = invoke("labels", "fix", downstream, "--dry-run")
+    assert dry.exit_code == 0 and "would fix" in dry.output
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # a dry run writes nothing
+
+    result = invoke("labels", "fix", downstream, "--format", "json")
+    assert result.exit_code == 0
+    files = {Path(f["path"]).name: f for f in json.loads(result.output)["files"]}
+    assert files["height__regr.csv"] == {"path": str(path), "changed": True, "bom": True, "line_endings": 5,
+                                         "suffixed_ids": 1, "error": None}
+    assert files["water__cls.csv"]["changed"] is True  # CRLF only
+    assert files["subset__reg.csv"]["changed"] is False
+    assert path.read_text() == original
+    assert validate(downstream, jobs=1).ok
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
+    again = invoke("labels", "fix", path)
+    assert again.exit_code == 0 and "nothing to fix" in again.output and "fixed 0 files, 1 already fine" in again.output
+
+
+def test_labels_fix_refuses_non_utf8(tmp_path):
+    path = tmp_path / "x__cls.csv"
+    path.write_bytes("id,label\nstra\xdfe,1\n".encode("latin-1"))
+    result = invoke("labels", "fix", path)
+    assert result.exit_code == 1
+    assert "not UTF-8" in result.output and str(path) in result.output

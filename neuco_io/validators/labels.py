@@ -36,7 +36,8 @@ def _id_rules(data_ids: frozenset[str] | None) -> list[_Rule]:
         _Rule("labels.id-format", pa.Check(lambda s: s.str.len() > 0), "empty id"),
         _Rule("labels.id-format", pa.Check(lambda s: s.str.strip() == s), "id has surrounding spaces"),
         _Rule("labels.id-format", pa.Check(lambda s: ~s.str.endswith((".zarr.zip", ".zarr"))),
-              "id ends with .zarr.zip / .zarr (the evaluator matches label ids as written)"),
+              "id ends with .zarr.zip / .zarr (the evaluator matches label ids as written; `neuco-io labels fix` "
+              "drops the suffix)"),
     ]
     if data_ids is not None:
         rules.append(_Rule("labels.unknown-id", pa.Check(lambda s: s.isin(data_ids)), "id has no cube in the data"))
@@ -137,7 +138,7 @@ def check_label_file(path: Path, data_ids: frozenset[str] | None) -> tuple[list[
         return findings, summary
     if table.bom:
         findings.append(Finding("labels.bom", where, "file starts with a UTF-8 BOM; the evaluator's csv.DictReader "
-                                "then sees a column named '\\ufeffid' and no `id`"))
+                                "then sees a column named '\\ufeffid' and no `id`; `neuco-io labels fix` removes it"))
     missing = [c for c in ("id", "label") if c not in table.header]
     if missing:
         findings.append(Finding("labels.columns", where, f"header {table.header} lacks {', '.join(missing)}",
