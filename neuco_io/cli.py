@@ -28,7 +28,7 @@ from . import __version__
 from .errors import NeucoError, UsageError
 from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
 from .progress import ProgressBar
-from .render import plural
+from .wording import plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
@@ -583,8 +583,10 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
         for finding in result.findings[:50]:
             click.echo(finding_line(finding, "."))
         s = result.summary
-        click.echo(f"{s['rows']} rows: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
-                   f"{s['identical_duplicates']} identical duplicates dropped; statistics {s['statistics']}")
+        stats = ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in s["statistics"].items())
+        click.echo(f"{plural(s['rows'], 'row')}: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
+                   f"{plural(s['identical_duplicates'], 'identical duplicate')} dropped"
+                   + (f"; labels: {stats}" if stats else ""))
         click.echo(f"wrote {result.path}" if result.path else "FAILED: nothing written")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
@@ -658,6 +660,7 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
     """Check EMB.csv (id,0,1,...) before it is evaluated or submitted."""
     from .render import finding_line
     from .submission import check_submission
+    from .submission.check import SHOWN, finding_totals
 
     report = check_submission(emb, ids=_expected(dataset, labels_dir, ids_file), dim=dim, profile=profile)
     report.strict = strict
@@ -669,13 +672,15 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
                    f"({profile} profile)")
         for finding in report.findings[:max_findings]:
             click.echo(finding_line(finding, str(Path(emb).parent)))
-        if len(report.findings) > max_findings:
-            click.echo(f"  ... and {len(report.findings) - max_findings} more")
+        totals = finding_totals(report)
+        if sum(totals.values()) > max_findings:
+            click.echo(f"  ... and {sum(totals.values()) - min(max_findings, len(report.findings))} more "
+                       f"(--format json for the first {SHOWN} of each code)")
         if "expected_ids" in s:
             click.echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
                        f"missing, {s['unknown_ids']} unknown")
-        click.echo(f"{'OK' if report.ok else 'FAILED'}: {plural(len(report.errors), 'error')}, "
-                   f"{plural(len(report.warnings), 'warning')}, {plural(len(report.notes), 'note')}")
+        click.echo(f"{'OK' if report.ok else 'FAILED'}: {plural(totals['error'], 'error')}, "
+                   f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -698,6 +703,7 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
     """Write a correct submission CSV from EMB.npy + --ids, a Parquet file, or a sloppy CSV."""
     from .render import finding_line
     from .submission import pack_submission
+    from .submission.check import finding_totals
     from .submission.pack import PackRefused
 
     expected = _expected(dataset, labels_dir, None)
@@ -714,8 +720,11 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
     if output_format == "json":
         _emit_json({"out": str(result.out), "rows": result.rows, "dim": result.dim, **result.report.to_dict()})
     else:
+        totals = finding_totals(result.report)
         click.echo(f"wrote {result.out}: {plural(result.rows, 'row')}, {plural(result.dim, 'dimension')}; check: "
-                   f"{plural(len(result.report.warnings), 'warning')}, {plural(len(result.report.notes), 'note')}")
+                   f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
+        for finding in result.report.findings[:20]:
+            click.echo(finding_line(finding, "."))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def read_label_table(path: str | os.PathLike[str]) -> LabelTable:
     except csv.Error as exc:
         raise LabelFileError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
     return table
+
+
+def lost_leading_zeros(ids: Iterable[str], known: Iterable[str]) -> dict[str, str]:
+    """Ids that are known ids without their leading zeros (`7` for `007`) -> the known id.
+
+    A spreadsheet that reads an id column as numbers does that; it deserves one clear hint, not an
+    unknown id plus a missing one.
+    """
+    known = set(known)
+    padded = {k.lstrip("0"): k for k in known if k[:1] == "0" and k.isdigit()}
+    return {i: padded[i] for i in ids if i.isdigit() and i in padded and i not in known}
 
 
 def parse_label(raw: str) -> float | None:

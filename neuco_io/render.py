@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .validators import CHECKS, Finding, Report
+from .wording import plural
 
 if TYPE_CHECKING:
     from .labelfix import LabelFix
@@ -38,11 +39,6 @@ def finding_line(finding: Finding, root: str) -> str:
     if finding.id is not None:
         where += f" [{finding.id}]"
     return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """`1 error`, `2 errors` (`words` for irregular plurals)."""
-    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def validation_text(report: Report, *, max_findings: int = 10) -> str:

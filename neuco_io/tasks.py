@@ -11,7 +11,7 @@ import os
 import shutil
 import statistics
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     findings: list[Finding] = []
     first_line: dict[str, tuple[int, str]] = {}
     canonical: list[LabelRow] = []
+    yours: dict[str, str] = {}  # location id -> the id as the user wrote it: findings show theirs
     skipped = duplicates = 0
     for line, raw_id, raw_label in rows:
         loc_id = id_map.get(raw_id, raw_id)
@@ -96,12 +97,14 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
                 duplicates += 1
                 continue
             findings.append(Finding("labels.duplicate-id", where, f"conflicting labels: {prev_label!r} on line "
-                                    f"{prev_line}, {raw_label!r} here", id=loc_id, row=line, got=raw_label))
+                                    f"{prev_line}, {raw_label!r} here", id=raw_id, row=line, got=raw_label))
             continue
         first_line[loc_id] = (line, raw_label)
+        yours[loc_id] = raw_id
         canonical.append(LabelRow(line, loc_id, raw_label))
     table = LabelTable(source, header=list(spec.LABEL_COLUMNS), rows=canonical)
-    findings.extend(check_label_rows(where, table, task_type, frozenset(data_ids)))
+    findings.extend(replace(f, id=yours.get(f.id, f.id), got=yours.get(f.got, f.got) if f.column == "id" else f.got)
+                    for f in check_label_rows(where, table, task_type, frozenset(data_ids)))  # ids as you wrote them
     result = LabelsResult(None, findings)
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,

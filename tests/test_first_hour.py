@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -197,3 +198,93 @@ def test_labels_fix_refuses_non_utf8(tmp_path):
     result = invoke("labels", "fix", path)
     assert result.exit_code == 1
     assert "not UTF-8" in result.output and str(path) in result.output
+
+
+# -- messages ------------------------------------------------------------------------------------------------
+def test_submission_pack_padding_is_one_note_on_the_users_file(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(3, 5)))
+    (tmp_path / "ids.txt").write_text("a\nb\nc\n")
+    out = tmp_path / "emb.csv"
+    for profile in ("benchmark", "challenge"):
+        result = invoke("submission", "pack", tmp_path / "emb.npy", "--ids", tmp_path / "ids.txt", "--out", out,
+                        "--dim", 1024, "--profile", profile, "--overwrite", "--format", "json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert data["warnings"] == [] and [n["code"] for n in data["notes"]] == ["submission.padding"]
+        assert data["notes"][0]["path"] == str(out)  # the user's file, not the temporary one
+        assert "5..1023 (1019)" in data["notes"][0]["message"]
+    # checked afterwards, the zero columns are one warning, and "... and N more" is no finding
+    text = invoke("submission", "check", out, "--dim", 1024)
+    assert text.output.count("submission.constant-dim") == 1
+    assert text.output.splitlines()[-1] == "OK: 0 errors, 1 warning, 0 notes"
+
+
+def test_many_findings_are_counted_not_listed(tmp_path):
+    from neuco_io.submission import check_submission
+    from neuco_io.submission.check import SHOWN, finding_totals
+
+    rows = [f"r{i},{'nan' if i % 2 else i + 0.5},{i}" for i in range(60)]
+    path = tmp_path / "emb.csv"
+    path.write_text("id,0,1\n" + "\n".join(rows) + "\n")
+    report = check_submission(path)
+    assert all(not f.message.startswith("...") for f in report.findings)
+    assert len(report.warnings) == SHOWN and finding_totals(report)["warning"] == 30
+    result = invoke("submission", "check", path, "--max-findings", 5)
+    assert "  ... and 25 more" in result.output
+    assert result.output.splitlines()[-1] == "OK: 0 errors, 30 warnings, 0 notes"
+
+
+def test_id_suffix_finding_names_the_id_once(tmp_path):
+    long_id = "ab" * 32
+    path = _embeddings(tmp_path / "emb.csv", [f"{long_id}.zarr.zip", "x"])
+    result = invoke("submission", "check", path)
+    line = next(x for x in result.output.splitlines() if "submission.id-suffix" in x)
+    assert line.count(long_id) == 1 and "'.zarr.zip'" in line
+
+
+def test_spreadsheet_lost_leading_zeros_is_one_hint(tmp_path, downstream):
+    path = _embeddings(tmp_path / "emb.csv", ["7", "12", "0099"])
+    (tmp_path / "ids.txt").write_text("007\n012\n0099\n")
+    data = json.loads(invoke("submission", "check", path, "--ids", tmp_path / "ids.txt", "--format", "json").output)
+    codes = [f["code"] for f in data["warnings"]]
+    assert codes == ["submission.leading-zeros"]
+    assert "7 is 007" in data["warnings"][0]["message"] and "2 ids" in data["warnings"][0]["message"]
+    # validate: a label id that lost its zeros says which cube it meant
+    from helpers import write_location
+
+    write_location(downstream, "0042", seed=9)
+    (downstream / "labels" / "x__reg.csv").write_text(f"id,label\n42,1\n{TINY_IDS[0]},2\n")
+    report = json.loads(invoke("validate", downstream, "--format", "json", "--jobs", 1).output)
+    unknown = next(f for f in report["errors"] if f["code"] == "labels.unknown-id")
+    assert unknown["id"] == "42" and "0042 has" in unknown["message"] and "leading zeros" in unknown["message"]
+
+
+def test_task_labels_show_the_users_ids_and_readable_statistics(tmp_path):
+    import numpy as np
+
+    from neuco_io.converters.task_import import import_task
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    bands = {"s1": (2, "float32"), "s2l1c": (13, "int16"), "s2l2a": (12, "int16")}
+    for loc in ("p1", "p2"):
+        for modality, (n, dtype) in bands.items():
+            for season in ("spring", "summer", "fall", "winter"):
+                (src / loc).mkdir(parents=True, exist_ok=True)
+                np.save(src / loc / f"{modality}_{season}.npy",
+                        (rng.random((n, 264, 264)) * 1000).astype(dtype))
+    root = tmp_path / "task"
+    import_task(src, root, pattern="{id}/{modality}_{season}.npy", ids="hash", jobs=1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\np1,1\np1,0\np2,7\n")
+    result = invoke("task", "labels", "water", root, "--type", "classification", "--from", bad)
+    assert result.exit_code == 1
+    assert "[p1]" in result.output and "[p2]" in result.output
+    assert not re.search(r"[0-9a-f]{64}", result.output)
+    good = tmp_path / "good.csv"
+    good.write_text("id,label\np1,1.5\np2,2.5\n")
+    ok = invoke("task", "labels", "height", root, "--type", "regression", "--from", good)
+    assert ok.exit_code == 0, ok.output
+    assert "labels: min 1.5, max 2.5, mean 2, std 0.5" in ok.output and "{" not in ok.output

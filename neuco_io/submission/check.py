@@ -23,13 +23,17 @@ import numpy as np
 
 from .. import spec
 from ..errors import UsageError
+from ..labels import lost_leading_zeros
 from ..validators.codes import Severity
 from ..validators.findings import Finding, Report
+from ..wording import plural
 
-__all__ = ["PROFILES", "check_submission", "expected_ids", "read_id_list"]
+__all__ = ["PROFILES", "check_submission", "expected_ids", "finding_totals", "read_id_list"]
 
 PROFILES = ("benchmark", "challenge")
 SHOWN = 20
+_INFORMATIVE = frozenset({"submission.padding"})
+"""Notes about what the user asked for: the challenge profile does not make them errors."""
 """Findings listed per code (with locations); the counts are always complete."""
 BOM = b"\xef\xbb\xbf"
 
@@ -99,7 +103,7 @@ class _Checker:
         self.counts[code] = self.counts.get(code, 0) + 1
         if self.counts[code] > SHOWN:
             return
-        level = Severity.ERROR if self.profile == "challenge" else None
+        level = Severity.ERROR if self.profile == "challenge" and code not in _INFORMATIVE else None
         self.findings.append(Finding(code, str(self.path), message, level=level, **kw))
 
 
@@ -322,8 +326,9 @@ def _blocks(path: Path, start: int, header: list[str], dims: list[str]):
 
 
 def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = None, dim: int | None = None,
-                     profile: str = "benchmark") -> Report:
-    """Check an embedding CSV. `ids`: the ids it should cover (None: not checked)."""
+                     profile: str = "benchmark", padding: int = 0) -> Report:
+    """Check an embedding CSV. `ids`: the ids it should cover (None: not checked). `padding`: how many
+    trailing zero columns the writer added on request (`submission pack --dim`): one note, not a warning each."""
     import pyarrow as pa
 
     if profile not in PROFILES:
@@ -376,9 +381,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
         checker.add("submission.empty", "no embedding rows")
     seen = _check_ids(checker, all_ids)
     constant = [s for s in stats if s.minimum == s.maximum]
-    for s in constant:
-        what = "0 in every row" if not s.nonzero else f"{s.minimum:g} in every row"
-        checker.add("submission.constant-dim", f"dimension {s.name} is {what}", column=s.name)
+    _constant_findings(checker, stats, padding, dim)
     summary = {"profile": profile, "rows": rows, "columns": len(header), "dimensions": len(dims),
                "ignored_columns": ignored, "constant_dimensions": len(constant)}
     if ids is not None:
@@ -386,6 +389,33 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
         summary.update(expected_ids=len(ids), matched_ids=len(stripped & ids), missing_ids=len(ids - stripped),
                        unknown_ids=len(stripped - ids))
     return _finish(report, checker, summary)
+
+
+def _constant_findings(checker: _Checker, stats: list[_Column], padding: int, dim: int | None) -> None:
+    """A constant dimension is a warning; a trailing run of zero columns is one finding (padding), and one
+    note when the writer added it on request."""
+    zero_run = 0
+    while zero_run < len(stats) and _is_zero(stats[len(stats) - 1 - zero_run]):
+        zero_run += 1
+    asked = min(padding, zero_run)
+    tail = stats[len(stats) - zero_run:] if zero_run > 1 or asked else []
+    for s in stats[:len(stats) - len(tail)]:
+        if s.minimum == s.maximum:
+            what = "0 in every row" if not s.nonzero else f"{s.minimum:g} in every row"
+            checker.add("submission.constant-dim", f"dimension {s.name} is {what}", column=s.name)
+    unasked = tail[:len(tail) - asked]
+    if unasked:
+        checker.add("submission.constant-dim", f"dimensions {unasked[0].name}..{unasked[-1].name} "
+                    f"({len(unasked)}) are 0 in every row: zero padding carries no information",
+                    column=unasked[0].name)
+    if asked:
+        padded = tail[len(tail) - asked:]
+        checker.add("submission.padding", f"dimensions {padded[0].name}..{padded[-1].name} ({asked}) are the zero "
+                    f"padding asked for{f' (--dim {dim})' if dim else ''}", column=padded[0].name)
+
+
+def _is_zero(column: _Column) -> bool:
+    return column.minimum == column.maximum == 0
 
 
 def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list[str], first: int,
@@ -416,16 +446,23 @@ def _check_ids(checker: _Checker, all_ids: list[str]) -> dict[str, int]:
     for row, raw in enumerate(all_ids, start=2):
         loc_id = spec.strip_cube_suffix(raw)
         if loc_id != raw:
-            checker.add("submission.id-suffix", f"id {raw!r} has a suffix (read as {loc_id!r})", id=raw, row=row)
+            checker.add("submission.id-suffix", f"the evaluator strips {raw[len(loc_id):]!r} from this id", id=raw,
+                        row=row)
         if loc_id in seen:
             checker.add("submission.duplicate-id", f"id also on line {seen[loc_id]}", id=loc_id, row=row)
         else:
             seen[loc_id] = row
     if checker.expected is not None:
-        for loc_id in sorted(checker.expected - seen.keys()):
+        lost = lost_leading_zeros(seen.keys() - checker.expected, checker.expected)
+        if lost:
+            written, meant = min(lost.items(), key=lambda kv: seen[kv[0]])
+            checker.add("submission.leading-zeros", f"{plural(len(lost), 'id')} without the leading zeros of the "
+                        f"expected id ({written} is {meant}): a spreadsheet read the id column as numbers; keep it "
+                        "as text, or write the file with `neuco-io submission pack`", id=written, row=seen[written])
+        for loc_id in sorted(checker.expected - seen.keys() - set(lost.values())):
             checker.add("submission.missing-id", "no embedding for this id: the evaluator leaves it out", id=loc_id)
         for loc_id, row in sorted(seen.items(), key=lambda kv: kv[1]):
-            if loc_id not in checker.expected:
+            if loc_id not in checker.expected and loc_id not in lost:
                 checker.add("submission.unknown-id", "id not in the dataset/labels: the evaluator ignores it",
                             id=loc_id, row=row)
     return seen
@@ -433,9 +470,14 @@ def _check_ids(checker: _Checker, all_ids: list[str]) -> dict[str, int]:
 
 def _finish(report: Report, checker: _Checker, summary: dict[str, Any]) -> Report:
     report.findings = checker.findings
-    report.summary = {**summary, "counts": dict(sorted(checker.counts.items()))}
-    for code, n in checker.counts.items():
-        if n > SHOWN:
-            report.findings.append(Finding(code, str(checker.path), f"... and {n - SHOWN} more",
-                                           level=Severity.ERROR if checker.profile == "challenge" else None))
+    unlisted = {code: n - SHOWN for code, n in sorted(checker.counts.items()) if n > SHOWN}
+    report.summary = {**summary, "counts": dict(sorted(checker.counts.items())), "unlisted": unlisted}
     return report
+
+
+def finding_totals(report: Report) -> dict[str, int]:
+    """Errors, warnings and notes, including those counted but not listed (only SHOWN per code are)."""
+    totals = {"error": len(report.errors), "warning": len(report.warnings), "note": len(report.notes)}
+    for code, n in report.summary.get("unlisted", {}).items():
+        totals[next(f.severity.value for f in report.findings if f.code == code)] += n
+    return totals

@@ -7,7 +7,7 @@ place; a file that would fail is never left under the output name.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from .. import spec
 from ..atomic import atomic_path
 from ..errors import NeucoError, UsageError
 from ..validators.findings import Report
+from ..wording import plural
 from .check import check_submission, read_id_list
 from .writer import EmbeddingWriter
 
@@ -29,7 +30,7 @@ class PackRefused(NeucoError):
         self.report = report
         first = report.errors[0]
         where = f" (line {first.row})" if first.row else ""
-        super().__init__(f"refusing to write the submission: {len(report.errors)} error(s), first "
+        super().__init__(f"refusing to write the submission: {plural(len(report.errors), 'error')}, first "
                          f"{first.code}{where}: {first.message}")
 
 
@@ -126,8 +127,9 @@ def pack_submission(source: str | os.PathLike[str], out: str | os.PathLike[str],
                 writer.write(id_list[start:start + 4096], matrix[start:start + 4096])
         finally:
             writer.close()
-        report = check_submission(temp, ids=expected, dim=dim, profile=profile)
+        report = check_submission(temp, ids=expected, dim=dim, profile=profile, padding=matrix.shape[1] - width)
         report.root = str(out)
+        report.findings = [replace(f, path=str(out)) for f in report.findings]  # the user's file, not ours
         if report.errors:
             raise PackRefused(report)
     return SubmissionPack(out, matrix.shape[0], matrix.shape[1], report)

@@ -120,6 +120,8 @@ _ALL = [
     Code("submission.id-suffix", W, "Ids end with .zarr.zip or .zarr (the evaluator strips the suffix)."),
     Code("submission.duplicate-id", E, "An id appears in more than one row (after stripping suffixes)."),
     Code("submission.missing-id", W, "An expected id has no embedding: the evaluator silently leaves it out."),
+    Code("submission.leading-zeros", W, "Ids are expected ids without their leading zeros (7 for 007), as a "
+         "spreadsheet writes them: one finding for all of them (the evaluator misses these ids)."),
     Code("submission.unknown-id", W, "An id is not in the dataset (or labels, or --ids): the evaluator ignores "
          "it."),
     Code("submission.not-numeric", E, "A value does not parse as a number: the evaluator silently turns it "
@@ -127,6 +129,7 @@ _ALL = [
     Code("submission.nan", W, "A value is NaN or empty: the evaluator silently turns it into 0."),
     Code("submission.infinite", E, "A value is infinite: the evaluator's standardization then yields NaN "
          "everywhere."),
+    Code("submission.padding", N, "Trailing zero columns that `submission pack --dim` added on request (one note)."),
     Code("submission.constant-dim", W, "A dimension has the same value (often 0) in every row: it carries no "
          "information."),
 ]

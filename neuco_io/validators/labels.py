@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from ..labels import LabelFileError, LabelTable, parse_label, parse_task_name, read_label_table
+from ..labels import LabelFileError, LabelTable, lost_leading_zeros, parse_label, parse_task_name, read_label_table
 from .findings import Finding
 
 MAX_ROW_FINDINGS = 1000
@@ -90,6 +90,7 @@ def _row_findings(path: str, frame: pd.DataFrame, kind: str | None,
     except SchemaErrors as exc:
         cases = exc.failure_cases
     counts: dict[str, int] = {}
+    lost: dict[str, str] | None = None
     for case in cases.itertuples(index=False):
         column = case.column if isinstance(case.column, str) else None
         line = int(case.index) if case.index is not None and not pd.isna(case.index) else None
@@ -106,6 +107,12 @@ def _row_findings(path: str, frame: pd.DataFrame, kind: str | None,
         if counts[code] > MAX_ROW_FINDINGS:
             continue
         row_id = frame.at[line, "id"] if line is not None else None
+        if code == "labels.unknown-id" and data_ids is not None and row_id is not None:
+            if lost is None:
+                lost = lost_leading_zeros(frame["id"], data_ids)
+            if row_id in lost:
+                message = (f"id has no cube in the data, but {lost[row_id]} has: a spreadsheet dropped its leading "
+                           "zeros (keep the id column as text)")
         yield Finding(code, path, message, id=row_id, row=line, column=column,
                       got=None if line is None else _plain(case.failure_case))
     for code, n in counts.items():
