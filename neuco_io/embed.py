@@ -112,6 +112,7 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
+    from .converters import refuse_interrupted
     from .loader import CubeDataset, ShardDataset
     from .storage import as_path, file_size
 
@@ -119,6 +120,7 @@ def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options
                "return_id": True, "storage_options": storage_options}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
+        refuse_interrupted(as_path(text, storage_options))
         shards = text.endswith((".tar", ".parquet")) or "{" in text or \
             file_size(as_path(text, storage_options) / "manifest.json") is not None
         if not shards:

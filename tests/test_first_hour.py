@@ -288,3 +288,31 @@ def test_task_labels_show_the_users_ids_and_readable_statistics(tmp_path):
     ok = invoke("task", "labels", "height", root, "--type", "regression", "--from", good)
     assert ok.exit_code == 0, ok.output
     assert "labels: min 1.5, max 2.5, mean 2, std 0.5" in ok.output and "{" not in ok.output
+
+
+# -- verify / embed on the wrong or an unfinished output ----------------------------------------------------------
+def test_verify_against_the_wrong_source_is_one_finding(downstream, tmp_path):
+    out = tmp_path / "wds"
+    assert invoke("convert", downstream, out, "--to", "webdataset", "--quiet", "--jobs", 1).exit_code == 0
+    other = write_sample(tmp_path / "other", locations=2, seed=11).root
+    result = invoke("verify", other, out, "--quiet", "--jobs", 1)
+    assert result.exit_code == 1
+    assert result.output.count("verify.") == 1 and "verify.wrong-source" in result.output
+    assert f"made from {downstream}" in result.output
+    # one missing cube is still named on its own, once per array, with its path once
+    (downstream / "data" / "s1" / "part-000000" / f"{TINY_IDS[0]}.zarr.zip").unlink()
+    data = json.loads(invoke("verify", downstream, out, "--format", "json", "--jobs", 1).output)
+    assert [e["code"] for e in data["errors"]] == ["verify.source-unreadable"]
+    assert data["errors"][0]["message"].count(f"{TINY_IDS[0]}.zarr.zip") == 1
+
+
+def test_verify_and_embed_on_an_interrupted_conversion(downstream, tmp_path):
+    out = tmp_path / "wds"
+    assert invoke("convert", downstream, out, "--to", "webdataset", "--quiet", "--jobs", 1).exit_code == 0
+    (out / "manifest.json").unlink()  # as a conversion stopped before its manifest leaves it
+    (out / ".neuco-io").mkdir()
+    (out / ".neuco-io" / "plan.json").write_text("{}")
+    for args in (["verify", downstream, out], ["embed", out, "--encoder", "mean", "--out", tmp_path / "e.csv"]):
+        result = invoke(*args)
+        assert result.exit_code == 2
+        assert "interrupted conversion" in result.output and "--resume" in result.output

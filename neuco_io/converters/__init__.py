@@ -28,11 +28,11 @@ from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
 from ..shardformat import CODECS, FORMAT_VERSION
-from ..storage import Folder, as_path, is_remote
+from ..storage import Folder, as_path, file_size, is_remote
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from .shards import ShardJob, ShardResult, write_shard
 
-__all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest", "verify"]
+__all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest", "refuse_interrupted", "verify"]
 
 FORMATS = ("webdataset", "parquet")
 STATE_DIR = ".neuco-io"
@@ -59,9 +59,17 @@ def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, An
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        refuse_interrupted(path.parent)
         raise UsageError(f"{path}: no manifest; is this a neuco-io convert output?") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable manifest: {exc}") from None
+
+
+def refuse_interrupted(folder: Any) -> None:
+    """Raise a UsageError saying so if `folder` holds a conversion that was stopped before its manifest."""
+    if file_size(folder / STATE_DIR / "plan.json") is not None and file_size(folder / MANIFEST) is None:
+        raise UsageError(f"{folder} holds an interrupted conversion (no manifest yet): finish it with "
+                         "`neuco-io convert ROOT OUT --resume`")
 
 
 def index_by_shard(manifest: dict[str, Any]) -> dict[int, list[list]]:

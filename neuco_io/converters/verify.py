@@ -26,6 +26,10 @@ from ..storage import as_path, file_size, is_remote, open_read, sha256_file
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
+_RECORD_CODES = frozenset({"verify.source-unreadable", "verify.array-mismatch", "verify.wrong-source",
+                           "verify.label-mismatch", "verify.label-file"})
+"""Findings that compare records with the source: noise when ROOT is not the source at all."""
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -75,6 +79,7 @@ class _Sources:
         self.cubes: dict[str, Cube] = {}
         self.labels: dict[str, dict[str, float]] = {}
         self.label_errors: dict[str, str] = {}
+        self.opened = 0  # source cubes found: none at all means ROOT is not this conversion's source
         for task, info in tasks.items():
             try:
                 self.labels[task] = read_task_labels(root / info["file"])
@@ -88,6 +93,7 @@ class _Sources:
                     cube.close()
                 self.cubes.clear()
             self.cubes[rel] = Cube(self.root / rel)
+            self.opened += 1
         return self.cubes[rel]
 
     def close(self) -> None:
@@ -113,7 +119,8 @@ def _compare(meta: dict, arrays: dict[str, np.ndarray], sources: _Sources, shard
                 found.append(Mismatch("verify.wrong-source", shard, f"sample {sample} of {rel} is "
                                       f"{cube.sample_ids[sample]!r}", loc_id, name))
         except (CubeError, IndexError, TypeError) as exc:
-            found.append(Mismatch("verify.source-unreadable", shard, f"{rel}: {exc}", loc_id, name))
+            reason = exc.message if isinstance(exc, CubeError) else str(exc)  # its str() repeats the path
+            found.append(Mismatch("verify.source-unreadable", shard, f"{rel}: {reason}", loc_id, name))
             continue
         if not _same(arrays[name], expected):
             found.append(Mismatch("verify.array-mismatch", shard, f"{name} differs from {rel} (sample {sample})",
@@ -128,12 +135,13 @@ def _compare(meta: dict, arrays: dict[str, np.ndarray], sources: _Sources, shard
     return found
 
 
-def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
+def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int, int]:
+    """The shard's mismatches, its record count, and how many source cubes were found for it."""
     name = check.shard["name"]
     path = as_path(check.out) / name
     size = file_size(path)
     if size is None:
-        return [Mismatch("verify.missing-shard", name, f"{path} does not exist")], 0
+        return [Mismatch("verify.missing-shard", name, f"{path} does not exist")], 0, 0
     found: list[Mismatch] = []
     if size != check.shard["bytes"]:
         found.append(Mismatch("verify.size", name, f"{size} bytes, manifest says {check.shard['bytes']}"))
@@ -163,13 +171,14 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int]:
         found.append(Mismatch("verify.unreadable-shard", name, str(exc), exc.key))
     finally:
         sources.close()
+    opened = sources.opened
     if seen != check.expected_ids:
         missing = sorted(set(check.expected_ids) - set(seen))
         extra = sorted(set(seen) - set(check.expected_ids))
         detail = f"missing {missing[:5]}" if missing else ""
         detail += f"{'; ' if detail and extra else ''}unexpected {extra[:5]}" if extra else ""
         found.append(Mismatch("verify.records", name, f"records differ from the manifest: {detail or 'order'}"))
-    return found, len(seen)
+    return found, len(seen), opened
 
 
 def verify(
@@ -183,7 +192,7 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from . import index_by_shard, load_manifest
+    from . import MANIFEST, index_by_shard, load_manifest
 
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():
@@ -197,16 +206,22 @@ def verify(
     report = VerifyReport(str(out))
     if on_start:
         on_start(len(checks))
-    records = 0
+    records = opened = 0
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(make_executor(jobs, len(checks), scheduler, places=(root, out)))
-        for found, n in executor.map(_check_shard, checks, names=[c.shard["name"] for c in checks]):
+        for found, n, found_sources in executor.map(_check_shard, checks, names=[c.shard["name"] for c in checks]):
             report.mismatches.extend(found)
             records += n
+            opened += found_sources
             if progress:
                 progress(1)
-    if manifest.get("labels"):
+    wrong_source = records > 0 and opened == 0
+    if wrong_source:  # one finding, not one per array and label of every record
+        report.mismatches = [m for m in report.mismatches if m.code not in _RECORD_CODES]
+        report.mismatches.append(Mismatch("verify.wrong-source", MANIFEST, f"none of the source cubes is in {root}; "
+                                          f"this conversion was made from {manifest.get('source', {}).get('root')}"))
+    elif manifest.get("labels"):
         report.mismatches.extend(_check_labels_file(root, out / manifest["labels"], manifest))
     report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),
