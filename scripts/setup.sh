@@ -3,10 +3,7 @@
 # Usage: scripts/setup.sh [extras]   e.g. scripts/setup.sh test,dask
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
+bash scripts/venv.sh  # .venv with $PYTHON (recreated if PYTHON names another interpreter)
 export PYTHONWARNINGS=ignore  # setuptools build-backend notices are noise here
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 if [ -n "${1:-}" ]; then

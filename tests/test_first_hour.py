@@ -316,3 +316,31 @@ def test_verify_and_embed_on_an_interrupted_conversion(downstream, tmp_path):
         result = invoke(*args)
         assert result.exit_code == 2
         assert "interrupted conversion" in result.output and "--resume" in result.output
+
+
+# -- PYTHON=... ./scripts/demo.sh is not silently ignored when .venv exists ---------------------------------------
+def test_setup_recreates_a_venv_of_another_python(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "venv.sh"
+    fake = tmp_path / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 2.7.18 /opt/old-python\n")
+    fake.chmod(0o755)
+
+    def run(**env):
+        return subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+
+    unchanged = run()  # no PYTHON asked for: the existing .venv stays
+    assert unchanged.returncode == 0 and unchanged.stderr == "" and "old-python" in fake.read_text()
+    recreated = run(PYTHON=sys.executable)
+    assert recreated.returncode == 0, recreated.stderr
+    assert "has Python 2.7.18 /opt/old-python" in recreated.stderr and "recreating .venv" in recreated.stderr
+    version = subprocess.run([str(fake), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                             text=True, timeout=60).stdout.strip()
+    assert version == sys.version.split()[0]
+    again = run(PYTHON=sys.executable)
+    assert again.returncode == 0 and again.stderr == ""
