@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from . import spec
 from .validators import CHECKS, Finding, Report
 from .wording import plural
 
@@ -36,8 +37,8 @@ def finding_line(finding: Finding, root: str) -> str:
         where += f":{finding.row}"
     if finding.column is not None and finding.code.startswith("submission."):
         where += f" col {finding.column}"
-    if finding.id is not None:
-        where += f" [{finding.id}]"
+    if finding.id is not None and f"{finding.id}{spec.CUBE_SUFFIX}" != os.path.basename(finding.path):
+        where += f" [{finding.id}]"  # (a cube's file name already says it)
     return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"
 
 

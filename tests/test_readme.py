@@ -69,3 +69,79 @@ def test_synopsis_lists_exactly_the_options(path):
 def test_common_options_everywhere(path):
     names = set().union(*long_options(commands()[path]))
     assert set(COMMON) <= names, f"neuco-io {' '.join(path)} lacks {sorted(set(COMMON) - names)}"
+
+
+# -- the README's `$ neuco-io ...` examples print what the commands print -------------------------------------
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) (B|KB|MB|GB|TB)\b")
+NOT_RUN = {("labels", "fix"), ("task", "import")}
+"""Examples on the reader's own files (a label file from Excel, GeoTIFFs), not on the sample data."""
+
+
+def examples() -> list[tuple[str, str]]:
+    """(command, expected output) of every plain block that starts with `$ neuco-io`."""
+    return [(body.split("\n", 1)[0][2:], body.split("\n", 1)[1])
+            for language, body in code_blocks(README.read_text(encoding="utf-8"))
+            if not language and body.startswith("$ neuco-io ")]
+
+
+def _sizes_close(expected: str, got: str) -> None:
+    """Sizes may move a little with compressor versions: within 5%, in the same places and units."""
+    want, have = _SIZE.findall(expected), _SIZE.findall(got)
+    assert [u for _, u in want] == [u for _, u in have], (expected, got)
+    for (a, _), (b, _) in zip(want, have):
+        assert abs(float(a) - float(b)) <= 0.05 * float(a), (expected, got)
+
+
+def _break_copy(sample: Path, broken: Path) -> None:
+    """What the README says demo-output/broken is: one S1 cube emptied, a label file with the row `nope,1`."""
+    import shutil
+
+    shutil.copytree(sample, broken)
+    (min((broken / "data" / "s1" / "part-000000").iterdir())).write_bytes(b"")
+    (broken / "labels" / "x__cls.csv").write_text("id,label\nnope,1\n")
+
+
+def test_readme_examples_print_what_the_commands_print(tmp_path, monkeypatch):
+    import shlex
+
+    from click.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    run, skipped = [], set()
+    for command, expected in examples():
+        args = shlex.split(command)[1:]
+        if not any(a.startswith("demo-output/") for a in args):
+            skipped.add(tuple(args[:2]))
+            continue
+        if "demo-output/broken" in args:
+            _break_copy(Path("demo-output/sample"), Path("demo-output/broken"))
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code in (0, 1), result.output
+        _sizes_close(expected, result.stdout)
+        assert _SIZE.sub("SIZE", result.stdout) == _SIZE.sub("SIZE", expected), f"$ {command}"
+        run.append(args[0])
+    assert skipped == NOT_RUN
+    assert run == ["sample", "validate", "convert", "verify", "embed", "labels", "submission"]
+    _run_webdataset_example()
+
+
+def _run_webdataset_example() -> None:
+    """The README's webdataset snippet runs as written on the shards above, without webdataset's warnings."""
+    import textwrap
+    import warnings
+
+    snippet = next(textwrap.dedent(body) for language, body in code_blocks(
+        "\n".join(line.strip() if line.strip().startswith("```") else line
+                  for line in README.read_text(encoding="utf-8").splitlines()) + "\n")
+        if language == "python" and "webdataset_decoder" in body)
+    snippet = snippet.replace('sample["s2l2a.blosc"]', 'seen.append(sample["s2l2a.blosc"])')
+    scope: dict = {"seen": []}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(snippet, "README.md", "exec"), scope)
+    assert len(scope["seen"]) == 12 and scope["seen"][0].shape == (4, 12, 264, 264)
+    assert not [w for w in caught if "shardshuffle" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:  # what it would warn without shardshuffle=False
+        warnings.simplefilter("always")
+        exec(compile(snippet.replace("shardshuffle=False", ""), "README.md", "exec"), {"seen": []})
+    assert [w for w in caught if "shardshuffle" in str(w.message)]
