@@ -123,6 +123,24 @@ def test_readme_examples_print_what_the_commands_print(tmp_path, monkeypatch):
     assert skipped == NOT_RUN
     assert run == ["sample", "validate", "convert", "verify", "embed", "labels", "submission"]
     _run_webdataset_example()
+    _run_api_example_as_a_script(tmp_path)
+
+
+def _run_api_example_as_a_script(tmp_path: Path) -> None:
+    """The Python API example works saved as a script, without an `if __name__ == "__main__":` guard."""
+    import os
+    import subprocess
+    import sys
+
+    text = README.read_text(encoding="utf-8")
+    api = next(body for language, body in code_blocks(text[text.index("## Python API"):]) if language == "python")
+    assert "__main__" not in api
+    (tmp_path / "api.py").write_text(api)
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    proc = subprocess.run([sys.executable, "api.py"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "True 0 36"
 
 
 def _run_webdataset_example() -> None:
