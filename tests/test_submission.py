@@ -58,6 +58,7 @@ CASES = [
     ("duplicate", ["id", "0"], [["abc", 1], ["abc.zarr.zip", 2]], {}, "submission.duplicate-id"),
     ("missing", ["id", "0"], [["abc", 1], ["000123", 2]], {"ids": set(IDS)}, "submission.missing-id"),
     ("unknown", ["id", "0"], [["abc", 1], ["zzz", 2]], {"ids": {"abc"}}, "submission.unknown-id"),
+    ("zeros", ["id", "0"], [["abc", 1], ["123", 2]], {"ids": {"abc", "000123"}}, "submission.leading-zeros"),
     ("not numeric", ["id", "0", "1"], [["abc", '"1,5"', 2]], {}, "submission.not-numeric"),
     ("text", ["id", "0", "1"], [["abc", "one", 2], ["000123", 1, 3]], {}, "submission.not-numeric"),
     ("nan", ["id", "0", "1"], [["abc", "nan", 2], ["000123", 1, 3]], {}, "submission.nan"),
@@ -98,7 +99,8 @@ def test_bom_is_reported_and_the_rest_still_checked(tmp_path):
 
 
 def test_every_submission_code_is_exercised():
-    covered = {c[4] for c in CASES} | {"submission.bom", "submission.unreadable"}
+    # submission.padding (a note on what the user asked for, in either profile): test_first_hour.py
+    covered = {c[4] for c in CASES} | {"submission.bom", "submission.unreadable", "submission.padding"}
     assert covered == {code for code in CODES if code.startswith("submission.")}
 
 
