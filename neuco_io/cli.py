@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, spec
 from .errors import NeucoError, UsageError
 from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
 from .progress import ProgressBar
@@ -455,15 +455,23 @@ def labels() -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--tasks", default=None, help="Comma-separated task names (default: all).")
 @click.option("--overwrite", is_flag=True, help="Replace label files that exist in OUT_DIR.")
+@click.option("--rename-types", is_flag=True,
+              help="Write a task type the evaluator refuses under the accepted spelling it means (reg -> regr).")
 @format_option
 @quiet_option
 @handle_errors
-def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool, output_format: str,
-                  quiet: bool) -> None:
-    """Write <task>__<type>.csv files (id,label) from a dataset ROOT or converted shards."""
+def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool, rename_types: bool,
+                  output_format: str, quiet: bool) -> None:
+    """Write <task>__<type>.csv files (id,label) from a dataset ROOT or converted shards.
+
+    Refuses (exit 1, nothing written) a task type NeuCo-Bench's evaluator does
+    not accept (it takes exactly regression, regr, classification, cls), unless
+    --rename-types, and an OUT_DIR holding other CSV files the evaluator would
+    stop on.
+    """
     from .labels import export_labels
 
-    written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite)
+    written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite, rename_types=rename_types)
     if output_format == "json":
         _emit_json({"out_dir": out_dir, "files": [str(p) for p in written]})
     else:
@@ -539,7 +547,8 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
         result = import_task(src, root, pattern=pattern, ids=id_mode, mapping=mapping, locations=locations,
                              resample_method=resample, jobs=jobs, progress=bar)
     data = {"root": str(result.root), "imported": len(result.imported), "skipped": len(result.skipped),
-            "refused": [vars(r) for r in result.refused], "ids": result.imported,
+            "refused": [vars(r) for r in result.refused], "flagged": [vars(r) for r in result.flagged],
+            "ids": result.imported,
             "mapping": str(result.mapping) if result.mapping else None,
             "locations": str(result.locations) if result.locations else None}
     if output_format == "json":
@@ -549,15 +558,18 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
                    f"{len(result.refused)} refused")
         for r in result.refused:
             click.echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
+        for r in result.flagged:
+            click.echo(f"  flagged {r.id}: {r.reason}")
         if result.mapping and id_mode == "hash":
             click.echo(f"id mapping (keep it private): {result.mapping}")
-    sys.exit(EXIT_FAILED if result.refused else EXIT_OK)
+    sys.exit(EXIT_FAILED if result.refused or result.flagged else EXIT_OK)
 
 
 @task.command("labels")
 @click.argument("name")
 @click.argument("root", type=click.Path(file_okay=False))
-@click.option("--type", "task_type", type=click.Choice(["regression", "classification"]), required=True)
+@click.option("--type", "task_type", type=click.Choice(list(spec.TASK_TYPES)), required=True,
+              help="The task type in the file name: exactly what NeuCo-Bench's evaluator accepts.")
 @click.option("--from", "source", type=click.Path(dir_okay=False), required=True, help="Your CSV of labels.")
 @click.option("--id-col", default="id", show_default=True)
 @click.option("--label-col", default="label", show_default=True)
@@ -611,8 +623,9 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
     from .tasks import PackRefused, pack_task
 
     try:
-        result = pack_task(root, task_name, out_path, description=description, source=data_source,
-                           licence=licence, overwrite=overwrite, jobs=jobs)
+        with progress_bar("validate", quiet) as bar:
+            result = pack_task(root, task_name, out_path, description=description, source=data_source,
+                               licence=licence, overwrite=overwrite, jobs=jobs, progress=bar, on_start=bar.start)
     except PackRefused as exc:
         if output_format == "json":
             _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})
@@ -663,7 +676,9 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
     from .submission import check_submission
     from .submission.check import SHOWN, finding_totals
 
-    report = check_submission(emb, ids=_expected(dataset, labels_dir, ids_file), dim=dim, profile=profile)
+    expected = _expected(dataset, labels_dir, ids_file)
+    with progress_bar("check", quiet, unit="bytes") as bar:
+        report = check_submission(emb, ids=expected, dim=dim, profile=profile, progress=bar, on_start=bar.start)
     report.strict = strict
     if output_format == "json":
         _emit_json(report.to_dict())

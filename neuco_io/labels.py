@@ -37,6 +37,20 @@ class TaskName:
     def file_name(self) -> str:
         return f"{self.task}__{self.type}.csv"
 
+    @property
+    def accepted_type(self) -> str | None:
+        """The type the evaluator accepts that this one means (`reg` -> `regr`), None when unknown."""
+        return spec.accepted_task_type(self.type)
+
+    def type_problem(self) -> str | None:
+        """Why the evaluator cannot score this file as named (None when it can)."""
+        if self.kind is not None:
+            return None
+        accepted = ", ".join(spec.TASK_TYPES)
+        hint = f"; rename it {self.task}__{self.accepted_type}.csv" if self.accepted_type else ""
+        return (f"task type {self.type!r}: NeuCo-Bench's evaluator accepts exactly {accepted} and stops the whole "
+                f"evaluation on any other{hint}")
+
 
 def parse_task_name(path: str | os.PathLike[str]) -> TaskName | None:
     """`biomass__regr.csv` -> TaskName; None when the name has no `__`."""
@@ -177,9 +191,47 @@ def write_label_file(path: str | os.PathLike[str], rows: list[tuple[str, float]]
     return path
 
 
+def _export_type(where: object, task: str, task_type: str, rename_types: bool) -> str:
+    """The type a task is exported with: its own when the evaluator accepts it, else (--rename-types) the
+    accepted one it means; otherwise LabelFileError, since the evaluator would stop on the file."""
+    name = TaskName(task, task_type, spec.task_kind(task_type))
+    problem = name.type_problem()
+    if problem is None:
+        return task_type
+    if rename_types and name.accepted_type is not None:
+        return name.accepted_type
+    fix = " (or pass --rename-types)" if name.accepted_type else ""
+    raise LabelFileError(where, f"{problem}{fix}; nothing was written")
+
+
+def _unreadable_for_evaluator(out_dir: Path, targets: dict[str, Path]) -> list[tuple[Path, str]]:
+    """CSV files already in OUT_DIR that would make the evaluator (which reads every *.csv there) fail or mix
+    a task: a name without a known type, or another file of a task being written."""
+    if not out_dir.is_dir():
+        return []
+    written = {p.name for p in targets.values()}
+    bad = []
+    for path in sorted(out_dir.glob("*.csv")):
+        if path.name in written:
+            continue
+        name = parse_task_name(path)
+        if name is None:
+            bad.append((path, "not named <task>__<type>.csv: the evaluator stops on it"))
+        elif name.kind is None:
+            bad.append((path, name.type_problem() or ""))
+        elif name.task in targets:
+            bad.append((path, f"a second label file of task {name.task!r}: the evaluator would merge both"))
+    return bad
+
+
 def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, tasks: list[str] | None = None,
-                  overwrite: bool = False) -> list[Path]:
-    """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output."""
+                  overwrite: bool = False, rename_types: bool = False) -> list[Path]:
+    """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output.
+
+    Refuses (LabelFileError, nothing written) a task type the evaluator does not accept, unless
+    `rename_types` writes the accepted spelling it means (`reg` -> `regr`), and an OUT_DIR that already holds
+    CSV files the evaluator would stop on or mix into a task.
+    """
     from .errors import NeucoError, UsageError
 
     source, out_dir = Path(source), Path(out_dir)
@@ -193,8 +245,11 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
         tasks_in = manifest.get("tasks", {})
         columns = pq.read_table(source / manifest["labels"]).to_pydict() if manifest.get("labels") else {}
         for task, info in tasks_in.items():
+            if tasks is not None and task not in tasks:
+                continue
+            task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
             rows = [(i, v) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
-            tables[task] = (info["type"], rows)
+            tables[task] = (task_type, rows)
     else:
         labels_dir = source / "labels"
         is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
@@ -202,19 +257,29 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
             raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
         for path in sorted(labels_dir.glob("*.csv")):
             name = parse_task_name(path)
-            if name is None or name.kind is None:
-                raise LabelFileError(path, "not named <task>__<type>.csv with a known type")
+            if name is None:
+                if tasks is not None:
+                    continue
+                raise LabelFileError(path, "not named <task>__<type>.csv (pass --tasks to leave it out)")
+            if tasks is not None and name.task not in tasks:
+                continue
             if name.task in tables:
                 raise LabelFileError(path, f"task {name.task!r} appears twice")
-            tables[name.task] = (name.type, list(read_task_labels(path).items()))
-    if not tables:
+            task_type = _export_type(path, name.task, name.type, rename_types)
+            tables[name.task] = (task_type, list(read_task_labels(path).items()))
+    if not tables and tasks is None:
         raise NeucoError(f"{source} has no tasks: no label files to export (a dataset keeps them in labels/)")
     if tasks is not None:
         unknown = sorted(set(tasks) - set(tables))
         if unknown:
             raise UsageError(f"--tasks: no labels for {', '.join(unknown)} in {source}")
-        tables = {t: tables[t] for t in tasks}
     targets = {task: out_dir / TaskName(task, task_type, None).file_name for task, (task_type, _) in tables.items()}
+    bad = _unreadable_for_evaluator(out_dir, targets)
+    if bad:
+        path, why = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise LabelFileError(path, f"{why}; the evaluator reads every *.csv in {out_dir}: remove it, or export "
+                             f"to an empty folder{more}; nothing was written")
     if not overwrite:
         clash = [target for target in targets.values() if target.exists()]
         if clash:

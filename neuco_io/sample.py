@@ -193,7 +193,7 @@ def _task_values(stats: list[dict[str, float | None]]) -> dict[str, list[float |
             for i, s in enumerate(stats)]
     if len({v for v in ndvi if v is not None}) < 2:
         ndvi = [round(s["crop"], 4) for s in stats]
-    return {"forest_cover__regr": forest, "water_presence__cls": water, "summer_ndvi__reg": ndvi}
+    return {"forest_cover__regr": forest, "water_presence__cls": water, "summer_ndvi__regr": ndvi}
 
 
 def _write_labels(root: Path, ids: list[str], tasks: dict[str, list[float | None]]) -> list[Path]:

@@ -97,14 +97,18 @@ V11_METADATA_VARIABLES: tuple[str, ...] = (
 )
 COORDINATES: tuple[str, ...] = ("sample", "time", "band", "y", "x")
 
-# Task types: the spelling in the docs and the public files -> the kind.
+# Task types, as data. NeuCo-Bench's probes (benchmark/evaluation/probes/linear.py, svm.py) accept exactly
+# these four spellings; any other raises `Unsupported task_type` and stops the whole evaluation.
 TASK_TYPES: dict[str, str] = {
     "regression": "regression",
     "regr": "regression",
-    "reg": "regression",
     "classification": "classification",
     "cls": "classification",
 }
+"""Task type (the `<type>` of `<task>__<type>.csv`) the evaluator accepts -> its kind."""
+TASK_TYPE_RENAMES: dict[str, str] = {"reg": "regr"}
+"""Spellings the evaluator refuses that plainly mean a type it accepts (a public listing showed `random_reg__reg`):
+`labels export --rename-types` writes the accepted one. Other case variants of an accepted type map to it too."""
 LABEL_COLUMNS: tuple[str, str] = ("id", "label")
 
 
@@ -119,8 +123,16 @@ def season_index(text: str) -> int:
 
 
 def task_kind(task_type: str) -> str | None:
-    """`regression`, `classification`, or None for an unknown type."""
-    return TASK_TYPES.get(task_type.lower())
+    """`regression`, `classification`, or None for a type the evaluator does not accept (spelled exactly)."""
+    return TASK_TYPES.get(task_type)
+
+
+def accepted_task_type(task_type: str) -> str | None:
+    """The accepted spelling a type means: itself, `reg` -> `regr`, `REGR` -> `regr`; None for an unknown type."""
+    if task_type in TASK_TYPES:
+        return task_type
+    folded = task_type.lower()
+    return folded if folded in TASK_TYPES else TASK_TYPE_RENAMES.get(folded)
 
 
 def strip_cube_suffix(name: str) -> str:

@@ -11,23 +11,23 @@ import os
 import shutil
 import statistics
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, spec
+from . import __version__, evaluator, spec
 from .atomic import atomic_path
 from .converters.task_import import mapping_path, read_mapping
 from .errors import NeucoError, UsageError
+from .execution import Progress
 from .labels import LabelRow, LabelTable, TaskName, parse_label, parse_task_name, read_task_labels, write_label_file
 from .layout import discover
 from .storage import sha256_file
+from .validators.codes import Severity
 from .validators.findings import Finding
 
 __all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
-
-TYPES = ("regression", "classification")
-"""The types a new label file is written with (its canonical name; `spec.task_kind` reads the aliases too)."""
 
 
 @dataclass
@@ -71,8 +71,9 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     from .validators.labels import check_label_rows  # pandera: loaded only when labels are checked
 
     root, source = Path(root), Path(source)
-    if task_type not in TYPES:
-        raise UsageError("--type must be regression or classification")
+    kind = spec.task_kind(task_type)
+    if kind is None:
+        raise UsageError(f"--type {task_type!r}: the evaluator accepts exactly {', '.join(spec.TASK_TYPES)}")
     if not name or "__" in name or not spec.ID_RE.match(name):
         raise UsageError(f"task name {name!r}: letters, digits, _-. and no double underscore")
     ds = discover(root, "downstream")
@@ -104,15 +105,21 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
         canonical.append(LabelRow(line, loc_id, raw_label))
     table = LabelTable(source, header=list(spec.LABEL_COLUMNS), rows=canonical)
     findings.extend(replace(f, id=yours.get(f.id, f.id), got=yours.get(f.got, f.got) if f.column == "id" else f.got)
-                    for f in check_label_rows(where, table, task_type, frozenset(data_ids)))  # ids as you wrote them
+                    for f in check_label_rows(where, table, kind, frozenset(data_ids)))  # ids as you wrote them
+    # the label file is right; the ids themselves may not survive a submission: say so, write the file anyway
+    labelled = {r.id for r in canonical}
+    for loc_id, read in sorted(evaluator.ids_at_risk(data_ids).items()):
+        if loc_id in labelled:
+            findings.append(Finding("ids.evaluator-changes", where, evaluator.risk_message(loc_id, read),
+                                    id=yours.get(loc_id, loc_id), got=read, level=Severity.WARNING))
     result = LabelsResult(None, findings)
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
-                      "statistics": _stats(values, task_type)}
+                      "statistics": _stats(values, kind)}
     if not result.ok:
         return result
-    target = root / "labels" / TaskName(name, task_type, task_type).file_name
+    target = root / "labels" / TaskName(name, task_type, kind).file_name
     others = [p for p in ds.label_files if (t := parse_task_name(p)) and t.task == name and p != target]
     if others:
         raise UsageError(f"task {name!r} already has a label file: {others[0]}")
@@ -183,12 +190,16 @@ Cubes follow the SSL4EO-S12-downstream format: `data/<modality>/part-NNNNNN/<id>
 
 
 def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[str], *, description: str = "",
-              source: str = "", licence: str = "", overwrite: bool = False, jobs: int | None = 1) -> PackResult:
-    """A contribution bundle (folder, or `.zip`) of one task, after validating the whole dataset."""
+              source: str = "", licence: str = "", overwrite: bool = False, jobs: int | None = 1,
+              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PackResult:
+    """A contribution bundle (folder, or `.zip`) of one task, after validating the whole dataset.
+
+    `progress`/`on_start` follow the validation, the step that takes time.
+    """
     from .validators import validate
 
     root, out = Path(root), Path(out)
-    report = validate(root, layout="downstream", jobs=jobs)
+    report = validate(root, layout="downstream", jobs=jobs, progress=progress, on_start=on_start)
     if report.errors:
         raise PackRefused(report.errors)
     ds = discover(root, "downstream")

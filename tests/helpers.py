@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,18 @@ from neuco_io.cubewriter import BLOSC_LZ4, CubeWriter
 FIXTURES = Path(__file__).parent / "fixtures"
 ORIGINAL = FIXTURES / "original"
 SIZE = spec.SIZE
+
+
+def _neuco_bench() -> Path:
+    """NeuCo-Bench's evaluation code (read-only, never copied): $NEUCO_BENCH, else the snapshot beside the repo."""
+    if os.environ.get("NEUCO_BENCH"):
+        return Path(os.environ["NEUCO_BENCH"])
+    here = Path(__file__).resolve().parents[1]
+    candidates = [here.parent / "shared" / "neuco-bench", here.parent.parent / "shared" / "neuco-bench"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+NEUCO_BENCH = _neuco_bench()
 
 
 def tiny_bands(modality: str, seed: int, n_samples: int = 1, *, offset: bool = False,
@@ -55,7 +68,7 @@ def build_downstream(root: Path) -> Path:
         f"{loc_id},{1.5 * n}\n" for n, loc_id in enumerate(TINY_IDS)))
     (labels / "water__cls.csv").write_bytes(("id,label\r\n" + "".join(
         f"{loc_id},{n % 2}\r\n" for n, loc_id in enumerate(TINY_IDS))).encode())
-    (labels / "subset__reg.csv").write_text("id,label\n" + "".join(
+    (labels / "subset__regr.csv").write_text("id,label\n" + "".join(
         f"{loc_id},{'' if n == 0 else n}\n" for n, loc_id in enumerate(TINY_IDS)))
     return root
 

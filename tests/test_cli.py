@@ -157,3 +157,14 @@ def test_a_stopped_conversion_says_how_to_finish_it(failure):
 
     with pytest.raises(NeucoError, match="rerun with --resume"), cli._resume_hint():
         raise getattr(execution, failure)("shard-000003.tar: lost")
+
+
+@pytest.mark.parametrize("path", [("submission", "check"), ("submission", "pack"), ("labels", "export"),
+                                  ("task", "labels"), ("task", "pack"), ("task", "import"), ("validate",),
+                                  ("convert",), ("verify",), ("embed",), ("sample",)])
+def test_reporting_commands_take_quiet_and_format(path):
+    command = main
+    for name in path:
+        command = command.commands[name]
+    options = {opt for param in command.params for opt in param.opts}
+    assert {"--quiet", "--format"} <= options, path

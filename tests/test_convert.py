@@ -101,7 +101,7 @@ def test_labels_in_records_and_labels_parquet(tmp_path):
     convert(root, tmp_path / "out", to="webdataset", jobs=1)
     expected = {t: read_task_labels(p) for t, p in (
         ("fixture_height", root / "labels/fixture_height__regr.csv"),
-        ("fixture_subset", root / "labels/fixture_subset__reg.csv"),
+        ("fixture_subset", root / "labels/fixture_subset__regr.csv"),
         ("fixture_water", root / "labels/fixture_water__cls.csv"))}
     for meta, _ in records_of(tmp_path / "out"):
         want = {t: v[meta["id"]] for t, v in expected.items() if meta["id"] in v}

@@ -138,7 +138,7 @@ def test_labels_export(tmp_path, from_shards):
     result = CliRunner().invoke(main, ["labels", "export", str(source), str(tmp_path / "labels")])
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "labels").iterdir())
-    assert files == ["fixture_height__regr.csv", "fixture_subset__reg.csv", "fixture_water__cls.csv"]
+    assert files == ["fixture_height__regr.csv", "fixture_subset__regr.csv", "fixture_water__cls.csv"]
     for name in files:
         assert read_task_labels(tmp_path / "labels" / name) == read_task_labels(root / "labels" / name)
         text = (tmp_path / "labels" / name).read_bytes()
@@ -147,3 +147,54 @@ def test_labels_export(tmp_path, from_shards):
         assert sorted(r["label"] for r in csv.DictReader(fh)) == ["0", "0", "1"]  # integers written as such
     again = CliRunner().invoke(main, ["labels", "export", str(source), str(tmp_path / "labels")])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+@pytest.fixture
+def reg_dataset(tmp_path) -> Path:
+    """The original fixture with one task named the way the evaluator refuses (`__reg`, as a public file was)."""
+    import shutil
+
+    root = Path(shutil.copytree(ORIGINAL / "downstream", tmp_path / "reg-dataset"))
+    (root / "labels" / "fixture_subset__regr.csv").rename(root / "labels" / "fixture_subset__reg.csv")
+    return root
+
+
+@pytest.mark.parametrize("from_shards", [False, True])
+def test_labels_export_refuses_a_type_the_evaluator_refuses(tmp_path, reg_dataset, from_shards):
+    source = reg_dataset
+    if from_shards:  # convert carries the type as written; the export is where the evaluator's rule applies
+        convert(reg_dataset, tmp_path / "shards", to="parquet", jobs=1)
+        source = tmp_path / "shards"
+    out = tmp_path / "labels"
+    result = CliRunner().invoke(main, ["labels", "export", str(source), str(out)])
+    assert result.exit_code == 1, result.output
+    assert "'reg'" in result.output and "--rename-types" in result.output and "Traceback" not in result.output
+    assert ("fixture_subset__reg.csv" if not from_shards else "manifest.json") in result.output
+    assert not out.exists() or not list(out.iterdir())  # nothing written
+    renamed = CliRunner().invoke(main, ["labels", "export", str(source), str(out), "--rename-types", "--format",
+                                        "json", "--quiet"])
+    assert renamed.exit_code == 0, renamed.output
+    files = sorted(Path(p).name for p in json.loads(renamed.output)["files"])
+    assert files == ["fixture_height__regr.csv", "fixture_subset__regr.csv", "fixture_water__cls.csv"]
+    assert read_task_labels(out / "fixture_subset__regr.csv") == read_task_labels(
+        reg_dataset / "labels" / "fixture_subset__reg.csv")
+    # --tasks can leave the file out instead
+    only = CliRunner().invoke(main, ["labels", "export", str(source), str(tmp_path / "two"), "--tasks",
+                                     "fixture_height,fixture_water"])
+    assert only.exit_code == 0, only.output
+
+
+@pytest.mark.parametrize(("stray", "why"), [
+    ("old__reg.csv", "'reg'"),
+    ("notes.csv", "not named <task>__<type>.csv"),
+    ("fixture_water__classification.csv", "second label file of task 'fixture_water'"),
+])
+def test_labels_export_refuses_a_folder_the_evaluator_cannot_read(tmp_path, stray, why):
+    """The evaluator reads every *.csv in the folder: one it would stop on (or mix into a task) refuses the export."""
+    out = tmp_path / "labels"
+    out.mkdir()
+    (out / stray).write_text("id,label\na,1\n")
+    result = CliRunner().invoke(main, ["labels", "export", str(ORIGINAL / "downstream"), str(out)])
+    assert result.exit_code == 1, result.output
+    assert stray in result.output and why in result.output
+    assert sorted(p.name for p in out.iterdir()) == [stray]

@@ -184,7 +184,7 @@ def test_labels_fix_repairs_what_validate_refuses(downstream):
     assert files["height__regr.csv"] == {"path": str(path), "changed": True, "bom": True, "line_endings": 5,
                                          "suffixed_ids": 1, "error": None}
     assert files["water__cls.csv"]["changed"] is True  # CRLF only
-    assert files["subset__reg.csv"]["changed"] is False
+    assert files["subset__regr.csv"]["changed"] is False
     assert path.read_text() == original
     assert validate(downstream, jobs=1).ok
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
@@ -255,7 +255,7 @@ def test_spreadsheet_lost_leading_zeros_is_one_hint(tmp_path, downstream):
     from helpers import write_location
 
     write_location(downstream, "0042", seed=9)
-    (downstream / "labels" / "x__reg.csv").write_text(f"id,label\n42,1\n{TINY_IDS[0]},2\n")
+    (downstream / "labels" / "x__regr.csv").write_text(f"id,label\n42,1\n{TINY_IDS[0]},2\n")
     report = json.loads(invoke("validate", downstream, "--format", "json", "--jobs", 1).output)
     unknown = next(f for f in report["errors"] if f["code"] == "labels.unknown-id")
     assert unknown["id"] == "42" and "0042 has" in unknown["message"] and "leading zeros" in unknown["message"]

@@ -55,6 +55,8 @@ CASES = [
     ("too many", ["id", "0", "1", "2"], [["abc", 1, 2, 3]], {"dim": 2}, "submission.too-many-dims"),
     ("too few", ["id", "0", "1"], [["abc", 1, 2], ["f" * 64, 2, 1]], {"dim": 4}, "submission.too-few-dims"),
     ("suffix", ["id", "0"], [["abc.zarr.zip", 1], ["000123.zarr", 2]], {}, "submission.id-suffix"),
+    ("numeric ids", ["id", "0"], [["000123", 1], ["45", 2]], {}, "submission.id-changed"),
+    ("zarr inside", ["id", "0"], [["a.zarr_1", 1], ["abc", 2]], {}, "submission.id-changed"),
     ("duplicate", ["id", "0"], [["abc", 1], ["abc.zarr.zip", 2]], {}, "submission.duplicate-id"),
     ("missing", ["id", "0"], [["abc", 1], ["000123", 2]], {"ids": set(IDS)}, "submission.missing-id"),
     ("unknown", ["id", "0"], [["abc", 1], ["zzz", 2]], {"ids": {"abc"}}, "submission.unknown-id"),
@@ -126,7 +128,7 @@ PARITY = {
     "no final newline": b"id,0,1\nabc,1,2\n000123,0,2",
     "extra column": b"id,0,1,note\nabc,1,2,x\n000123,1,2,\n",
     "spellings of numbers": b"id,0,1\nabc,+nan,iNfInItY\n000123,\t1,00012\n",
-    "digit separator": b"id,0,1\nabc,1_0,2\n000123,1,2\n",  # Python's float() reads 1_0; polars does not
+    "digit separator": b"id,0,1\nabc,1_0,2\n000123,1,2\n",  # Python's float() reads 1_0; pandas and polars do not
 }
 
 

@@ -133,6 +133,38 @@ def test_refusals_are_per_location_and_the_rest_goes_on(tmp_path):
         assert cube.shape("bands") == (1, 4, 2, 264, 264)
 
 
+def test_import_refuses_ids_the_evaluator_strips_and_flags_ids_it_changes(tmp_path):
+    """`.`/`..` and ids holding `.zarr` are refused per location; ids a submission would hand to the evaluator
+    changed (all digits with leading zeros) are imported but flagged, and the command exits 1."""
+    src = tmp_path / "src"
+    make_sources(src, ["one"], kind="npy")
+    table = tmp_path / "sources.csv"
+    rows = ["id,modality,season,path"]
+    for loc_id in (".", "..", "a.zarr", "b.zarr_1", "000123", "plot_1"):
+        rows += [f"{loc_id},{m},{season},{src / 'one' / f'{m}_{season}.npy'}" for m in spec.DOWNSTREAM_MODALITIES
+                 for season in spec.SEASONS]
+    table.write_text("\n".join(rows) + "\n")
+    root = tmp_path / "task"
+    result = CliRunner().invoke(main, ["task", "import", str(table), str(root), "--format", "json", "--quiet"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    assert sorted(data["ids"]) == ["000123", "plot_1"]
+    reasons = {r["id"]: r["reason"] for r in data["refused"]}
+    assert sorted(reasons) == [".", "..", "a.zarr", "b.zarr_1"]
+    assert "folder" in reasons["."] and "`.zarr`" in reasons["b.zarr_1"]
+    # task labels writes the file and flags the id
+    user = tmp_path / "labels.csv"
+    user.write_text("id,label\n000123,1.5\nplot_1,2.5\n")
+    labelled = make_task_labels(root, "height", "regr", user)
+    assert labelled.ok and labelled.path is not None
+    assert [(f.code, f.id, f.severity.value) for f in labelled.findings] == [
+        ("ids.evaluator-changes", "000123", "warning")]
+    assert [(r["id"], "123" in r["reason"]) for r in data["flagged"]] == [("000123", True)]
+    assert {f.code for f in validate(root, jobs=1).errors} == {"ids.evaluator-changes"}
+    text = CliRunner().invoke(main, ["task", "import", str(table), str(root)])
+    assert "flagged 000123" in text.output and text.exit_code == 1
+
+
 def test_part_folders_hold_at_most_1000(tmp_path, monkeypatch):
     monkeypatch.setattr(spec, "MAX_FILES_PER_PART", 2)
     src = tmp_path / "src"
@@ -173,6 +205,29 @@ def test_task_labels_mapped_validated_written(imported, tmp_path):
     single.write_text("id,label\np1,1\np2,1\n")
     assert "labels.single-class" in {f.code for f in make_task_labels(imported, "w2", "classification",
                                                                         single).findings}
+
+
+@pytest.mark.parametrize("task_type", list(spec.TASK_TYPES))
+def test_task_labels_writes_each_type_the_evaluator_accepts(imported, tmp_path, task_type):
+    user = tmp_path / "t.csv"
+    user.write_text("id,label\np1,1\np2,0\n")
+    result = CliRunner().invoke(main, ["task", "labels", "t", str(imported), "--type", task_type, "--from", str(user),
+                                       "--quiet", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads(result.output)["path"]).name == f"t__{task_type}.csv"
+    assert validate(imported, jobs=1).ok
+
+
+@pytest.mark.parametrize("task_type", ["reg", "REGR", "class"])
+def test_task_labels_refuses_a_type_the_evaluator_refuses(imported, tmp_path, task_type):
+    user = tmp_path / "t.csv"
+    user.write_text("id,label\np1,1\np2,0\n")
+    result = CliRunner().invoke(main, ["task", "labels", "t", str(imported), "--type", task_type, "--from",
+                                       str(user)])
+    assert result.exit_code == 2 and "regr" in result.output
+    assert not (imported / "labels").exists() or not list((imported / "labels").iterdir())
+    with pytest.raises(UsageError, match="accepts exactly"):
+        make_task_labels(imported, "t", task_type, user)
 
 
 def test_task_pack_bundle_and_refusal(imported, tmp_path):

@@ -196,6 +196,12 @@ def duplicate_part(root):
     shutil.copy(cube_path(root, "s1", ID0), target)
 
 
+def numeric_ids(root):
+    """Locations named like numbers with leading zeros: a submission hands them to the evaluator changed."""
+    for loc_id in ("000123", "000124"):
+        write_location(root, loc_id, seed=7)
+
+
 def label(name, text):
     def breaker(root):
         (root / "labels" / name).write_text(text)
@@ -247,8 +253,11 @@ DOWNSTREAM_CASES = [
     (s2_with_offset, "cubes.s2-offset", set()),
     (missing_cube, "ids.missing-modality", set()),
     (duplicate_part, "ids.duplicate", set()),
+    (numeric_ids, "ids.evaluator-changes", set()),
     (label("misc.csv", ids_with(*OK_CLS)), "labels.file-name", set()),
-    (label("misc__weird.csv", ids_with(*OK_CLS)), "labels.file-name", set()),
+    (label("misc__weird.csv", ids_with(*OK_CLS)), "labels.task-type", set()),
+    (label("misc__reg.csv", ids_with((ID0, 0.5), (ID1, 1.5))), "labels.task-type", set()),
+    (label("misc__CLS.csv", ids_with(*OK_CLS)), "labels.task-type", set()),
     (label_bytes("x__cls.csv", b"id,label\n\xff\xfe,1\n"), "labels.unreadable", set()),
     (label_bytes("x__cls.csv", b"\xef\xbb\xbf" + ids_with(*OK_CLS).encode()), "labels.bom", set()),
     (label("x__cls.csv", "ident,label\na,1\n"), "labels.columns", set()),

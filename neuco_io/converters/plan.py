@@ -162,7 +162,9 @@ def read_labels(ds: Dataset, tasks: list[str] | None) -> tuple[dict[str, dict], 
     labels: dict[str, dict[str, float]] = {}
     for path in sorted(ds.label_files):
         name = parse_task_name(path)
-        if name is None or name.kind is None:
+        # a type the evaluator refuses but that plainly means one (`reg`) is carried as written: `labels export`
+        # then refuses it or, with --rename-types, writes the accepted spelling
+        if name is None or name.accepted_type is None:
             if tasks is None:
                 raise LabelFileError(path, "not named <task>__<type>.csv with a known type; pass --tasks to "
                                      "choose the tasks to convert")
@@ -171,7 +173,8 @@ def read_labels(ds: Dataset, tasks: list[str] | None) -> tuple[dict[str, dict], 
             continue
         if name.task in infos:
             raise LabelFileError(path, f"task {name.task!r} also comes from {infos[name.task]['file']}")
-        infos[name.task] = {"type": name.type, "kind": name.kind, "file": f"labels/{path.name}"}
+        infos[name.task] = {"type": name.type, "kind": spec.task_kind(name.accepted_type),
+                            "file": f"labels/{path.name}"}
         labels[name.task] = read_task_labels(path)
     if tasks is not None:
         unknown = sorted(set(tasks) - set(infos))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import spec
+from .. import evaluator, spec
 from ..atomic import atomic_path
 from ..cubewriter import CubeWriter
 from ..errors import UsageError
@@ -54,6 +54,9 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)
     """Ids already complete in ROOT (a rerun)."""
     refused: list[Refusal] = field(default_factory=list)
+    flagged: list[Refusal] = field(default_factory=list)
+    """Ids imported (or already there) that NeuCo-Bench's evaluator may read as something else in a submission:
+    rename them (`validate` reports them as ids.evaluator-changes)."""
     mapping: Path | None = None
     locations: Path | None = None
 
@@ -312,10 +315,12 @@ def import_task(
         targets: dict[str, str] = {}
         if ids == "keep":
             for sid in units:
-                if sid and spec.ID_RE.match(sid):
-                    targets[sid] = sid
-                else:
+                if not sid or not spec.ID_RE.match(sid):
                     result.refused.append(Refusal(sid, "id may hold only letters, digits and _-."))
+                elif (why := evaluator.unusable_id(sid)) is not None:
+                    result.refused.append(Refusal(sid, why))
+                else:
+                    targets[sid] = sid
         else:
             # Content ids first (the id decides the part folder), then the writes.
             todo = [u for sid, u in units.items() if sid not in known]
@@ -349,6 +354,10 @@ def import_task(
             result.imported.append(final_id)
             if loaded.georef:
                 georefs[final_id] = {"source_id": loaded.source_id, **loaded.georef}
+    if ids == "keep":
+        ours = set(result.imported) | set(result.skipped)
+        risky = evaluator.ids_at_risk(ours | set(existing))
+        result.flagged = [Refusal(i, evaluator.risk_message(i, read)) for i, read in sorted(risky.items()) if i in ours]
     if ids == "hash" and mapping_file is not None:
         rows = sorted(known.items())
         with atomic_path(mapping_file) as temp, temp.open("w", newline="", encoding="utf-8") as fh:

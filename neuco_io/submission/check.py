@@ -15,14 +15,16 @@ import io
 import itertools
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import spec
+from .. import evaluator, spec
 from ..errors import UsageError
+from ..execution import Progress
 from ..labels import lost_leading_zeros
 from ..validators.codes import Severity
 from ..validators.findings import Finding, Report
@@ -154,6 +156,8 @@ class _Block:
     """code -> first cells (row in block, column, detail)."""
     counts: dict[str, int]
     error: str | None = None
+    size: int = 0
+    """Bytes of the file this range holds."""
 
 
 def _line_ranges(path: Path, start: int, size: int) -> list[tuple[int, int]]:
@@ -179,13 +183,14 @@ def _first(mask: np.ndarray, detail) -> tuple[list[tuple[int, int, Any]], int]:
 
 
 def _parse_with_polars(data: bytes, header: list[str], dims: list[str]):
-    """(ids, values, empty cells or None) when polars parses the range exactly as pyarrow would, else None.
+    """(ids, values) when polars parses the range into the very table pyarrow would, else None.
 
-    polars parses float text about twice as fast as pyarrow, but it is lenient
-    where pyarrow is strict: a short row gets nulls and a blank line becomes a
-    row of nulls (a long row is refused). A range without nulls is therefore
-    exact; one with nulls is accepted only when its comma count proves that
-    every row has every column. Anything else goes to the exact pyarrow path.
+    polars parses float text about twice as fast as pyarrow, but it is lenient where pyarrow is
+    strict: a short row gets nulls and a blank line becomes a row of nulls (a long row is
+    refused). A range without nulls is therefore exact; one with nulls is accepted only when its
+    comma count proves that every row has every column. Anything else goes to pyarrow. Values it
+    reads as finite numbers are the evaluator's (the tests prove it on a corpus of spellings);
+    every other value is judged by pandas afterwards (`_judge_nonfinite`).
     """
     try:
         import polars as pl
@@ -204,28 +209,39 @@ def _parse_with_polars(data: bytes, header: list[str], dims: list[str]):
     # the usual file (`id` first, then 0..D-1 in order) is sliced: selecting 1,024 columns by name costs
     # polars about as much as a third of the parse
     values = frame[:, 1:] if header[0] == "id" and header[1:] == dims else frame.select(dims)
-    empty = None
     if any(values.null_count().row(0)):
         # bytes.count holds the GIL; numpy does not, so the parsing threads keep going
         raw = np.frombuffer(data, dtype=np.uint8)
         if np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord(",")) != frame.height * (len(header) - 1):
             return None
-        empty = values.select(pl.all().is_null()).to_numpy(order="fortran")
-    return frame["id"].to_list(), values.to_numpy(order="fortran").astype(np.float32, copy=False), empty
+    return frame["id"].to_list(), values.to_numpy(order="fortran").astype(np.float32, copy=False)
+
+
+def _text_columns(data: bytes, header: list[str], names: list[str]):
+    """The fields of some columns of a range, as text exactly as written (CSV quoting removed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    read = pc.ReadOptions(column_names=header, use_threads=False)
+    table = pc.read_csv(io.BytesIO(data), read_options=read, convert_options=pc.ConvertOptions(
+        column_types={n: pa.string() for n in names}, include_columns=names, strings_can_be_null=False))
+    return [col.to_pylist() for col in table.columns]
 
 
 def _parse_with_pyarrow(data: bytes, header: list[str], dims: list[str]):
-    """(ids, values, empty cells, unparsable cells, their count), or the error of a range that is not a table."""
+    """(ids, values, columns judged by pandas) or the error of a range that is not a table.
+
+    Columns pyarrow cannot convert to float are read as text and converted by pandas as the
+    evaluator converts them: {column: (values, category per row, texts)}.
+    """
     import pyarrow as pa
-    import pyarrow.compute as pcc
     import pyarrow.csv as pc
 
     read = pc.ReadOptions(column_names=header, use_threads=False)
     # float32: what the evaluator converts to, so "constant" means constant for it too
     types = {name: pa.float32() for name in dims}
     types["id"] = pa.string()
-    bad: list[tuple[int, int, Any]] = []
-    n_bad = 0
+    judged: dict[int, tuple[np.ndarray, np.ndarray, Any]] = {}
     try:
         table = pc.read_csv(io.BytesIO(data), read_options=read, convert_options=pc.ConvertOptions(
             column_types=types, include_columns=["id", *dims], null_values=[""], strings_can_be_null=False))
@@ -233,77 +249,127 @@ def _parse_with_pyarrow(data: bytes, header: list[str], dims: list[str]):
     except pa.ArrowInvalid as exc:
         if "conversion error" not in str(exc):
             return str(exc).splitlines()[0]
-        # slow path, for this range only: strings, converted cell by cell where a column does not parse
+        # slow path, for this range only: text, converted column by column; pandas for the ones pyarrow refuses
         table = pc.read_csv(io.BytesIO(data), read_options=read, convert_options=pc.ConvertOptions(
             column_types={n: pa.string() for n in ["id", *dims]}, include_columns=["id", *dims],
             strings_can_be_null=False))
         columns = []
         for j, col in enumerate(table.columns[1:]):
-            blanks = pcc.equal(pcc.utf8_trim_whitespace(col), "")
             try:
-                columns.append(pcc.cast(pcc.if_else(blanks, pa.scalar(None, pa.string()), col), pa.float32()))
-            except pa.ArrowInvalid:
-                values = []
-                for i, text in enumerate(col.to_pylist()):
-                    stripped = text.strip()
-                    try:
-                        values.append(float(stripped) if stripped else None)
-                    except ValueError:
-                        values.append(0.0)  # what the evaluator makes of it
-                        n_bad += 1
-                        if len(bad) < SHOWN:
-                            bad.append((i, j, text))
+                columns.append(col.cast(pa.float32()))
+            except pa.ArrowInvalid:  # blanks, NaN spellings and text: all of it for pandas to judge
+                texts = col.to_pylist()
+                values, category = evaluator.read_numbers(texts)
+                judged[j] = (values, category, texts)
                 columns.append(pa.array(values, pa.float32()))
     # column-major: each column is copied in one contiguous stretch
     matrix = np.empty((table.num_rows, len(dims)), dtype=np.float32, order="F")
-    empty = np.zeros(matrix.shape, dtype=bool, order="F")
     for j, col in enumerate(columns):
         matrix[:, j] = col.to_numpy(zero_copy_only=False)
-        if col.null_count:
-            empty[:, j] = col.is_null().to_numpy(zero_copy_only=False)
-    return table.columns[0].to_pylist(), matrix, empty, bad, n_bad
+    return table.columns[0].to_pylist(), matrix, judged
+
+
+def _fields_by_line(data: bytes, header: list[str], dims: list[str], cells: dict[int, np.ndarray]):
+    """{column: {row: text}} cut straight from the lines of a range whose rows are its lines (no quotes, no
+    blank lines: what polars accepted), or None when a line does not have the header's fields."""
+    rows_needed = sorted({int(i) for rows in cells.values() for i in rows})
+    position = {name: k for k, name in enumerate(header)}
+    lines: dict[int, list[str]] = {}
+    start, line = 0, 0
+    for row in rows_needed:
+        while line < row:
+            start = data.index(b"\n", start) + 1
+            line += 1
+        end = data.find(b"\n", start)
+        fields = data[start:end if end >= 0 else len(data)].rstrip(b"\r").decode("utf-8").split(",")
+        if len(fields) != len(header):
+            return None
+        lines[row] = fields
+    return {j: {int(i): lines[int(i)][position[dims[j]]] for i in rows} for j, rows in cells.items()}
+
+
+def _judge_nonfinite(data: bytes, header: list[str], dims: list[str], matrix: np.ndarray, nonfinite: np.ndarray,
+                     judged: dict[int, tuple[np.ndarray, np.ndarray, Any]], by_line: bool) -> None:
+    """pandas' verdict on every NaN, empty or infinite value the fast readers left, added to `judged`.
+
+    Text such as `1e400` is infinity for them and for pandas 3, but not a number for pandas 2.2;
+    `  ` is empty for polars: only the evaluator's own pandas says what it makes of them. The text
+    comes from the lines themselves when rows are lines (`by_line`), else from pyarrow.
+    """
+    columns = [j for j in np.flatnonzero(nonfinite.any(axis=0)) if j not in judged]
+    if not columns:
+        return
+    cells = {int(j): np.flatnonzero(nonfinite[:, j]) for j in columns}
+    fields = _fields_by_line(data, header, dims, cells) if by_line and b'"' not in data else None
+    if fields is None:
+        texts = _text_columns(data, header, [dims[j] for j in columns])
+        fields = {int(j): dict(enumerate(column)) for j, column in zip(columns, texts)}
+    for j, rows in cells.items():
+        column_texts = fields[j]
+        values, category = evaluator.read_numbers([column_texts[int(i)] for i in rows])
+        full_values = matrix[:, j].astype(np.float64)
+        full_values[rows] = values
+        full_category = np.full(len(matrix), evaluator.FINITE, dtype=np.int8)
+        full_category[rows] = category
+        judged[j] = (full_values, full_category, column_texts)
 
 
 def _parse_range(task: tuple[Path, int, int, list[str], list[str]]) -> _Block:
     """Parse one range (in a thread: polars, pyarrow and numpy release the GIL) and summarize it."""
     path, a, b, header, dims = task
+    block = _summarize_range(path, a, b, header, dims)
+    block.size = b - a
+    return block
+
+
+def _summarize_range(path: Path, a: int, b: int, header: list[str], dims: list[str]) -> _Block:
     with open(path, "rb") as fh:
         fh.seek(a)
         data = fh.read(b - a)
-    bad: list[tuple[int, int, Any]] = []
-    n_bad = 0
     fast = _parse_with_polars(data, header, dims)
     if fast is not None:
-        ids, matrix, empty = fast
+        ids, matrix = fast
+        judged: dict[int, tuple[np.ndarray, np.ndarray, Any]] = {}
     else:
         parsed = _parse_with_pyarrow(data, header, dims)
         if isinstance(parsed, str):
             return _Block([], *([np.array([])] * 3), {}, {}, error=parsed)
-        ids, matrix, empty, bad, n_bad = parsed
-    # one pass finds every non-finite value; NaN and inf are told apart only where there are some
+        ids, matrix, judged = parsed
     nonfinite = ~np.isfinite(matrix)
-    cells: dict[str, list] = {"submission.not-numeric": bad}
-    counts: dict[str, int] = {"submission.not-numeric": n_bad}
+    if judged or nonfinite.any():
+        _judge_nonfinite(data, header, dims, matrix, nonfinite, judged, by_line=fast is not None)
+    cells: dict[str, list] = {code: [] for code in _CATEGORY_CODES.values()}
+    counts: dict[str, int] = dict.fromkeys(_CATEGORY_CODES.values(), 0)
+    for j, (values, category, texts) in sorted(judged.items()):
+        with np.errstate(over="ignore"):
+            as_float32 = values.astype(np.float32)  # the evaluator's to_numpy(dtype=np.float32)
+        # a number beyond float32's range (3.5e38) is infinite to the evaluator
+        category = np.where((category == evaluator.FINITE) & np.isinf(as_float32), evaluator.INFINITE, category)
+        for kind, code in _CATEGORY_CODES.items():
+            rows = np.flatnonzero(category == kind)
+            counts[code] += len(rows)
+            room = SHOWN - len(cells[code])
+            cells[code].extend((int(i), j, (texts[i], float(values[i]))) for i in rows[:max(room, 0)])
+        matrix[:, j] = np.where(category == evaluator.UNPARSABLE, np.float32(0), as_float32)  # the evaluator's 0
+        nonfinite[:, j] = ~np.isfinite(matrix[:, j])
+    # the evaluator's values now; NaN means missing (made 0 by the evaluator, left out of the statistics here)
     if nonfinite.any():
-        nan = np.isnan(matrix)
-        cells["submission.nan"], counts["submission.nan"] = _first(
-            nan, lambda i, j: bool(empty is not None and empty[i, j]))
-        cells["submission.infinite"], counts["submission.infinite"] = _first(
-            nonfinite & ~nan, lambda i, j: float(matrix[i, j]))
         finite = np.where(nonfinite, np.nan, matrix)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
             lo, hi = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
         nonzero = (np.nan_to_num(finite) != 0).any(axis=0)
+    elif len(matrix):
+        lo, hi = matrix.min(axis=0), matrix.max(axis=0)
+        nonzero = matrix.any(axis=0)
     else:
-        for code in ("submission.nan", "submission.infinite"):
-            cells[code], counts[code] = [], 0
-        if len(matrix):
-            lo, hi = matrix.min(axis=0), matrix.max(axis=0)
-        else:
-            lo = hi = np.full(len(dims), np.nan, dtype=np.float32)
+        lo = hi = np.full(len(dims), np.nan, dtype=np.float32)
         nonzero = matrix.any(axis=0)
     return _Block(ids, lo, hi, nonzero, cells, counts)
+
+
+_CATEGORY_CODES = {evaluator.UNPARSABLE: "submission.not-numeric", evaluator.MISSING: "submission.nan",
+                   evaluator.INFINITE: "submission.infinite"}
 
 
 def _blocks(path: Path, start: int, header: list[str], dims: list[str]):
@@ -326,9 +392,11 @@ def _blocks(path: Path, start: int, header: list[str], dims: list[str]):
 
 
 def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = None, dim: int | None = None,
-                     profile: str = "benchmark", padding: int = 0) -> Report:
+                     profile: str = "benchmark", padding: int = 0, progress: Progress | None = None,
+                     on_start: Callable[[int], None] | None = None) -> Report:
     """Check an embedding CSV. `ids`: the ids it should cover (None: not checked). `padding`: how many
-    trailing zero columns the writer added on request (`submission pack --dim`): one note, not a warning each."""
+    trailing zero columns the writer added on request (`submission pack --dim`): one note, not a warning each.
+    `on_start(total bytes)` once, then `progress(bytes)` as ranges of the file are checked."""
     import pyarrow as pa
 
     if profile not in PROFILES:
@@ -368,7 +436,11 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     rows = 0
     body_start = len(BOM) * (raw_head_bom) + len(head.split(b"\n", 1)[0]) + 1
     try:
+        if on_start:
+            on_start(path.stat().st_size)
         for block in _blocks(path, body_start, header, dims):
+            if progress:
+                progress(block.size)
             if block.error is not None:
                 checker.add("submission.unreadable", f"not a readable CSV table near line {rows + 2}: {block.error}")
                 return _finish(report, checker, {"columns": len(header)})
@@ -379,7 +451,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
         return _finish(report, checker, {"columns": len(header)})
     if rows == 0:
         checker.add("submission.empty", "no embedding rows")
-    seen = _check_ids(checker, all_ids)
+    seen = _check_ids(checker, all_ids, len(header))
     constant = [s for s in stats if s.minimum == s.maximum]
     _constant_findings(checker, stats, padding, dim)
     summary = {"profile": profile, "rows": rows, "columns": len(header), "dimensions": len(dims),
@@ -422,13 +494,15 @@ def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list
            dims: list[str]) -> None:
     """Fold one range's summary into the whole file's findings and statistics."""
     describe = {
-        "submission.not-numeric": lambda text: (f"{text!r} is not a number: the evaluator makes it 0", text),
-        "submission.nan": lambda blank: (("empty value" if blank else "NaN") + ": the evaluator makes it 0", None),
-        "submission.infinite": lambda value: (f"{value:g}", value),
+        "submission.not-numeric": lambda text, _: (f"{text!r} is not a number to the evaluator (pandas' "
+                                                   "to_numeric): it makes it 0", text),
+        "submission.nan": lambda text, _: ((f"{text!r} reads as NaN" if text.strip() else "empty value")
+                                           + ": the evaluator makes it 0", text or None),
+        "submission.infinite": lambda text, value: (f"{text!r} is infinite to the evaluator (as float32)", text),
     }
     for code, cells in block.cells.items():
         for i, j, detail in cells:
-            message, got = describe[code](detail)
+            message, got = describe[code](*detail)
             checker.add(code, message, id=block.ids[i], row=first + i + 2, column=dims[j], got=got)
         checker.counts[code] = checker.counts.get(code, 0) + block.counts[code] - len(cells)  # the unlisted
     all_ids.extend(block.ids)
@@ -440,12 +514,26 @@ def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list
             s.nonzero = s.nonzero or bool(block.nonzero[j])
 
 
-def _check_ids(checker: _Checker, all_ids: list[str]) -> dict[str, int]:
-    """Findings on the ids; returns every id (suffix stripped) -> the line it first appears on."""
+def _check_ids(checker: _Checker, all_ids: list[str], width: int) -> dict[str, int]:
+    """Findings on the ids, read as the evaluator reads them; returns every id it sees -> its first line."""
+    read = evaluator.read_ids(all_ids, width)
+    block = evaluator.buffer_rows(width)
     seen: dict[str, int] = {}
-    for row, raw in enumerate(all_ids, start=2):
-        loc_id = spec.strip_cube_suffix(raw)
-        if loc_id != raw:
+    changed: set[str] = set()  # both spellings of ids the evaluator changes: id-changed says all there is to say
+    for row, (raw, loc_id) in enumerate(zip(all_ids, read), start=2):
+        written = spec.strip_cube_suffix(raw)
+        if loc_id == raw:  # the usual id: read as written
+            pass
+        elif loc_id is None or loc_id != written:
+            what = "a missing value" if loc_id is None else repr(loc_id)
+            checker.add("submission.id-changed", f"the evaluator reads id {raw!r} as {what} "
+                        f"({_why_changed(raw, block)}): it matches no label written {written!r}",
+                        id=raw, row=row, got=loc_id)
+            changed.add(written)
+            if loc_id is None:
+                continue
+            changed.add(loc_id)
+        else:
             checker.add("submission.id-suffix", f"the evaluator strips {raw[len(loc_id):]!r} from this id", id=raw,
                         row=row)
         if loc_id in seen:
@@ -453,19 +541,26 @@ def _check_ids(checker: _Checker, all_ids: list[str]) -> dict[str, int]:
         else:
             seen[loc_id] = row
     if checker.expected is not None:
-        lost = lost_leading_zeros(seen.keys() - checker.expected, checker.expected)
+        lost = lost_leading_zeros(seen.keys() - checker.expected - changed, checker.expected)
         if lost:
             written, meant = min(lost.items(), key=lambda kv: seen[kv[0]])
             checker.add("submission.leading-zeros", f"{plural(len(lost), 'id')} without the leading zeros of the "
                         f"expected id ({written} is {meant}): a spreadsheet read the id column as numbers; keep it "
                         "as text, or write the file with `neuco-io submission pack`", id=written, row=seen[written])
-        for loc_id in sorted(checker.expected - seen.keys() - set(lost.values())):
+        for loc_id in sorted(checker.expected - seen.keys() - set(lost.values()) - changed):
             checker.add("submission.missing-id", "no embedding for this id: the evaluator leaves it out", id=loc_id)
         for loc_id, row in sorted(seen.items(), key=lambda kv: kv[1]):
-            if loc_id not in checker.expected and loc_id not in lost:
+            if loc_id not in checker.expected and loc_id not in lost and loc_id not in changed:
                 checker.add("submission.unknown-id", "id not in the dataset/labels: the evaluator ignores it",
                             id=loc_id, row=row)
     return seen
+
+
+def _why_changed(raw: str, block: int) -> str:
+    if ".zarr" in spec.strip_cube_suffix(raw):
+        return "it removes `.zarr` wherever it occurs in an id"
+    return (f"pandas infers the id column's type per block of {block} rows, and reads ids that all look like "
+            "numbers, true/false or NA as such")
 
 
 def _finish(report: Report, checker: _Checker, summary: dict[str, Any]) -> Report:

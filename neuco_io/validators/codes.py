@@ -84,9 +84,15 @@ _ALL = [
          "files (v1.1)."),
     Code("ids.sample-mismatch", E, "A v1.1 file holds other samples, or the same ones in another order, than the "
          "same file of another modality."),
+    Code("ids.evaluator-changes", E, "A submission cannot carry the id to NeuCo-Bench's evaluator unchanged: "
+         "pandas reads ids that all look like numbers as numbers (`000123` -> `123`, `1.50` -> `1.5`, `12` -> "
+         "`12.0` beside `1.5`), `true` as `True`, `NA` as missing, and `.zarr` is removed anywhere in an id."),
     # labels
-    Code("labels.file-name", E, "A label file is not named <task>__<type>.csv with a known type (regression, regr, "
-         "reg; classification, cls)."),
+    Code("labels.file-name", E, "A label file is not named <task>__<type>.csv (the evaluator splits the name at "
+         "its first `__` and stops on a name without one)."),
+    Code("labels.task-type", E, "The <type> of <task>__<type>.csv is not exactly regression, regr, classification "
+         "or cls, the types NeuCo-Bench's probes accept: any other (`reg`, `REGR`, `class`) stops the whole "
+         "evaluation. `labels export --rename-types` writes `reg` as `regr`."),
     Code("labels.unreadable", E, "A label file cannot be read or is not UTF-8 text."),
     Code("labels.bom", E, "The file starts with a UTF-8 BOM: the evaluator's csv.DictReader then finds no `id` "
          "column."),
@@ -118,17 +124,21 @@ _ALL = [
     Code("submission.too-many-dims", E, "More dimension columns than --dim (the evaluator refuses the file)."),
     Code("submission.too-few-dims", N, "Fewer dimension columns than --dim: the evaluator zero-pads them."),
     Code("submission.id-suffix", W, "Ids end with .zarr.zip or .zarr (the evaluator strips the suffix)."),
+    Code("submission.id-changed", E, "The evaluator reads an id as something else, so it matches no label: "
+         "pandas' type inference turns ids that all look like numbers into numbers (`000123` -> `123`, `1.50` -> "
+         "`1.5`, `12` -> `12.0`), `true` into `True`, `NA` into a missing value (it infers per block of rows: "
+         "512 for 1,024 dimensions), and `.zarr` is removed anywhere in an id."),
     Code("submission.duplicate-id", E, "An id appears in more than one row (after stripping suffixes)."),
     Code("submission.missing-id", W, "An expected id has no embedding: the evaluator silently leaves it out."),
     Code("submission.leading-zeros", W, "Ids are expected ids without their leading zeros (7 for 007), as a "
          "spreadsheet writes them: one finding for all of them (the evaluator misses these ids)."),
     Code("submission.unknown-id", W, "An id is not in the dataset (or labels, or --ids): the evaluator ignores "
          "it."),
-    Code("submission.not-numeric", E, "A value does not parse as a number: the evaluator silently turns it "
-         "into 0."),
+    Code("submission.not-numeric", E, "A value is not a number to pandas (the evaluator's `to_numeric`): `１２`, "
+         "`1_0`, `0x10`, `one`; the evaluator silently turns it into 0."),
     Code("submission.nan", W, "A value is NaN or empty: the evaluator silently turns it into 0."),
-    Code("submission.infinite", E, "A value is infinite: the evaluator's standardization then yields NaN "
-         "everywhere."),
+    Code("submission.infinite", E, "A value is infinite, or beyond float32's range: the evaluator's "
+         "standardization then yields NaN everywhere."),
     Code("submission.padding", N, "Trailing zero columns that `submission pack --dim` added on request (one note)."),
     Code("submission.constant-dim", W, "A dimension has the same value (often 0) in every row: it carries no "
          "information."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from .. import spec
+from .. import evaluator, spec
 from ..layout import Dataset
 from .cubes import CubeResult
 from .findings import Finding
@@ -35,6 +35,16 @@ def check_downstream_ids(ds: Dataset) -> Iterator[Finding]:
                 yield Finding("ids.missing-modality", str(ds.modality_dirs[(group, modality)]),
                               f"id has {', '.join(others)} but no {modality} cube in {group}/", id=loc_id,
                               expected=modality)
+
+
+def check_evaluator_ids(ds: Dataset) -> Iterator[Finding]:
+    """Ids that NeuCo-Bench's evaluator may read as something else in a submission (neuco_io.evaluator)."""
+    where: dict[str, str] = {}
+    for cube in sorted(ds.cubes, key=lambda c: str(c.path)):
+        where.setdefault(cube.stem, str(cube.path))
+    for loc_id, read in sorted(evaluator.ids_at_risk(where).items()):
+        yield Finding("ids.evaluator-changes", where[loc_id], evaluator.risk_message(loc_id, read), id=loc_id,
+                      got=read)
 
 
 def _reference_modality(modalities) -> str | None:

@@ -17,6 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from .. import spec
 from ..labels import LabelFileError, LabelTable, lost_leading_zeros, parse_label, parse_task_name, read_label_table
 from .findings import Finding
 
@@ -132,11 +133,14 @@ def check_label_file(path: Path, data_ids: frozenset[str] | None) -> tuple[list[
     name = parse_task_name(path)
     where = str(path)
     summary: dict = {"file": path.name}
-    if name is None or name.kind is None:
-        why = "not named <task>__<type>.csv" if name is None else f"unknown task type {name.type!r}"
-        findings.append(Finding("labels.file-name", where, f"{why}; types: regression, regr, reg, classification, "
-                                "cls"))
-    kind = name.kind if name else None
+    if name is None:
+        findings.append(Finding("labels.file-name", where, "not named <task>__<type>.csv; types: "
+                                f"{', '.join(spec.TASK_TYPES)}"))
+    elif name.kind is None:
+        findings.append(Finding("labels.task-type", where, name.type_problem(), got=name.type,
+                                expected=name.accepted_type or list(spec.TASK_TYPES)))
+    # the rows are checked with the kind the name means, even when the evaluator refuses its spelling
+    kind = spec.task_kind(name.accepted_type or "") if name else None
     summary.update(task=name.task if name else None, type=name.type if name else None, kind=kind)
     try:
         table = read_label_table(path)

@@ -14,7 +14,7 @@ from ..layout import Dataset, Layout, discover
 from ..storage import file_size
 from .cubes import CubeResult, CubeTask, check_cubes, majority
 from .findings import Finding, Report
-from .ids import check_downstream_ids, check_v11_ids
+from .ids import check_downstream_ids, check_evaluator_ids, check_v11_ids
 from .labels import check_labels
 from .layout import check_layout
 from .splits import check_splits
@@ -55,6 +55,7 @@ def validate(
     findings.extend(_offset_findings(ds, results))
     if ds.layout == "downstream":
         findings.extend(check_downstream_ids(ds))
+        findings.extend(check_evaluator_ids(ds))
     else:
         findings.extend(check_v11_ids(ds, results))
         findings.extend(check_splits(ds))
