@@ -264,6 +264,7 @@ DOWNSTREAM_CASES = [
     (label("x__cls.csv", f"id,label,note\n{ID0},0,a\n{ID1},1,b\n"), "labels.extra-column", set()),
     (label("x__cls.csv", ids_with((ID0 + ".zarr.zip", 0), (ID1, 1))), "labels.id-format", {"labels.unknown-id"}),
     (label("x__cls.csv", ids_with((" " + ID0, 0), (ID1, 1))), "labels.id-format", {"labels.unknown-id"}),
+    (label("x__cls.csv", ids_with(("a.zarr_1", 0), (ID1, 1))), "labels.id-format", {"labels.unknown-id"}),
     (label("x__cls.csv", ids_with(("", 0), (ID1, 1), (ID0, 0))), "labels.id-format", {"labels.unknown-id"}),
     (label("x__cls.csv", ids_with((ID0, 0), (ID1, 1), (ID0, 0))), "labels.duplicate-id", set()),
     (label("x__cls.csv", ids_with((ID0, 0), (ID1, 1), ("ffff", 0))), "labels.unknown-id", set()),

@@ -98,7 +98,8 @@ _ALL = [
          "column."),
     Code("labels.columns", E, "The header lacks `id` or `label`."),
     Code("labels.extra-column", W, "The header has columns other than `id` and `label`."),
-    Code("labels.id-format", E, "An id is empty, has surrounding spaces, or ends with .zarr.zip / .zarr."),
+    Code("labels.id-format", E, "An id is empty, has surrounding spaces, ends with .zarr.zip / .zarr, or holds "
+         ".zarr elsewhere (the evaluator removes it from submission ids)."),
     Code("labels.duplicate-id", E, "An id is labelled more than once."),
     Code("labels.unknown-id", E, "A labelled id has no cube in the data."),
     Code("labels.not-numeric", E, "A label does not parse as a number."),

@@ -39,6 +39,10 @@ def _id_rules(data_ids: frozenset[str] | None) -> list[_Rule]:
         _Rule("labels.id-format", pa.Check(lambda s: ~s.str.endswith((".zarr.zip", ".zarr"))),
               "id ends with .zarr.zip / .zarr (the evaluator matches label ids as written; `neuco-io labels fix` "
               "drops the suffix)"),
+        _Rule("labels.id-format", pa.Check(lambda s: s.str.endswith((".zarr.zip", ".zarr"))
+                                           | ~s.str.contains(".zarr", regex=False)),
+              "id holds .zarr: the evaluator removes it from submission ids wherever it occurs, so no embedding "
+              "can match this label"),
     ]
     if data_ids is not None:
         rules.append(_Rule("labels.unknown-id", pa.Check(lambda s: s.isin(data_ids)), "id has no cube in the data"))
