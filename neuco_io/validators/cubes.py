@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import spec
 from ..cube import Cube, CubeInfo
-from ..errors import CubeError, CubeFormatError, CubeReadError
+from ..errors import CubeError, CubeReadError
 from ..layout import CubeFile
 from .findings import Finding
 
@@ -223,10 +223,12 @@ def _is_empty(image: np.ndarray) -> bool:
 
 
 def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
-    """Decode every chunk of every array; check each `bands` timestamp.
+    """Decode every stored chunk of every array; check each `bands` timestamp.
 
     Coordinates were decoded by `Cube.info` already; the offset vote looks at
     the first timestamp of each sample, as the metadata-level probe does.
+    Only the chunks the zip holds are decoded (an absent one is the fill
+    value), so the work is bounded by the file, not by the shape it claims.
     """
     missing, corrupt, empty, nonfinite, votes = [], [], [], [], []
     sample_ids = ctx.info.sample_ids
@@ -234,10 +236,10 @@ def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
     for name in cube.array_names:
         if name in ctx.info.coords:
             continue
-        for index in _grid(cube.chunk_grid(name)):
+        if name == spec.BANDS_VAR:  # elsewhere an absent chunk is a legitimate fill value
+            missing.extend(_absent_chunks(cube, name))
+        for index in cube.stored_chunks(name):
             key = cube.chunk_key(name, index)
-            if name == spec.BANDS_VAR and not cube.has_chunk(name, index):
-                missing.append(key)  # elsewhere an absent chunk is a legitimate fill value
             try:
                 chunk = cube.read_chunk(name, index)
             except CubeError:
@@ -270,8 +272,10 @@ def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
         result.offset_vote = majority(votes)
 
 
-def _grid(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
-    return iter(np.ndindex(*grid))
+def _absent_chunks(cube: Cube, name: str) -> list[str]:
+    """Keys of the chunks of `name` the zip lacks (the grid is at most zarrv2.MAX_CHUNKS)."""
+    return [cube.chunk_key(name, index) for index in np.ndindex(*cube.chunk_grid(name))
+            if not cube.has_chunk(name, index)]
 
 
 def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...]):
@@ -284,11 +288,21 @@ def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ..
 
 # -- entry point --------------------------------------------------------------
 BLOCKING_CODES = frozenset({
-    "cubes.unreadable", "cubes.not-zarr", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
+    "cubes.unreadable", "cubes.not-zarr", "cubes.codec", "cubes.too-large", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
     "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
 })
 """Findings that make a cube's data unusable; the others (georeferencing, extra variables,
 chunking...) do not change what a converter or loader reads."""
+
+
+ERROR_CODES = {"codec": "cubes.codec", "too-large": "cubes.too-large"}
+"""CubeError reasons that have a finding code of their own."""
+
+
+def error_finding(exc: CubeError, cube_file: CubeFile, layout: str, default: str) -> Finding:
+    """The finding for a cube that raised: its reason's own code, else `default`."""
+    own_id = cube_file.stem if layout == "downstream" else None
+    return Finding(ERROR_CODES.get(exc.reason, default), str(cube_file.path), exc.message, id=own_id, got=exc.reason)
 
 
 def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[CubeInfo | None, list[Finding]]:
@@ -296,8 +310,7 @@ def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[Cub
     try:
         info = cube.info()
     except CubeError as exc:
-        own_id = cube_file.stem if layout == "downstream" else None
-        return None, [Finding("cubes.corrupt-chunk", str(cube_file.path), exc.message, id=own_id)]
+        return None, [error_finding(exc, cube_file, layout, "cubes.corrupt-chunk")]
     ctx = _Ctx(cube_file, layout, info)
     return info, [finding for check in METADATA_CHECKS for finding in check(ctx)]
 
@@ -310,15 +323,11 @@ def blocking(findings: Iterable[Finding]) -> Finding | None:
 def check_cube(task: CubeTask) -> CubeResult:
     """All checks of one cube. Never raises for a bad file: problems become findings."""
     result = CubeResult(task.cube)
-    path = str(task.cube.path)
-    own_id = task.cube.stem if task.layout == "downstream" else None
     try:
         cube = Cube(task.cube.path)
-    except CubeReadError as exc:
-        result.findings.append(Finding("cubes.unreadable", path, exc.message, id=own_id, got=exc.reason))
-        return result
-    except CubeFormatError as exc:
-        result.findings.append(Finding("cubes.not-zarr", path, exc.message, id=own_id, got=exc.reason))
+    except CubeError as exc:
+        default = "cubes.unreadable" if isinstance(exc, CubeReadError) else "cubes.not-zarr"
+        result.findings.append(error_finding(exc, task.cube, task.layout, default))
         return result
     result.size = cube.size
     with cube:
@@ -329,10 +338,12 @@ def check_cube(task: CubeTask) -> CubeResult:
         ctx = _Ctx(task.cube, task.layout, info)
         if "sample" in info.coords:
             result.sample_ids = info.sample_ids
-        bands_ok = info.bands is not None and len(info.bands.shape) == len(spec.DIMS)
+        # a cube with a blocking finding (a claimed 15000x15000 image...) gets no value read: only --deep
+        # reads it, chunk by stored chunk, each decode capped by the chunk size its metadata declares
+        usable = info.bands is not None and blocking(findings) is None
         if task.deep:
             deep_scan(cube, ctx, result)
-        elif task.probe_offset and bands_ok and ctx.modality.s2 and all(info.bands.shape[:2]):
+        elif task.probe_offset and usable and ctx.modality.s2:
             try:
                 result.offset_vote = offset_vote(cube.read(spec.BANDS_VAR, (0, 0)))
             except CubeError as exc:
