@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numcodecs
 import numpy as np
 
 from .errors import CubeFormatError, CubeReadError
@@ -39,8 +38,16 @@ from .safezip import LOCAL_HEADER, check_entry_count, check_layout, stored_data_
 from .shardformat import check_blosc_frame
 from .spec import BANDS_VAR
 from .storage import as_path, file_kind, is_remote, open_read
-from .zarrv2 import MAX_CHUNK_BYTES, MAX_READ_BYTES, ArrayMeta, CodecError, MetadataError, TooLargeError, \
-    decode_chunk, parse_array
+from .zarrv2 import (
+    MAX_CHUNK_BYTES,
+    MAX_READ_BYTES,
+    ArrayMeta,
+    CodecError,
+    MetadataError,
+    TooLargeError,
+    decode_chunk,
+    parse_array,
+)
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 

@@ -55,7 +55,7 @@ def check_entry_count(fh: IO[bytes], size: int) -> None:
 def check_layout(infos: list[zipfile.ZipInfo], size: int) -> None:
     """Members must lie inside the file, one after the other, never overlapping."""
     ordered = sorted(infos, key=lambda i: i.header_offset)
-    for info, following in zip(ordered, ordered[1:] + [None]):
+    for info, following in zip(ordered, [*ordered[1:], None]):
         end = info.header_offset + LOCAL_HEADER.size + info.compress_size
         if info.header_offset < 0 or end > size:
             raise zipfile.BadZipFile(f"member {info.filename!r} claims bytes beyond the end of the file")

@@ -23,8 +23,20 @@ from typing import Any
 import numcodecs
 import numpy as np
 
-__all__ = ["COMPRESSORS", "FILTERS", "MAX_CHUNK_BYTES", "MAX_CHUNKS", "MAX_DIMS", "MAX_READ_BYTES", "ArrayMeta",
-           "CodecError", "MetadataError", "TooLargeError", "decode_chunk", "parse_array"]
+__all__ = [
+    "COMPRESSORS",
+    "FILTERS",
+    "MAX_CHUNKS",
+    "MAX_CHUNK_BYTES",
+    "MAX_DIMS",
+    "MAX_READ_BYTES",
+    "ArrayMeta",
+    "CodecError",
+    "MetadataError",
+    "TooLargeError",
+    "decode_chunk",
+    "parse_array",
+]
 
 COMPRESSORS = frozenset({"blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma"})
 """Compressors a cube may name: the public files use Blosc; the rest are zarr's plain byte compressors."""

@@ -288,8 +288,9 @@ def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ..
 
 # -- entry point --------------------------------------------------------------
 BLOCKING_CODES = frozenset({
-    "cubes.unreadable", "cubes.not-zarr", "cubes.codec", "cubes.too-large", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
-    "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
+    "cubes.unreadable", "cubes.not-zarr", "cubes.codec", "cubes.too-large", "cubes.missing-bands", "cubes.dims",
+    "cubes.shape", "cubes.band-names", "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample",
+    "cubes.corrupt-chunk",
 })
 """Findings that make a cube's data unusable; the others (georeferencing, extra variables,
 chunking...) do not change what a converter or loader reads."""
