@@ -178,9 +178,11 @@ class Cube:
             raise CubeFormatError(self.path, f"{key} claims {info.file_size:,} bytes, more than a metadata document "
                                   f"may hold ({MAX_JSON_BYTES:,})", reason="too-large")
         try:
-            return json.loads(self._zip.read(key))
+            data = self._zip.read(key)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise CubeReadError(self.path, f"cannot read {key}: {exc}", reason="not-zip") from None
+        try:
+            return json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CubeFormatError(self.path, f"{key} is not valid JSON: {_first_line(exc)}", reason="not-zarr") \
                 from None

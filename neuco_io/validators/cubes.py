@@ -16,10 +16,7 @@ from .. import spec
 from ..cube import Cube, CubeInfo
 from ..errors import CubeError, CubeReadError
 from ..layout import CubeFile
-from .findings import Finding
-
-MAX_LISTED = 5
-"""How many chunk keys or timestamps one aggregated finding lists."""
+from .findings import MAX_LISTED, Finding, listed
 
 
 @dataclass(frozen=True)
@@ -207,11 +204,6 @@ def majority(votes: Iterable[str | None]) -> str | None:
     return "offset" if offset * 2 > len(decided) else "none" if offset * 2 < len(decided) else None
 
 
-def _listed(items: list[str]) -> str:
-    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return ", ".join(items[:MAX_LISTED]) + more
-
-
 def _is_empty(image: np.ndarray) -> bool:
     """All zero or all NaN. A sparse look first: real images show a value within a few pixels."""
     probe = image[..., ::16, ::16]
@@ -258,15 +250,15 @@ def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
                     votes.append(offset_vote(image))
     if corrupt:
         result.findings.append(ctx.finding("cubes.corrupt-chunk", f"{len(corrupt)} chunk(s) do not decode: "
-                                           f"{_listed(corrupt)}", got=corrupt[:MAX_LISTED]))
+                                           f"{listed(corrupt)}", got=corrupt[:MAX_LISTED]))
     if missing:
         result.findings.append(ctx.finding("cubes.missing-chunk", f"{len(missing)} chunk(s) absent (read as fill "
-                                           f"value): {_listed(missing)}", got=missing[:MAX_LISTED]))
+                                           f"value): {listed(missing)}", got=missing[:MAX_LISTED]))
     if empty:
         result.findings.append(ctx.finding("cubes.empty-timestamp", f"{len(empty)} timestamp(s) all zero or NaN: "
-                                           f"{_listed(empty)}", got=empty[:MAX_LISTED]))
+                                           f"{listed(empty)}", got=empty[:MAX_LISTED]))
     if nonfinite:
-        result.findings.append(ctx.finding("cubes.nonfinite", f"NaN or infinity in S2 values at {_listed(nonfinite)}",
+        result.findings.append(ctx.finding("cubes.nonfinite", f"NaN or infinity in S2 values at {listed(nonfinite)}",
                                            got=nonfinite[:MAX_LISTED]))
     if is_s2:
         result.offset_vote = majority(votes)
