@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import lzma
 import math
 import os
 import stat
@@ -53,6 +54,9 @@ __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 
 MAX_JSON_BYTES = 16 << 20
 """Largest metadata document read (a 64-sample v1.1 `.zmetadata` is about 20 KB)."""
+ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
+                   lzma.LZMAError)
+"""What zipfile raises on a damaged member (a flipped method field makes a stored member "deflated"...)."""
 MAX_COORD_BYTES = 16 << 20
 """Largest coordinate `info()` decodes (the public ones are a few KB)."""
 
@@ -179,8 +183,8 @@ class Cube:
                                   f"may hold ({MAX_JSON_BYTES:,})", reason="too-large")
         try:
             data = self._zip.read(key)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-            raise CubeReadError(self.path, f"cannot read {key}: {exc}", reason="not-zip") from None
+        except ZIP_READ_ERRORS as exc:
+            raise CubeReadError(self.path, f"cannot read {key}: {_first_line(exc)}", reason="not-zip") from None
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -347,7 +351,7 @@ class Cube:
             if self._fd is not None and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
                 return self._read_stored(info)
             return self._zip.read(key)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except ZIP_READ_ERRORS as exc:
             raise CubeReadError(self.path, f"cannot read chunk {key}: {exc}", reason="chunk") from None
 
     def _read_stored(self, info: zipfile.ZipInfo) -> bytes:

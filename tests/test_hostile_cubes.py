@@ -4,6 +4,8 @@ Each class of hostile input gets a crafted case and the exact outcome: a
 finding code (validate), a refusal (convert, embed, the loader), nothing
 executed, bounded memory (RLIMIT_AS in a subprocess) and no hang (a generous
 subprocess timeout turns a hang into a failure; nothing here measures time).
+A seeded fuzz test damages valid cubes at random: every outcome is a finding
+or a `CubeError`, never another exception.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 import resource
 import shutil
 import struct
@@ -27,9 +30,21 @@ import pytest
 from neuco_io import spec
 from neuco_io.cube import Cube, open_cube
 from neuco_io.errors import CubeError, CubeFormatError, CubeReadError, NeucoError
+from neuco_io.layout import CubeFile
+from neuco_io.sample import write_sample
 from neuco_io.validators import validate
+from neuco_io.validators.cubes import CubeTask, check_cube
 
-from helpers import TINY_IDS, build_downstream, cube_path, edit_cube, edit_metadata, read_members, write_members
+from helpers import (
+    ORIGINAL,
+    TINY_IDS,
+    build_downstream,
+    cube_path,
+    edit_cube,
+    edit_metadata,
+    read_members,
+    write_members,
+)
 
 ROOT_DIR = Path(__file__).parents[1]
 ID0, ID1 = TINY_IDS[0], TINY_IDS[1]
@@ -94,11 +109,19 @@ def _pickle_cube(path: Path, marker: Path, *, role: str = "compressor", array: s
     edit_cube(path, edit)
 
 
+@pytest.fixture
+def original_root(tmp_path):
+    """A copy of the committed dataset written by the original stack (readable without neuco-io's writer,
+    so these tests also run on the pinned zarr 2.18 / numcodecs 0.15.1 stack, where `pickle` runs ungated)."""
+    return Path(shutil.copytree(ORIGINAL / "downstream", tmp_path / "original"))
+
+
 @pytest.mark.parametrize("role", ["compressor", "filter"])
 @pytest.mark.parametrize("array", ["band", "bands"])
-def test_a_pickle_codec_is_never_run(root, tmp_path, role, array):
+def test_a_pickle_codec_is_never_run(original_root, tmp_path, role, array):
+    root = original_root
     marker = tmp_path / "pwned"
-    path = cube_path(root, "s2l2a", ID0)
+    path = next((root / "data" / "s2l2a").rglob(f"*{spec.CUBE_SUFFIX}"))
     _pickle_cube(path, marker, role=role, array=array)
     for deep in (False, True):
         report = validate(root, jobs=1, deep=deep)
@@ -303,6 +326,21 @@ def test_a_claimed_million_pixel_image_with_deep(root):
     assert {"cubes.shape", "cubes.corrupt-chunk"} <= _codes(report, path)
 
 
+def test_a_wrong_shape_is_refused_by_the_loader_and_embed(root, tmp_path):
+    """The loader checks a cube's metadata before reading: a claimed image is never allocated."""
+    from neuco_io.loader import CubeDataset
+
+    path = cube_path(root, "s1", ID0)
+    edit_cube(path, _set("bands/.zarray", shape=[1, 4, 2, 4000, 4000]))
+    dataset = CubeDataset(root)
+    with pytest.raises(CubeFormatError, match=r"cubes\.shape") as err:
+        dataset[dataset.ids.index(ID0)]
+    assert err.value.path == str(path)
+    proc = run_cli("embed", root, "--encoder", "mean", "--out", tmp_path / "emb.csv", "-q", memory=MEMORY_LIMIT)
+    assert_clean_exit(proc)
+    assert str(path) in proc.stderr and not (tmp_path / "emb.csv").exists()
+
+
 def test_a_huge_coordinate_is_not_decoded(root):
     path = cube_path(root, "s1", ID0)
     edit_cube(path, _set("x/.zarray", shape=[10**8], chunks=[10**6]))
@@ -482,3 +520,134 @@ def test_library_errors_name_the_file(root):
         Cube(path)
     assert err.value.path == str(path) and err.value.reason == "not-regular"
     assert isinstance(err.value, NeucoError)
+
+
+# -- fuzzing ----------------------------------------------------------------------------------------
+# Sources: cubes from `neuco-io sample` (both layouts) and the committed files of the original writer
+# stack. Mutations: flipped and truncated bytes (mostly caught by the zip's CRC-32) and, inside a rewritten
+# (CRC-valid) zip, flipped bytes in chunks and metadata documents and hostile values swapped into the
+# metadata, so the metadata parser and the codecs see them.
+FUZZ_SEED = int(os.environ.get("NEUCO_FUZZ_SEED", "20260412"))
+FUZZ_CASES = int(os.environ.get("NEUCO_FUZZ_CASES", "300"))
+"""Override both to fuzz longer: NEUCO_FUZZ_CASES=5000 pytest -k fuzzed_cubes tests/test_hostile_cubes.py"""
+HOSTILE_VALUES = [None, -1, 0, 2**63, 10**12, 1.5, "x", "NaN", "", [], [[]], {}, {"id": "pickle"}, True,
+                  [-1, 4], [10**9] * 5, ["sample"] * 100, "<U99999999", "|O", "|V8"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_sources(tmp_path_factory) -> list[tuple[Path, str, str]]:
+    """(cube, modality, layout) for every source cube."""
+    base = tmp_path_factory.mktemp("fuzz-sources")
+    write_sample(base / "down", locations=2, seed=3)
+    write_sample(base / "v11", layout="v1.1", locations=2, samples_per_file=2, seed=4)
+    found = []
+    for root in (base / "down", ORIGINAL / "downstream", base / "v11", ORIGINAL / "v11"):
+        layout = "downstream" if (root / "data").is_dir() else "v1.1"
+        for path in sorted(root.rglob(f"*{spec.CUBE_SUFFIX}")):
+            modality = path.parents[1 if layout == "downstream" else 0].name
+            modality = {m.v11_folder: name for name, m in spec.MODALITIES.items()}.get(modality, modality)
+            found.append((path, modality, layout))
+    assert len(found) >= 20
+    return found
+
+
+def _set_random(doc, rng: random.Random) -> None:
+    """Replace one value somewhere in a JSON document with a hostile one."""
+    for _ in range(8):
+        if isinstance(doc, dict) and doc:
+            key = rng.choice(sorted(doc))
+            if rng.random() < 0.5 and isinstance(doc[key], (dict, list)) and doc[key]:
+                doc = doc[key]
+                continue
+            doc[key] = rng.choice(HOSTILE_VALUES)
+            return
+        if isinstance(doc, list) and doc:
+            i = rng.randrange(len(doc))
+            if rng.random() < 0.5 and isinstance(doc[i], (dict, list)) and doc[i]:
+                doc = doc[i]
+                continue
+            doc[i] = rng.choice(HOSTILE_VALUES)
+            return
+        return
+
+
+def _flip(data: bytes, rng: random.Random, n: int) -> bytes:
+    out = bytearray(data)
+    for _ in range(n):
+        if out:
+            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+    return bytes(out)
+
+
+def mutate(source: Path, target: Path, rng: random.Random) -> str:
+    """Write a damaged copy of `source` to `target`; returns what was done."""
+    data = source.read_bytes()
+    kind = rng.choice(["flip", "truncate", "chunk", "metadata-bytes", "metadata-value", "metadata-value"])
+    if kind == "flip":
+        target.write_bytes(_flip(data, rng, rng.randint(1, 16)))
+    elif kind == "truncate":
+        target.write_bytes(data[:rng.randrange(len(data))])
+    else:
+        members = read_members(source)
+        if kind == "chunk":
+            key = rng.choice(sorted(k for k in members if not k.rsplit("/", 1)[-1].startswith(".")))
+            members[key] = _flip(members[key], rng, rng.randint(1, 8))
+        elif kind == "metadata-bytes":
+            key = rng.choice(sorted(k for k in members if k.rsplit("/", 1)[-1].startswith(".")))
+            members[key] = _flip(members[key], rng, rng.randint(1, 4))
+        else:
+            meta = json.loads(members[".zmetadata"])
+            _set_random(meta, rng)
+            members[".zmetadata"] = json.dumps(meta).encode()
+        write_members(target, members)
+    return kind
+
+
+def test_fuzzed_cubes_give_findings_or_cube_errors(fuzz_sources, tmp_path):
+    rng = random.Random(FUZZ_SEED)
+    kinds: dict[str, int] = {}
+    outcomes = {"clean": 0, "findings": 0}
+    for case in range(FUZZ_CASES):
+        source, modality, layout = rng.choice(fuzz_sources)
+        target = tmp_path / f"case{case % 4}" / modality / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        kind = mutate(source, target, rng)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        where = f"case {case} ({kind} of {source.name})"
+        cube_file = CubeFile(target, modality, "data" if layout == "downstream" else "train",
+                             "part-000000" if layout == "downstream" else None)
+        result = check_cube(CubeTask(cube_file, layout, deep=rng.random() < 0.5, probe_offset=True))
+        outcomes["findings" if result.findings else "clean"] += 1
+        assert all(f.path == str(target) for f in result.findings), where
+        try:  # the reader as the loader and converters use it
+            with Cube(target) as cube:
+                for name in cube.array_names:
+                    for index in cube.stored_chunks(name)[:4]:
+                        cube.read_chunk(name, index)
+                if spec.BANDS_VAR in cube.array_names and len(cube.shape(spec.BANDS_VAR)) == 5:
+                    cube.read_location(0, [0])
+                    cube.sample_frames(spec.BANDS_VAR, 0)
+        except CubeError as exc:
+            assert exc.path == str(target), where
+        except IndexError:  # a selection outside a shape the damage made smaller: the caller's request
+            pass
+    assert set(kinds) == {"flip", "truncate", "chunk", "metadata-bytes", "metadata-value"}
+    assert outcomes["findings"] > FUZZ_CASES // 2
+
+
+def test_fuzzed_datasets_through_the_cli(fuzz_sources, tmp_path):
+    """A few damaged datasets validated and converted by the CLI: exit 0 or 1, never a traceback."""
+    rng = random.Random(FUZZ_SEED + 1)
+    downstream = [s for s in fuzz_sources if s[2] == "downstream" and "original" not in str(s[0])]
+    root = downstream[0][0].parents[3]
+    for case in range(3):
+        work = tmp_path / f"ds{case}"
+        shutil.copytree(root, work)
+        for path in sorted(work.rglob(f"*{spec.CUBE_SUFFIX}"))[::2]:
+            mutate(path, path, rng)
+        for args in (["validate", work, "--deep", "--format", "json", "-q", "--jobs", "1"],
+                     ["convert", work, tmp_path / f"out{case}", "--to", "webdataset", "--skip-invalid", "-q",
+                      "--jobs", "1"]):
+            proc = run_cli(*args)
+            assert proc.returncode in (0, 1), proc.stderr[-2000:]
+            assert_clean_exit(proc, proc.returncode)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import spec
 from ..cube import Cube, CubeInfo
-from ..errors import CubeError, CubeReadError
+from ..errors import CubeError, CubeFormatError, CubeReadError
 from ..layout import CubeFile
 from .findings import MAX_LISTED, Finding, listed
 
@@ -311,6 +311,19 @@ def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[Cub
 def blocking(findings: Iterable[Finding]) -> Finding | None:
     """The first finding that makes the cube unusable, if any."""
     return next((f for f in findings if f.code in BLOCKING_CODES), None)
+
+
+def require_usable(cube: Cube, cube_file: CubeFile, layout: str) -> CubeInfo:
+    """The cube's info when no blocking finding applies; else CubeFormatError naming the finding.
+
+    What converters and the loader run before reading values: a cube whose metadata is wrong (a
+    claimed 15000x15000 image, the wrong bands) is refused before anything is allocated for it.
+    """
+    info, findings = metadata_findings(cube, cube_file, layout)
+    bad = blocking(findings)
+    if bad is not None:
+        raise CubeFormatError(cube_file.path, f"{bad.code}: {bad.message}", reason=bad.code)
+    return info
 
 
 def check_cube(task: CubeTask) -> CubeResult:
