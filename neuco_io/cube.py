@@ -57,6 +57,8 @@ MAX_JSON_BYTES = 16 << 20
 ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
                    lzma.LZMAError)
 """What zipfile raises on a damaged member (a flipped method field makes a stored member "deflated"...)."""
+_PARSED: dict[bytes, tuple[dict[str, Any], dict[str, ArrayMeta]]] = {}
+"""Checked metadata by `.zmetadata` bytes: parsing and checking it is most of the cost of opening a cube."""
 MAX_COORD_BYTES = 16 << 20
 """Largest coordinate `info()` decodes (the public ones are a few KB)."""
 
@@ -176,15 +178,18 @@ class Cube:
             raise
 
     # -- opening ---------------------------------------------------------
-    def _json(self, key: str) -> Any:
+    def _bytes(self, key: str) -> bytes:
         info = self._members[key]
         if info.file_size > MAX_JSON_BYTES:
             raise CubeFormatError(self.path, f"{key} claims {info.file_size:,} bytes, more than a metadata document "
                                   f"may hold ({MAX_JSON_BYTES:,})", reason="too-large")
         try:
-            data = self._zip.read(key)
+            return self._zip.read(key)
         except ZIP_READ_ERRORS as exc:
             raise CubeReadError(self.path, f"cannot read {key}: {_first_line(exc)}", reason="not-zip") from None
+
+    def _json(self, key: str, data: bytes | None = None) -> Any:
+        data = self._bytes(key) if data is None else data
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -196,7 +201,11 @@ class Cube:
             raise CubeFormatError(self.path, "is a Zarr format-3 store; the datasets use Zarr format 2",
                                   reason="zarr-format")
         if self.consolidated:
-            docs = self._json(".zmetadata")
+            raw = self._bytes(".zmetadata")
+            known = _PARSED.get(raw)  # the cubes of one modality usually share their metadata byte for byte
+            if known is not None:
+                return dict(known[0]), known[1]
+            docs = self._json(".zmetadata", raw)
             docs = docs.get("metadata") if isinstance(docs, dict) else None
             if not isinstance(docs, dict):
                 raise CubeFormatError(self.path, ".zmetadata has no 'metadata' object", reason="not-zarr")
@@ -226,6 +235,10 @@ class Cube:
                 reason = "codec" if isinstance(exc, CodecError) else "too-large" if isinstance(exc, TooLargeError) \
                     else "not-zarr"
                 raise CubeFormatError(self.path, f"array {name[:100]!r}: {exc}", reason=reason) from None
+        if self.consolidated:
+            if len(_PARSED) >= 64:
+                _PARSED.clear()
+            _PARSED[raw] = (group_attrs, arrays)
         return dict(group_attrs), arrays
 
     def _zarr(self):  # -> zarr.Group

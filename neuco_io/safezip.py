@@ -33,8 +33,11 @@ def _read_at(fh: IO[bytes], offset: int, size: int) -> bytes:
 
 def check_entry_count(fh: IO[bytes], size: int) -> None:
     """Refuse a directory that claims more than MAX_MEMBERS entries, before zipfile parses it."""
-    tail_size = min(size, _EOCD.size + 0xFFFF)
+    tail_size = min(size, _EOCD.size + _ZIP64_LOCATOR.size)  # a zip without a comment ends with its EOCD
     tail = _read_at(fh, size - tail_size, tail_size)
+    if tail[-_EOCD.size:-_EOCD.size + 4] != b"PK\x05\x06":
+        tail_size = min(size, _EOCD.size + 0xFFFF)  # else it is within the last 64 KiB (the comment's limit)
+        tail = _read_at(fh, size - tail_size, tail_size)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + _EOCD.size > len(tail):
         return  # not a zip: zipfile says so in its own words
