@@ -59,6 +59,8 @@ ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImpleme
 """What zipfile raises on a damaged member (a flipped method field makes a stored member "deflated"...)."""
 _PARSED: dict[bytes, tuple[dict[str, Any], dict[str, ArrayMeta]]] = {}
 """Checked metadata by `.zmetadata` bytes: parsing and checking it is most of the cost of opening a cube."""
+MAX_ARRAYS = 1000
+"""Arrays one cube may declare (a v1.1 cube has 15)."""
 MAX_COORD_BYTES = 16 << 20
 """Largest coordinate `info()` decodes (the public ones are a few KB)."""
 
@@ -224,6 +226,10 @@ class Cube:
         if not isinstance(group_attrs, dict):
             raise CubeFormatError(self.path, f"the group's .zattrs is {type(group_attrs).__name__}, not an object",
                                   reason="not-zarr")
+        n_arrays = sum(1 for key in docs if key.endswith("/.zarray"))
+        if n_arrays > MAX_ARRAYS:
+            raise CubeFormatError(self.path, f"metadata declares {n_arrays:,} arrays, more than {MAX_ARRAYS:,}",
+                                  reason="too-large")
         arrays = {}
         for key, doc in docs.items():
             if not key.endswith("/.zarray"):

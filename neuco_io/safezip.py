@@ -75,7 +75,7 @@ def stored_data_offset(header: bytes, name: bytes, info: zipfile.ZipInfo) -> int
     if method != zipfile.ZIP_STORED:
         raise zipfile.BadZipFile(f"local header of {info.filename} says compression method {method}, the "
                                  "directory says stored")
-    encoding = "utf-8" if fields[2] & 0x800 else "cp437"
+    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # as zipfile decodes it
     if name[:name_len].decode(encoding, "replace") != info.orig_filename:
         raise zipfile.BadZipFile(f"local header names {name[:name_len]!r}, the directory {info.orig_filename!r}")
     return info.header_offset + LOCAL_HEADER.size + name_len + extra_len

@@ -223,6 +223,19 @@ def _array_attrs(value):
     return edit
 
 
+def _many_arrays(members):
+    meta = json.loads(members[".zmetadata"])
+    for i in range(1001):
+        meta["metadata"][f"v{i}/.zarray"] = meta["metadata"]["x/.zarray"]
+    members[".zmetadata"] = json.dumps(meta).encode()
+
+
+def _array_doc(members, value):
+    meta = json.loads(members[".zmetadata"])
+    meta["metadata"]["x/.zarray"] = value
+    members[".zmetadata"] = json.dumps(meta).encode()
+
+
 MALFORMED = {
     "dims-not-a-list": (_array_attrs({"_ARRAY_DIMENSIONS": 5}), "cubes.not-zarr"),
     "dims-a-string": (_array_attrs({"_ARRAY_DIMENSIONS": "sample"}), "cubes.not-zarr"),
@@ -252,15 +265,10 @@ MALFORMED = {
     "huge-chunk": (_set("bands/.zarray", chunks=[1, 1, 2, 15000, 15000], shape=[1, 4, 2, 15000, 15000]),
                    "cubes.too-large"),
     "huge-itemsize": (_set("band/.zarray", dtype="<U100000000"), "cubes.too-large"),
+    "thousand-arrays": (_many_arrays, "cubes.too-large"),
     "million-chunks": (_set("bands/.zarray", shape=[1, 4, 2, 10**6, 10**6], chunks=[1, 1, 2, 1000, 1000]),
                        "cubes.too-large"),
 }
-
-
-def _array_doc(members, value):
-    meta = json.loads(members[".zmetadata"])
-    meta["metadata"]["x/.zarray"] = value
-    members[".zmetadata"] = json.dumps(meta).encode()
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
