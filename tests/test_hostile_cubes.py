@@ -562,20 +562,13 @@ def fuzz_sources(tmp_path_factory) -> list[tuple[Path, str, str]]:
 def _set_random(doc, rng: random.Random) -> None:
     """Replace one value somewhere in a JSON document with a hostile one."""
     for _ in range(8):
-        if isinstance(doc, dict) and doc:
-            key = rng.choice(sorted(doc))
-            if rng.random() < 0.5 and isinstance(doc[key], (dict, list)) and doc[key]:
-                doc = doc[key]
-                continue
-            doc[key] = rng.choice(HOSTILE_VALUES)
+        if not isinstance(doc, (dict, list)) or not doc:
             return
-        if isinstance(doc, list) and doc:
-            i = rng.randrange(len(doc))
-            if rng.random() < 0.5 and isinstance(doc[i], (dict, list)) and doc[i]:
-                doc = doc[i]
-                continue
-            doc[i] = rng.choice(HOSTILE_VALUES)
-            return
+        key = rng.choice(sorted(doc)) if isinstance(doc, dict) else rng.randrange(len(doc))
+        if rng.random() < 0.5 and isinstance(doc[key], (dict, list)) and doc[key]:
+            doc = doc[key]
+            continue
+        doc[key] = rng.choice(HOSTILE_VALUES)
         return
 
 
