@@ -301,6 +301,33 @@ def test_malformed_metadata_through_the_cli(root, tmp_path, case):
     assert not emb.exists()
 
 
+TYPED_COORDINATES = {
+    "strings": np.array(["abc"] * 264), "complex": np.arange(264) * (1 + 1j),
+    "dates": np.arange(264).astype("M8[D]"), "infinite": np.full(264, np.inf),
+    "object-strings": np.array(["a"] * 264, dtype=object),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TYPED_COORDINATES))
+def test_coordinates_of_any_type_are_findings(root, kind):
+    """A pixel coordinate holding strings, complex numbers, dates... is a `cubes.coords` finding."""
+    values = TYPED_COORDINATES[kind]
+    path = cube_path(root, "s1", ID0)
+
+    def edit(members):
+        vlen = values.dtype.hasobject
+        data = numcodecs.VLenUTF8().encode(values) if vlen else values.tobytes()
+        members["x/0"] = numcodecs.Blosc().encode(data)
+        edit_metadata(members, "x/.zarray", lambda d: d.update(dtype=values.dtype.str,
+                                                                 filters=[{"id": "vlen-utf8"}] if vlen else None))
+    edit_cube(path, edit)
+    assert codes_for(validate(root, jobs=1, deep=True), path) == ["cubes.coords"]
+    if kind == "complex":
+        proc = run_cli("validate", root, "--format", "json", "-q", "--jobs", "1")
+        assert_clean_exit(proc, 0)
+        assert "cubes.coords" in {w["code"] for w in json.loads(proc.stdout)["warnings"]}
+
+
 def test_a_huge_metadata_document_is_not_read(root):
     path = cube_path(root, "s1", ID0)
     edit_cube(path, _replace(".zattrs", b"{" + b" " * (17 << 20) + b"}"), compression=zipfile.ZIP_DEFLATED)

@@ -7,6 +7,7 @@ offset, and with `deep` decodes every chunk of every array.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -135,13 +136,20 @@ def _is_index(values: list) -> bool:
     return values == list(range(len(values)))
 
 
+def _is_map_coordinate(value: object) -> bool:
+    """A finite real number far outside the pixel range (a coordinate may hold any type in a crafted cube)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and abs(value) > 10 * spec.SIZE
+
+
 def check_coords(ctx: _Ctx) -> Iterator[Finding]:
     for name in ("time", "y", "x"):
         values = ctx.info.coords.get(name)
         if values is None:
             yield ctx.finding("cubes.coords", f"no 1-D `{name}` coordinate")
         elif not _is_index(values):
-            looks_geographic = name in ("x", "y") and any(abs(float(v)) > 10 * spec.SIZE for v in values)
+            looks_geographic = name in ("x", "y") and any(_is_map_coordinate(v) for v in values)
             if ctx.downstream and looks_geographic:
                 yield ctx.finding("cubes.georef", f"`{name}` holds map coordinates "
                                   f"({values[0]} .. {values[-1]}), not pixel indices: it leaks the location")
