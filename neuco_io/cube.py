@@ -6,19 +6,24 @@ zarr 2.18; zarr 3 opens them only through an explicit `ZipStore` (which
 loader) read the v2 metadata documents and the chunks straight from the
 archive and decode them with the arrays' own numcodecs codecs: zarr 3's
 open-and-read costs about 1 ms of event-loop round trips per file and 1.5x the
-decode time, which would dominate a metadata scan of 40,000 files. Arrays the
-direct path does not handle (filters, Fortran order, object dtypes) are read
-through zarr 3, and the tests prove both paths give identical bytes and
-metadata on files from the original writer stack.
+decode time, which would dominate a metadata scan of 40,000 files. The tests
+prove both paths give identical bytes and metadata on files from the original
+writer stack.
+
+Cubes are untrusted input: only regular files are opened, the zip directory
+is checked before it is trusted (`safezip`), and the metadata, codecs and
+every decode are checked and bounded (`zarrv2`). Whatever a file holds, a
+bad cube raises a `CubeError` naming it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import lzma
+import math
 import os
 import stat
-import struct
 import warnings
 import zipfile
 import zlib
@@ -27,18 +32,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numcodecs
 import numpy as np
 
 from .errors import CubeFormatError, CubeReadError
+from .safezip import LOCAL_HEADER, check_entry_count, check_layout, stored_data_offset
 from .shardformat import check_blosc_frame
 from .spec import BANDS_VAR
-from .storage import as_path, is_remote, open_read
+from .storage import as_path, file_kind, is_remote, open_read
+from .zarrv2 import (
+    MAX_CHUNK_BYTES,
+    MAX_READ_BYTES,
+    ArrayMeta,
+    CodecError,
+    MetadataError,
+    TooLargeError,
+    decode_chunk,
+    parse_array,
+)
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 
-_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
-"""A zip local file header: signature ... file name length, extra field length (APPNOTE 4.3.7)."""
+MAX_JSON_BYTES = 16 << 20
+"""Largest metadata document read (a 64-sample v1.1 `.zmetadata` is about 20 KB)."""
+ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
+                   lzma.LZMAError)
+"""What zipfile raises on a damaged member (a flipped method field makes a stored member "deflated"...)."""
+_PARSED: dict[bytes, tuple[dict[str, Any], dict[str, ArrayMeta]]] = {}
+"""Checked metadata by `.zmetadata` bytes: parsing and checking it is most of the cost of opening a cube."""
+MAX_ARRAYS = 1000
+"""Arrays one cube may declare (a v1.1 cube has 15)."""
+MAX_COORD_BYTES = 16 << 20
+"""Largest coordinate `info()` decodes (the public ones are a few KB)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +79,7 @@ class ArrayInfo:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
@@ -104,20 +128,25 @@ def _size_or_raise(path: Path) -> int:
         raise CubeReadError(path, f"cannot stat: {type(exc).__name__}: {exc}", reason="io") from None
     if is_dir:
         raise CubeReadError(path, "is a directory, not a zip file", reason="directory")
+    if not is_remote(path) and not stat.S_ISREG(st.st_mode):
+        raise CubeReadError(path, f"is not a regular file ({file_kind(st.st_mode)})", reason="not-regular")
     if size == 0:
         raise CubeReadError(path, "zero-byte file", reason="empty")
     return size
 
 
-def _open_zip(path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
+def _open_zip(path: Path, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
     """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
     fh = None
     try:
         fh = open_read(path)  # closed by Cube.close
-        return zipfile.ZipFile(fh), fh
+        check_entry_count(fh, size)
+        zf = zipfile.ZipFile(fh)
+        check_layout(zf.infolist(), size)
+        return zf, fh
     except PermissionError:
         raise CubeReadError(path, "permission denied", reason="permission") from None
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:  # zipfile raises ValueError on some damage
         fh.close()
         raise CubeReadError(path, f"not a valid zip archive ({exc}); truncated or corrupt?", reason="not-zip") from None
     except OSError as exc:
@@ -126,78 +155,13 @@ def _open_zip(path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
         raise CubeReadError(path, f"cannot read: {exc.strerror or exc}", reason="io") from None
 
 
-@dataclass(frozen=True)
-class _ArrayMeta:
-    """A Zarr v2 `.zarray` document, parsed; the codecs are numcodecs objects."""
-
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]
-    dtype: np.dtype
-    compressor: Any
-    filters: tuple[Any, ...]
-    fill_value: Any
-    order: str
-    separator: str
-    attrs: dict[str, Any]
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        return tuple(self.attrs.get("_ARRAY_DIMENSIONS", ()))
-
-
-_CODECS: dict[str, Any] = {}
-
-
-def _codec(config: dict[str, Any] | None) -> Any:
-    """numcodecs codec for a config, cached: cubes share a handful of configs."""
-    if config is None:
-        return None
-    key = json.dumps(config, sort_keys=True)
-    codec = _CODECS.get(key)
-    if codec is None:
-        codec = _CODECS[key] = numcodecs.get_codec(dict(config))
-    return codec
-
-
-def _fill_value(raw: Any, dtype: np.dtype) -> Any:
-    if raw is None:
-        return None
-    if isinstance(raw, str) and dtype.kind in "fc":
-        return {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}.get(raw, raw)
-    return raw
-
-
-def _parse_array(doc: dict[str, Any], attrs: dict[str, Any]) -> _ArrayMeta:
-    if doc.get("zarr_format") != 2:
-        raise ValueError(f"zarr_format is {doc.get('zarr_format')!r}, expected 2")
-    dtype = np.dtype(doc["dtype"] if isinstance(doc["dtype"], str) else [tuple(f) for f in doc["dtype"]])
-    shape = tuple(int(n) for n in doc["shape"])
-    chunks = tuple(int(n) for n in doc["chunks"])
-    if len(chunks) != len(shape) or any(c < 1 for c in chunks):
-        raise ValueError(f"chunks {chunks} do not fit shape {shape}")
-    order = doc.get("order", "C")
-    if order not in ("C", "F"):
-        raise ValueError(f"order {order!r} is neither C nor F")
-    return _ArrayMeta(
-        shape=shape,
-        chunks=chunks,
-        dtype=dtype,
-        compressor=_codec(doc.get("compressor")),
-        filters=tuple(_codec(f) for f in doc.get("filters") or ()),
-        fill_value=_fill_value(doc.get("fill_value"), dtype),
-        order=order,
-        separator=doc.get("dimension_separator") or ".",
-        attrs=attrs,
-    )
-
-
 class Cube:
     """An open cube. Use as a context manager, or call `close()`.
 
     Opening reads the zip directory and the Zarr v2 metadata only (the
     consolidated `.zmetadata`, else the per-array documents); no chunk is
     decoded until `read` asks for it. zarr 3 itself is opened on demand, for
-    the xarray view and for arrays the direct path does not handle.
+    the xarray view only.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -205,7 +169,7 @@ class Cube:
         self.size = _size_or_raise(self.path)
         self._store = None  # zarr.storage.ZipStore, when zarr itself is needed
         self._zarr_group = None
-        self._zip, self._fh = _open_zip(self.path)
+        self._zip, self._fh = _open_zip(self.path, self.size)
         self._fd: int | None = None if is_remote(self.path) else self._fh.fileno()
         try:
             self._members = {info.filename: info for info in self._zip.infolist()}
@@ -216,43 +180,72 @@ class Cube:
             raise
 
     # -- opening ---------------------------------------------------------
-    def _json(self, key: str) -> Any:
+    def _bytes(self, key: str) -> bytes:
+        info = self._members[key]
+        if info.file_size > MAX_JSON_BYTES:
+            raise CubeFormatError(self.path, f"{key} claims {info.file_size:,} bytes, more than a metadata document "
+                                  f"may hold ({MAX_JSON_BYTES:,})", reason="too-large")
         try:
-            return json.loads(self._zip.read(key))
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CubeReadError(self.path, f"cannot read {key}: {exc}", reason="not-zip") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CubeFormatError(self.path, f"{key} is not valid JSON: {exc}", reason="not-zarr") from None
+            return self._zip.read(key)
+        except ZIP_READ_ERRORS as exc:
+            raise CubeReadError(self.path, f"cannot read {key}: {_first_line(exc)}", reason="not-zip") from None
 
-    def _read_metadata(self) -> tuple[dict[str, Any], dict[str, _ArrayMeta]]:
+    def _json(self, key: str, data: bytes | None = None) -> Any:
+        data = self._bytes(key) if data is None else data
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise CubeFormatError(self.path, f"{key} is not valid JSON: {_first_line(exc)}", reason="not-zarr") \
+                from None
+
+    def _read_metadata(self) -> tuple[dict[str, Any], dict[str, ArrayMeta]]:
         if "zarr.json" in self._members:
             raise CubeFormatError(self.path, "is a Zarr format-3 store; the datasets use Zarr format 2",
                                   reason="zarr-format")
         if self.consolidated:
-            docs = self._json(".zmetadata")
+            raw = self._bytes(".zmetadata")
+            known = _PARSED.get(raw)  # the cubes of one modality usually share their metadata byte for byte
+            if known is not None:
+                return dict(known[0]), known[1]
+            docs = self._json(".zmetadata", raw)
             docs = docs.get("metadata") if isinstance(docs, dict) else None
             if not isinstance(docs, dict):
                 raise CubeFormatError(self.path, ".zmetadata has no 'metadata' object", reason="not-zarr")
         else:
             wanted = (".zgroup", ".zarray", ".zattrs")
             docs = {k: self._json(k) for k in self._members if k.rsplit("/", 1)[-1] in wanted}
+        if not all(isinstance(k, str) for k in docs):
+            raise CubeFormatError(self.path, ".zmetadata keys are not all strings", reason="not-zarr")
         group = docs.get(".zgroup")
         if not isinstance(group, dict):
             raise CubeFormatError(self.path, "zip holds no Zarr group at its root (no .zgroup)", reason="not-zarr")
         if group.get("zarr_format") != 2:
-            raise CubeFormatError(self.path, f"group has zarr_format {group.get('zarr_format')!r}, expected 2",
+            raise CubeFormatError(self.path, f"group has zarr_format {str(group.get('zarr_format'))[:40]}, expected 2",
                                   reason="zarr-format")
+        group_attrs = docs.get(".zattrs") or {}
+        if not isinstance(group_attrs, dict):
+            raise CubeFormatError(self.path, f"the group's .zattrs is {type(group_attrs).__name__}, not an object",
+                                  reason="not-zarr")
+        n_arrays = sum(1 for key in docs if key.endswith("/.zarray"))
+        if n_arrays > MAX_ARRAYS:
+            raise CubeFormatError(self.path, f"metadata declares {n_arrays:,} arrays, more than {MAX_ARRAYS:,}",
+                                  reason="too-large")
         arrays = {}
         for key, doc in docs.items():
             if not key.endswith("/.zarray"):
                 continue
             name = key[: -len("/.zarray")]
             try:
-                arrays[name] = _parse_array(doc, docs.get(f"{name}/.zattrs") or {})
-            except (KeyError, TypeError, ValueError) as exc:
-                raise CubeFormatError(self.path, f"invalid metadata for array {name!r}: {exc}",
-                                      reason="not-zarr") from None
-        return dict(docs.get(".zattrs") or {}), arrays
+                arrays[name] = parse_array(doc, docs.get(f"{name}/.zattrs"))
+            except MetadataError as exc:
+                reason = "codec" if isinstance(exc, CodecError) else "too-large" if isinstance(exc, TooLargeError) \
+                    else "not-zarr"
+                raise CubeFormatError(self.path, f"array {name[:100]!r}: {exc}", reason=reason) from None
+        if self.consolidated:
+            if len(_PARSED) >= 64:
+                _PARSED.clear()
+            _PARSED[raw] = (group_attrs, arrays)
+        return dict(group_attrs), arrays
 
     def _zarr(self):  # -> zarr.Group
         """The group through zarr 3 itself, opened on first use (zarr is imported only then)."""
@@ -261,8 +254,8 @@ class Cube:
             from zarr.storage import ZipStore
 
             if is_remote(self.path):
-                raise CubeFormatError(self.path, "this array layout (filters, Fortran order or objects) is read "
-                                      "through zarr, which needs a local copy of the cube", reason="remote")
+                raise CubeFormatError(self.path, "the xarray view reads through zarr, which needs a local copy of "
+                                      "the cube", reason="remote")
 
             self._store = ZipStore(self.path, mode="r")
             with warnings.catch_warnings():
@@ -296,7 +289,7 @@ class Cube:
     def array_names(self) -> list[str]:
         return sorted(self._meta)
 
-    def _array(self, name: str) -> _ArrayMeta:
+    def _array(self, name: str) -> ArrayMeta:
         try:
             return self._meta[name]
         except KeyError:
@@ -329,8 +322,13 @@ class Cube:
     def info(self) -> CubeInfo:
         coords = {}
         for name in ("sample", "time", "band", "y", "x"):
-            if name in self._meta and len(self._meta[name].shape) == 1:
-                coords[name] = self.read(name).tolist()
+            meta = self._meta.get(name)
+            if meta is None or len(meta.shape) != 1:
+                continue
+            if meta.shape[0] * meta.dtype.itemsize > MAX_COORD_BYTES:
+                raise CubeFormatError(self.path, f"coordinate `{name}` claims {meta.shape[0]:,} values of {meta.dtype}"
+                                      f", more than {MAX_COORD_BYTES:,} bytes", reason="too-large")
+            coords[name] = self.read(name).tolist()
         return CubeInfo(
             path=str(self.path),
             arrays={name: self.array_info(name) for name in self._meta},
@@ -354,10 +352,6 @@ class Cube:
         return int(self.shape(BANDS_VAR)[0])
 
     # -- chunks ----------------------------------------------------------
-    @staticmethod
-    def _direct(meta: _ArrayMeta) -> bool:
-        return meta.order == "C" and not meta.filters and meta.dtype.kind in "biufcUSmM"
-
     def chunk_key(self, name: str, index: Sequence[int]) -> str:
         sep = self._array(name).separator
         return f"{name}/" + (sep.join(str(i) for i in index) if index else "0")
@@ -368,11 +362,15 @@ class Cube:
         info = self._members.get(key)
         if info is None:
             return None
+        limit = MAX_CHUNK_BYTES + (1 << 16)  # room for a codec's framing
+        if info.file_size > limit or info.compress_size > limit:
+            raise CubeReadError(self.path, f"chunk {key} claims {max(info.file_size, info.compress_size):,} bytes, "
+                                f"more than a chunk may hold", reason="chunk")
         try:
             if self._fd is not None and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
                 return self._read_stored(info)
             return self._zip.read(key)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except ZIP_READ_ERRORS as exc:
             raise CubeReadError(self.path, f"cannot read chunk {key}: {exc}", reason="chunk") from None
 
     def _read_stored(self, info: zipfile.ZipInfo) -> bytes:
@@ -381,11 +379,8 @@ class Cube:
         zipfile's reader copies each member several times through its buffers;
         the public cubes are stored zips, so their members are plain byte ranges.
         """
-        header = os.pread(self._fd, _LOCAL_HEADER.size, info.header_offset)
-        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
-        name_len, extra_len = _LOCAL_HEADER.unpack(header)[-2:]
-        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        header = os.pread(self._fd, LOCAL_HEADER.size + len(info.orig_filename.encode()), info.header_offset)
+        start = stored_data_offset(header[:LOCAL_HEADER.size], header[LOCAL_HEADER.size:], info)
         data = os.pread(self._fd, info.compress_size, start)
         if len(data) != info.compress_size:
             raise EOFError(f"{info.filename}: truncated ({len(data)} of {info.compress_size} bytes)")
@@ -397,64 +392,61 @@ class Cube:
         return self.chunk_key(name, index) in self._members
 
     def chunk_grid(self, name: str) -> tuple[int, ...]:
-        meta = self._array(name)
-        return tuple(-(-s // c) for s, c in zip(meta.shape, meta.chunks))
+        return self._array(name).grid
 
-    def _decode(self, meta: _ArrayMeta, name: str, index: Sequence[int], out: np.ndarray | None) -> np.ndarray:
+    def _decode(self, meta: ArrayMeta, name: str, index: Sequence[int], out: np.ndarray | None) -> np.ndarray:
         """Decode one chunk (straight into `out` when it is a C-contiguous chunk-shaped buffer)."""
         raw = self.raw_chunk(name, index)
         if raw is None:
             chunk = out if out is not None else np.empty(meta.chunks, dtype=meta.dtype)
-            chunk[...] = meta.fill_value if meta.fill_value is not None else 0
+            chunk[...] = meta.fill_value if meta.fill_value is not None else "" if meta.dtype.hasobject else 0
             return chunk
         try:
-            if meta.compressor is not None and out is not None:
-                meta.compressor.decode(raw, out=out)
-                return out
-            data = meta.compressor.decode(raw) if meta.compressor is not None else raw
-            chunk = np.frombuffer(data, dtype=meta.dtype).reshape(meta.chunks)
+            return decode_chunk(meta, raw, out)
         except Exception as exc:  # codecs raise RuntimeError/ValueError on corrupt input
-            raise CubeReadError(self.path, f"chunk {self.chunk_key(name, index)} does not decode: {exc}",
-                                reason="chunk") from None
-        if out is not None:
-            out[...] = chunk
-            return out
-        return chunk
+            raise CubeReadError(self.path, f"chunk {self.chunk_key(name, index)} does not decode: "
+                                f"{_first_line(exc)}", reason="chunk") from None
 
     def read_chunk(self, name: str, index: Sequence[int]) -> np.ndarray:
         """One whole chunk, decoded (edge chunks keep their stored padding)."""
+        return self._decode(self._array(name), name, index, None)
+
+    def stored_chunks(self, name: str) -> list[tuple[int, ...]]:
+        """Grid indices of the chunks the zip holds for an array (absent chunks read as the fill value)."""
         meta = self._array(name)
-        if not self._direct(meta):
-            sel = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, meta.chunks, meta.shape))
-            return self._zarr_read(name, sel)
-        return self._decode(meta, name, index, None)
+        prefix = f"{name}/"
+        found = []
+        for key in self._members:
+            if not key.startswith(prefix):
+                continue
+            parts = key[len(prefix):].split(meta.separator)
+            if len(parts) != max(len(meta.shape), 1) or not all(p.isdigit() and p.isascii() for p in parts):
+                continue
+            index = tuple(int(p) for p in parts) if meta.shape else ()
+            if all(i < n for i, n in zip(index, meta.grid)):
+                found.append(index)
+        return sorted(found)
 
     def iter_chunks(self, name: str) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
         """Every chunk of an array, decoded, in C order of the chunk grid."""
         for index in itertools.product(*(range(n) for n in self.chunk_grid(name))):
             yield index, self.read_chunk(name, index)
 
-    def _zarr_read(self, name: str, sel: tuple[slice, ...]) -> np.ndarray:
-        try:
-            return np.asarray(self._zarr()[name][sel])
-        except Exception as exc:
-            raise CubeReadError(self.path, f"cannot read {name}: {type(exc).__name__}: {exc}",
-                                reason="chunk") from None
-
     def read(self, name: str, selection: Sequence[slice | int] | None = None) -> np.ndarray:
         """Read a variable (or a box of it given as slices/ints per dimension) in its native dtype."""
         meta = self._array(name)
         sel = _normalize(selection, meta.shape)
-        if self._direct(meta):
-            result = self._read_box(meta, name, sel)
-        else:
-            result = self._zarr_read(name, tuple(slice(a, b) for a, b in sel))
+        nbytes = math.prod(b - a for a, b in sel) * meta.dtype.itemsize
+        if nbytes > MAX_READ_BYTES:
+            raise CubeFormatError(self.path, f"reading {name} {[b - a for a, b in sel]} would take {nbytes:,} "
+                                  f"bytes, more than {MAX_READ_BYTES:,}", reason="too-large")
+        result = self._read_box(meta, name, sel)
         squeeze = [i for i, s in enumerate(selection or ()) if isinstance(s, (int, np.integer))]
         if squeeze:
             result = result.reshape(tuple(n for i, n in enumerate(result.shape) if i not in squeeze))
         return result
 
-    def _read_box(self, meta: _ArrayMeta, name: str, sel: list[tuple[int, int]]) -> np.ndarray:
+    def _read_box(self, meta: ArrayMeta, name: str, sel: list[tuple[int, int]]) -> np.ndarray:
         chunks = meta.chunks
         out = np.empty(tuple(b - a for a, b in sel), dtype=meta.dtype)
         if out.size == 0:
@@ -483,13 +475,13 @@ class Cube:
         meta = self._array(name)
         per_timestamp = len(meta.shape) >= 3 and meta.chunks == (1, 1, *meta.shape[2:])
         blosc = meta.compressor is not None and meta.compressor.codec_id == "blosc"
-        if not (per_timestamp and blosc and self._direct(meta)):
+        if not (per_timestamp and blosc and meta.order == "C" and not meta.filters):
             return None
         zeros = [0] * (len(meta.shape) - 2)
         frames = [self.raw_chunk(name, (sample, t, *zeros)) for t in range(meta.shape[1])]
         if any(f is None for f in frames):
             return None
-        nbytes = int(np.prod(meta.shape[2:], dtype=np.int64)) * meta.dtype.itemsize
+        nbytes = math.prod(meta.shape[2:]) * meta.dtype.itemsize
         for t, frame in enumerate(frames):
             try:
                 check_blosc_frame(frame, nbytes)
@@ -540,6 +532,10 @@ class Cube:
             return xr.open_zarr(group.store, consolidated=self.consolidated, zarr_format=2, chunks=None)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _normalize(selection: Sequence[slice | int] | None, shape: tuple[int, ...]) -> list[tuple[int, int]]:
     sel = list(selection or ())
     if len(sel) > len(shape):
@@ -574,7 +570,7 @@ def open_cube(path: str | os.PathLike[str]):  # -> xarray.Dataset
     import xarray as xr
     from zarr.storage import ZipStore
 
-    _size_or_raise(Path(path))
+    Cube(path).close()  # metadata and codecs are checked (allow-list, limits) before zarr builds anything
     store = ZipStore(Path(path), mode="r")
     try:
         with warnings.catch_warnings():

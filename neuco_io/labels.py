@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import spec
 from .errors import NeucoError
-from .storage import as_path
+from .storage import as_path, open_read
 
 __all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
            "read_task_labels", "write_label_file"]
@@ -104,7 +104,8 @@ def read_label_table(path: str | os.PathLike[str]) -> LabelTable:
     """
     path = as_path(path)
     try:
-        data = path.read_bytes()
+        with open_read(path, sequential=True) as fh:  # locally: regular files only (a FIFO would hang)
+            data = fh.read()
     except OSError as exc:
         raise LabelFileError(path, f"cannot read: {exc.strerror or exc}") from None
     bom = data.startswith(BOM)

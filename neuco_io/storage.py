@@ -14,9 +14,11 @@ name only when complete (S3 and the others never show a partial object).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePath
@@ -24,7 +26,7 @@ from typing import IO, Any
 
 from .errors import UsageError
 
-__all__ = ["AnyPath", "Folder", "as_path", "file_size", "in_process_only", "is_remote", "open_read",
+__all__ = ["AnyPath", "Folder", "as_path", "file_kind", "file_size", "in_process_only", "is_remote", "open_read",
            "parse_storage_options", "read_only", "sha256_file", "signature", "upload_atomic"]
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
@@ -96,15 +98,37 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
 def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
     """A binary file for reading. On object stores, reads fetch blocks by range requests (never the whole
     object first); with `sequential` over http(s) the response is streamed, which also works with servers
-    that ignore Range."""
+    that ignore Range. Local paths open only when they are regular files (see `_open_regular`)."""
     try:
         if read_only(path):
             return path.fs.open(path.path, "rb", block_size=0) if sequential else _open_http_seekable(path)
-        return path.open("rb")
+        return path.open("rb") if is_remote(path) else _open_regular(path)
     except OSError:
         raise
     except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...
         raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """Open a local file only if it is a regular file: a FIFO or device named like a data file would
+    block the reader forever (or never end). Opened non-blocking, so a FIFO cannot hang the open itself."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({file_kind(mode)})", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def sha256_file(path: Path) -> str:

@@ -99,6 +99,16 @@ def zarr_v3(root):
     store.close()
 
 
+def pickle_codec(root):
+    edit_cube(cube_path(root, "s1", ID0), lambda m: edit_metadata(m, "band/.zarray", lambda d: d.update(
+        compressor={"id": "pickle", "protocol": 5})))
+
+
+def huge_chunks(root):
+    edit_cube(cube_path(root, "s1", ID0), lambda m: edit_metadata(m, "bands/.zarray", lambda d: d.update(
+        shape=[1, 4, 2, 15000, 15000], chunks=[1, 1, 2, 15000, 15000])))
+
+
 def not_consolidated(root):
     edit_cube(cube_path(root, "s1", ID0), lambda m: m.pop(".zmetadata"))
 
@@ -236,6 +246,8 @@ DOWNSTREAM_CASES = [
     (directory_cube, "cubes.unreadable", set()),
     (not_zarr, "cubes.not-zarr", set()),
     (zarr_v3, "cubes.not-zarr", set()),
+    (pickle_codec, "cubes.codec", set()),
+    (huge_chunks, "cubes.too-large", set()),
     (not_consolidated, "cubes.not-consolidated", set()),
     (deflated, "cubes.zip-compressed", set()),
     (missing_bands, "cubes.missing-bands", {"cubes.extra-variable"}),

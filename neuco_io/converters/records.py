@@ -13,11 +13,11 @@ import numpy as np
 
 from .. import __version__, spec
 from ..cube import Cube
-from ..errors import CubeFormatError
+from ..errors import CubeError, CubeFormatError
 from ..layout import CubeFile
 from ..shardformat import FORMAT_VERSION, encode_key
 from ..storage import as_path
-from ..validators.cubes import blocking, metadata_findings
+from ..validators.cubes import require_usable
 from .plan import Source
 
 __all__ = ["Record", "RecordBuilder"]
@@ -103,12 +103,11 @@ class _OpenFile:
         self.cube = Cube(path)
         self.band_names: list[str] | None = None
         if check is not None:
-            info, findings = metadata_findings(self.cube, check, layout)
-            bad = blocking(findings)
-            if bad is not None:
+            try:
+                self.band_names = require_usable(self.cube, check, layout).band_names
+            except CubeError:
                 self.cube.close()
-                raise CubeFormatError(path, f"{bad.code}: {bad.message}", reason=bad.code)
-            self.band_names = info.band_names
+                raise
         self.metadata: dict[str, np.ndarray] = {}
         """Per-sample metadata variables (center_lat, time_...), decoded once per file."""
         self.images: list[str] = []

@@ -19,12 +19,13 @@ import numpy as np
 
 from .. import spec
 from ..cube import Cube
-from ..errors import ShardError, UsageError
+from ..errors import CubeError, ShardError, UsageError
 from ..execution import single_threaded_codecs
 from ..labels import read_task_labels
-from ..layout import Layout, discover
+from ..layout import CubeFile, Layout, discover
 from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
 from ..storage import open_read
+from ..validators.cubes import require_usable
 from .assemble import SampleOptions
 from .sources import resolve_shards
 from .split import current_consumer, plan_epoch, records_per_rank
@@ -115,7 +116,7 @@ class CubeDataset(_MapBase):
         """Reseed `randomize_seasons` (with a DataLoader, call it before each epoch, like DistributedSampler)."""
         self.epoch = epoch
 
-    def _cube(self, path: Any) -> Cube:
+    def _cube(self, path: Any, modality: str) -> Cube:
         if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
             self._cubes = {}
             self._pid = os.getpid()
@@ -127,7 +128,13 @@ class CubeDataset(_MapBase):
                 for old in self._cubes.values():
                     old.close()
                 self._cubes = {}
-            cube = self._cubes[key] = Cube(path)
+            cube = Cube(path)
+            try:  # a cube whose metadata disagrees with the format is refused before any value is read
+                require_usable(cube, CubeFile(path, modality, "", None), self.layout)
+            except CubeError:
+                cube.close()
+                raise
+            self._cubes[key] = cube
         return cube
 
     def __getstate__(self) -> dict[str, Any]:
@@ -140,7 +147,7 @@ class CubeDataset(_MapBase):
             raise IndexError(f"index {index} out of range for {len(self)} locations")
         loc_id, files, sample = self._items[index]
         times = self.options.season_indices(loc_id, self.epoch)
-        arrays = {m: self._cube(files[m]).read_location(sample, times) for m in self.options.modalities}
+        arrays = {m: self._cube(files[m], m).read_location(sample, times) for m in self.options.modalities}
         labels = {t: v[loc_id] for t, v in self.labels.items() if loc_id in v}
         return self.options.build(loc_id, arrays, labels, selected=True)
 

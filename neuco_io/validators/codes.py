@@ -54,6 +54,11 @@ _ALL = [
          "no read permission."),
     Code("cubes.not-zarr", E, "The zip does not hold a valid Zarr format-2 group at its root (no .zgroup, broken "
          "metadata, or a Zarr format-3 store)."),
+    Code("cubes.codec", E, "An array names a compressor or filter outside the allow-list (Blosc, Zstd, LZ4, Zlib, "
+         "GZip, BZ2, LZMA; the vlen-utf8 filter for object strings), e.g. `pickle`: the cube is not decoded."),
+    Code("cubes.too-large", E, "The metadata claims more than the format allows: a chunk over 256 MiB decoded, "
+         "over 1,048,576 chunks in one array, over 1,000 arrays, a metadata document over 16 MiB, a coordinate "
+         "over 16 MiB, a read over 1 GiB. Nothing that large is allocated."),
     Code("cubes.not-consolidated", W, "No consolidated metadata (.zmetadata); readers fall back to slower listing."),
     Code("cubes.zip-compressed", W, "Zip members are deflated; the public files are stored (uncompressed zip)."),
     Code("cubes.missing-bands", E, "The cube has no `bands` variable."),

@@ -7,6 +7,7 @@ offset, and with `deep` decodes every chunk of every array.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -16,10 +17,7 @@ from .. import spec
 from ..cube import Cube, CubeInfo
 from ..errors import CubeError, CubeFormatError, CubeReadError
 from ..layout import CubeFile
-from .findings import Finding
-
-MAX_LISTED = 5
-"""How many chunk keys or timestamps one aggregated finding lists."""
+from .findings import MAX_LISTED, Finding, listed
 
 
 @dataclass(frozen=True)
@@ -138,13 +136,20 @@ def _is_index(values: list) -> bool:
     return values == list(range(len(values)))
 
 
+def _is_map_coordinate(value: object) -> bool:
+    """A finite real number far outside the pixel range (a coordinate may hold any type in a crafted cube)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and abs(value) > 10 * spec.SIZE
+
+
 def check_coords(ctx: _Ctx) -> Iterator[Finding]:
     for name in ("time", "y", "x"):
         values = ctx.info.coords.get(name)
         if values is None:
             yield ctx.finding("cubes.coords", f"no 1-D `{name}` coordinate")
         elif not _is_index(values):
-            looks_geographic = name in ("x", "y") and any(abs(float(v)) > 10 * spec.SIZE for v in values)
+            looks_geographic = name in ("x", "y") and any(_is_map_coordinate(v) for v in values)
             if ctx.downstream and looks_geographic:
                 yield ctx.finding("cubes.georef", f"`{name}` holds map coordinates "
                                   f"({values[0]} .. {values[-1]}), not pixel indices: it leaks the location")
@@ -207,11 +212,6 @@ def majority(votes: Iterable[str | None]) -> str | None:
     return "offset" if offset * 2 > len(decided) else "none" if offset * 2 < len(decided) else None
 
 
-def _listed(items: list[str]) -> str:
-    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return ", ".join(items[:MAX_LISTED]) + more
-
-
 def _is_empty(image: np.ndarray) -> bool:
     """All zero or all NaN. A sparse look first: real images show a value within a few pixels."""
     probe = image[..., ::16, ::16]
@@ -223,10 +223,12 @@ def _is_empty(image: np.ndarray) -> bool:
 
 
 def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
-    """Decode every chunk of every array; check each `bands` timestamp.
+    """Decode every stored chunk of every array; check each `bands` timestamp.
 
     Coordinates were decoded by `Cube.info` already; the offset vote looks at
     the first timestamp of each sample, as the metadata-level probe does.
+    Only the chunks the zip holds are decoded (an absent one is the fill
+    value), so the work is bounded by the file, not by the shape it claims.
     """
     missing, corrupt, empty, nonfinite, votes = [], [], [], [], []
     sample_ids = ctx.info.sample_ids
@@ -234,10 +236,10 @@ def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
     for name in cube.array_names:
         if name in ctx.info.coords:
             continue
-        for index in _grid(cube.chunk_grid(name)):
+        if name == spec.BANDS_VAR:  # elsewhere an absent chunk is a legitimate fill value
+            missing.extend(_absent_chunks(cube, name))
+        for index in cube.stored_chunks(name):
             key = cube.chunk_key(name, index)
-            if name == spec.BANDS_VAR and not cube.has_chunk(name, index):
-                missing.append(key)  # elsewhere an absent chunk is a legitimate fill value
             try:
                 chunk = cube.read_chunk(name, index)
             except CubeError:
@@ -256,22 +258,24 @@ def deep_scan(cube: Cube, ctx: _Ctx, result: CubeResult) -> None:
                     votes.append(offset_vote(image))
     if corrupt:
         result.findings.append(ctx.finding("cubes.corrupt-chunk", f"{len(corrupt)} chunk(s) do not decode: "
-                                           f"{_listed(corrupt)}", got=corrupt[:MAX_LISTED]))
+                                           f"{listed(corrupt)}", got=corrupt[:MAX_LISTED]))
     if missing:
         result.findings.append(ctx.finding("cubes.missing-chunk", f"{len(missing)} chunk(s) absent (read as fill "
-                                           f"value): {_listed(missing)}", got=missing[:MAX_LISTED]))
+                                           f"value): {listed(missing)}", got=missing[:MAX_LISTED]))
     if empty:
         result.findings.append(ctx.finding("cubes.empty-timestamp", f"{len(empty)} timestamp(s) all zero or NaN: "
-                                           f"{_listed(empty)}", got=empty[:MAX_LISTED]))
+                                           f"{listed(empty)}", got=empty[:MAX_LISTED]))
     if nonfinite:
-        result.findings.append(ctx.finding("cubes.nonfinite", f"NaN or infinity in S2 values at {_listed(nonfinite)}",
+        result.findings.append(ctx.finding("cubes.nonfinite", f"NaN or infinity in S2 values at {listed(nonfinite)}",
                                            got=nonfinite[:MAX_LISTED]))
     if is_s2:
         result.offset_vote = majority(votes)
 
 
-def _grid(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
-    return iter(np.ndindex(*grid))
+def _absent_chunks(cube: Cube, name: str) -> list[str]:
+    """Keys of the chunks of `name` the zip lacks (the grid is at most zarrv2.MAX_CHUNKS)."""
+    return [cube.chunk_key(name, index) for index in np.ndindex(*cube.chunk_grid(name))
+            if not cube.has_chunk(name, index)]
 
 
 def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...]):
@@ -284,11 +288,22 @@ def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ..
 
 # -- entry point --------------------------------------------------------------
 BLOCKING_CODES = frozenset({
-    "cubes.unreadable", "cubes.not-zarr", "cubes.missing-bands", "cubes.dims", "cubes.shape", "cubes.band-names",
-    "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample", "cubes.corrupt-chunk",
+    "cubes.unreadable", "cubes.not-zarr", "cubes.codec", "cubes.too-large", "cubes.missing-bands", "cubes.dims",
+    "cubes.shape", "cubes.band-names", "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample",
+    "cubes.corrupt-chunk",
 })
 """Findings that make a cube's data unusable; the others (georeferencing, extra variables,
 chunking...) do not change what a converter or loader reads."""
+
+
+ERROR_CODES = {"codec": "cubes.codec", "too-large": "cubes.too-large"}
+"""CubeError reasons that have a finding code of their own."""
+
+
+def error_finding(exc: CubeError, cube_file: CubeFile, layout: str, default: str) -> Finding:
+    """The finding for a cube that raised: its reason's own code, else `default`."""
+    own_id = cube_file.stem if layout == "downstream" else None
+    return Finding(ERROR_CODES.get(exc.reason, default), str(cube_file.path), exc.message, id=own_id, got=exc.reason)
 
 
 def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[CubeInfo | None, list[Finding]]:
@@ -296,8 +311,7 @@ def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[Cub
     try:
         info = cube.info()
     except CubeError as exc:
-        own_id = cube_file.stem if layout == "downstream" else None
-        return None, [Finding("cubes.corrupt-chunk", str(cube_file.path), exc.message, id=own_id)]
+        return None, [error_finding(exc, cube_file, layout, "cubes.corrupt-chunk")]
     ctx = _Ctx(cube_file, layout, info)
     return info, [finding for check in METADATA_CHECKS for finding in check(ctx)]
 
@@ -307,18 +321,27 @@ def blocking(findings: Iterable[Finding]) -> Finding | None:
     return next((f for f in findings if f.code in BLOCKING_CODES), None)
 
 
+def require_usable(cube: Cube, cube_file: CubeFile, layout: str) -> CubeInfo:
+    """The cube's info when no blocking finding applies; else CubeFormatError naming the finding.
+
+    What converters and the loader run before reading values: a cube whose metadata is wrong (a
+    claimed 15000x15000 image, the wrong bands) is refused before anything is allocated for it.
+    """
+    info, findings = metadata_findings(cube, cube_file, layout)
+    bad = blocking(findings)
+    if bad is not None:
+        raise CubeFormatError(cube_file.path, f"{bad.code}: {bad.message}", reason=bad.code)
+    return info
+
+
 def check_cube(task: CubeTask) -> CubeResult:
     """All checks of one cube. Never raises for a bad file: problems become findings."""
     result = CubeResult(task.cube)
-    path = str(task.cube.path)
-    own_id = task.cube.stem if task.layout == "downstream" else None
     try:
         cube = Cube(task.cube.path)
-    except CubeReadError as exc:
-        result.findings.append(Finding("cubes.unreadable", path, exc.message, id=own_id, got=exc.reason))
-        return result
-    except CubeFormatError as exc:
-        result.findings.append(Finding("cubes.not-zarr", path, exc.message, id=own_id, got=exc.reason))
+    except CubeError as exc:
+        default = "cubes.unreadable" if isinstance(exc, CubeReadError) else "cubes.not-zarr"
+        result.findings.append(error_finding(exc, task.cube, task.layout, default))
         return result
     result.size = cube.size
     with cube:
@@ -329,10 +352,12 @@ def check_cube(task: CubeTask) -> CubeResult:
         ctx = _Ctx(task.cube, task.layout, info)
         if "sample" in info.coords:
             result.sample_ids = info.sample_ids
-        bands_ok = info.bands is not None and len(info.bands.shape) == len(spec.DIMS)
+        # a cube with a blocking finding (a claimed 15000x15000 image...) gets no value read: only --deep
+        # reads it, chunk by stored chunk, each decode capped by the chunk size its metadata declares
+        usable = info.bands is not None and blocking(findings) is None
         if task.deep:
             deep_scan(cube, ctx, result)
-        elif task.probe_offset and bands_ok and ctx.modality.s2 and all(info.bands.shape[:2]):
+        elif task.probe_offset and usable and ctx.modality.s2:
             try:
                 result.offset_vote = offset_vote(cube.read(spec.BANDS_VAR, (0, 0)))
             except CubeError as exc:

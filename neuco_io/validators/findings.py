@@ -8,7 +8,17 @@ from typing import Any
 
 from .codes import CHECKS, CODES, Severity
 
-__all__ = ["Finding", "Report"]
+__all__ = ["MAX_LISTED", "Finding", "Report", "listed"]
+
+MAX_LISTED = 5
+"""How many items (chunk keys, timestamps, columns) one message lists."""
+
+
+def listed(items: list[str], limit: int = MAX_LISTED, width: int = 60) -> str:
+    """The first few items, each cut to `width` characters, and how many more: messages stay short."""
+    shown = [item if len(item) <= width else item[:width] + "..." for item in map(str, items[:limit])]
+    more = f" and {len(items) - limit:,} more" if len(items) > limit else ""
+    return ", ".join(shown) + more
 
 
 @dataclass(frozen=True)

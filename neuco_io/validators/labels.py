@@ -19,7 +19,7 @@ from pandera.errors import SchemaErrors
 
 from .. import spec
 from ..labels import LabelFileError, LabelTable, lost_leading_zeros, parse_label, parse_task_name, read_label_table
-from .findings import Finding
+from .findings import MAX_LISTED, Finding, listed
 
 MAX_ROW_FINDINGS = 1000
 """Per file and code: a million-row file with one systematic fault stays readable."""
@@ -156,12 +156,13 @@ def check_label_file(path: Path, data_ids: frozenset[str] | None) -> tuple[list[
                                 "then sees a column named '\\ufeffid' and no `id`; `neuco-io labels fix` removes it"))
     missing = [c for c in ("id", "label") if c not in table.header]
     if missing:
-        findings.append(Finding("labels.columns", where, f"header {table.header} lacks {', '.join(missing)}",
-                                expected=["id", "label"], got=table.header))
+        findings.append(Finding("labels.columns", where, f"header [{listed(table.header)}] lacks "
+                                f"{', '.join(missing)}", expected=["id", "label"], got=table.header[:MAX_LISTED]))
         return findings, summary
     extra = [c for c in table.header if c not in ("id", "label")]
     if extra:
-        findings.append(Finding("labels.extra-column", where, f"extra columns {extra}", got=extra))
+        findings.append(Finding("labels.extra-column", where, f"{len(extra):,} extra column(s): {listed(extra)}",
+                                got=extra[:MAX_LISTED]))
     summary.update(rows=len(table.rows), labelled=len(table.labelled), skipped=table.skipped)
     findings.extend(check_label_rows(where, table, kind, data_ids))
     return findings, summary
