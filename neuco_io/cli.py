@@ -728,5 +728,91 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
             click.echo(finding_line(finding, "."))
 
 
+# -- info / stats ----------------------------------------------------------------------------
+@main.command()
+@click.argument("path")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@storage_option
+@format_option
+@handle_errors
+def info(path: str, layout: str | None, storage_options: tuple[str, ...], output_format: str) -> None:
+    """Describe a cube, a dataset ROOT or a convert output, from metadata only.
+
+    Cube: arrays, dtypes, shapes, chunking, codecs, bands, seasons, ids. ROOT:
+    layout, modalities, counts, sizes, one example cube per modality, tasks
+    with label counts. Shards: the manifest (format version, options, shard
+    count, records, sha256).
+    """
+    from .info import info as describe
+    from .summaries import info_text
+
+    data = describe(path, layout=layout, storage_options=_storage(storage_options))
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(info_text(data))
+
+
+def _write_json(path: str, data: Any) -> None:
+    from .atomic import atomic_path
+
+    try:
+        with atomic_path(path, fsync=False) as temp:
+            temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+@main.command()
+@click.argument("source")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
+              help="Read only N locations (records), chosen at random with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample: same seed, same locations.")
+@click.option("--compare", "reference", type=click.Choice(["ssl4eo-s12", "ssl4eo-s12-downstream"]), default=None,
+              help="Check means and stds against published statistics (offset, scaling, band order).")
+@click.option("--seasons", "per_season", is_flag=True, help="Text output: a table per season too.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the statistics to this JSON file (the loader's normalize= reads it).")
+@jobs_option
+@scheduler_option
+@storage_option
+@format_option
+@quiet_option
+@handle_errors
+def stats(source: str, layout: str | None, sample_size: int | None, seed: int, reference: str | None,
+          per_season: bool, out_path: str | None, jobs: int | None, scheduler: str | None,
+          storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
+    """Per-band statistics of a dataset ROOT or converted shards, per modality and season.
+
+    count, mean, std, min, max, percentiles 1/50/99 and the fractions of zeros
+    and NaN, from exact histograms (every value counted; results do not depend
+    on --jobs). With --compare, exit 1 when an offset or band-order error is
+    flagged.
+    """
+    from .stats import dataset_stats
+    from .statscompare import compare
+    from .summaries import comparison_text, stats_text
+
+    with progress_bar("stats", quiet) as bar:
+        result = dataset_stats(source, layout=layout, sample=sample_size, seed=seed, jobs=jobs, scheduler=scheduler,
+                               progress=bar, on_start=bar.start, storage_options=_storage(storage_options))
+    data = result.to_dict()
+    comparison = compare(result, reference) if reference else None
+    if comparison is not None:
+        data["comparison"] = comparison.to_dict()
+    if out_path:
+        _write_json(out_path, data)
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(stats_text(data, seasons=per_season))
+        if comparison is not None:
+            click.echo(comparison_text(data["comparison"]))
+        if out_path:
+            click.echo(f"wrote {out_path}")
+    sys.exit(EXIT_FAILED if comparison is not None and comparison.errors else EXIT_OK)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
