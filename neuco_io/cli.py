@@ -814,5 +814,51 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
     sys.exit(EXIT_FAILED if comparison is not None and comparison.errors else EXIT_OK)
 
 
+# -- quicklook -------------------------------------------------------------------------------
+@main.command()
+@click.argument("source")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for <id>.png per location and contact-sheet-NNNN.png.")
+@click.option("--ids", default=None, help="Comma-separated ids to draw (default: every location).")
+@click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
+              help="Draw N locations chosen at random with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@click.option("--tile", type=click.IntRange(min=8), default=264, show_default=True,
+              help="Pixels per season tile in the per-location images.")
+@click.option("--per-page", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Locations per contact sheet.")
+@click.option("--sheet-tile", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Pixels per season tile on the contact sheets.")
+@storage_option
+@format_option
+@quiet_option
+@handle_errors
+def quicklook(source: str, out_dir: str, ids: str | None, sample_size: int | None, seed: int, layout: str | None,
+              tile: int, per_page: int, sheet_tile: int, storage_options: tuple[str, ...], output_format: str,
+              quiet: bool) -> None:
+    """Draw locations of a dataset ROOT or converted shards as PNG images in OUT.
+
+    S2 L2A/L1C true colour (B04/B03/B02, robust stretch), S1 VV/VH false
+    colour (dB), one column per season, titled with the id; contact sheets
+    of many locations per page. Same data, same PNG bytes. Needs Pillow:
+    pip install 'neuco-io[quicklook]'.
+    """
+    from .gallery import write_quicklooks
+
+    if ids and sample_size:
+        raise UsageError("--ids and --sample exclude each other")
+    with progress_bar("quicklook", quiet, unit="locations") as bar:
+        result = write_quicklooks(source, out_dir, ids=_csv_list(ids), sample=sample_size, seed=seed, layout=layout,
+                                  tile=tile, per_page=per_page, sheet_tile=sheet_tile, progress=bar,
+                                  on_start=bar.start, storage_options=_storage(storage_options))
+    if output_format == "json":
+        _emit_json({"out": str(result.out), "locations": len(result.ids), "images": [str(p) for p in result.images],
+                    "contact_sheets": [str(p) for p in result.sheets]})
+    else:
+        click.echo(f"wrote {len(result.images)} location images and {len(result.sheets)} contact sheet(s) to "
+                   f"{result.out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
