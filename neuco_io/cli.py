@@ -228,14 +228,17 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--max-findings", type=click.IntRange(min=0), default=10, show_default=True,
               help="Text report: findings shown per check.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained HTML report (findings, thumbnails; statistics with --deep).")
 @jobs_option
 @scheduler_option
 @storage_option
 @format_option
 @quiet_option
 @handle_errors
-def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findings: int, jobs: int | None,
-             scheduler: str | None, storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
+def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findings: int, report_path: str | None,
+             jobs: int | None, scheduler: str | None, storage_options: tuple[str, ...], output_format: str,
+             quiet: bool) -> None:
     """Check a dataset: layout, every cube, ids across modalities, labels and splits.
 
     Exit 0 when there are no errors (with --strict: no warnings either), 1
@@ -245,15 +248,57 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     from .render import validation_text
     from .validators import validate as run_validate
 
+    if report_path:
+        from .quicklook import require_pillow
+
+        require_pillow()  # before the work, not after it
     with progress_bar("validate", quiet) as bar:
         report = run_validate(root, layout=layout, deep=deep, jobs=jobs, progress=bar, on_start=bar.start,
                               storage_options=_storage(storage_options), scheduler=scheduler)
     report.strict = strict
+    if report_path:
+        _html_report(report, report_path, deep=deep, jobs=jobs, scheduler=scheduler,
+                     storage_options=_storage(storage_options), quiet=quiet)
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
         click.echo(validation_text(report, max_findings=max_findings))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _html_report(report, path: str, *, deep: bool, jobs: int | None, scheduler: str | None,
+                 storage_options: dict | None, quiet: bool) -> None:
+    """Thumbnails, per-band statistics after --deep (a second pass: `stats`), then the HTML file."""
+    from .errors import NeucoError
+    from .htmlreport import cube_thumbnails, report_html
+
+    with progress_bar("thumbnails", quiet, unit="cubes") as bar:
+        flagged, clean, not_drawn = cube_thumbnails(report, progress=bar, storage_options=storage_options)
+    stats, stats_error = None, None
+    if deep:
+        from .stats import dataset_stats
+        from .validators.cubes import BLOCKING_CODES
+
+        unusable = {f.path for f in report.findings if f.code in BLOCKING_CODES}
+        try:
+            with progress_bar("statistics", quiet) as bar:
+                stats = dataset_stats(report.root, layout=report.layout, jobs=jobs, scheduler=scheduler,
+                                      progress=bar, on_start=bar.start, storage_options=storage_options,
+                                      skip=unusable).to_dict()
+            stats["skipped_cubes"] = sorted(unusable)
+        except NeucoError as exc:  # a cube that does not decode: the findings say which
+            stats_error = str(exc)
+    _write_text(path, report_html(report, flagged, clean, not_drawn, stats, stats_error))
+
+
+def _write_text(path: str, text: str) -> None:
+    from .atomic import atomic_path
+
+    try:
+        with atomic_path(path, fsync=False) as temp:
+            temp.write_text(text, encoding="utf-8")
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 # -- convert / verify ----------------------------------------------------------------
@@ -753,16 +798,6 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
         click.echo(info_text(data))
 
 
-def _write_json(path: str, data: Any) -> None:
-    from .atomic import atomic_path
-
-    try:
-        with atomic_path(path, fsync=False) as temp:
-            temp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
 @main.command()
 @click.argument("source")
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
@@ -802,7 +837,7 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
     if comparison is not None:
         data["comparison"] = comparison.to_dict()
     if out_path:
-        _write_json(out_path, data)
+        _write_text(out_path, json.dumps(data, indent=2) + "\n")
     if output_format == "json":
         _emit_json(data)
     else:

@@ -10,8 +10,9 @@ cube reader, layout discovery and shard reader do the reading.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,22 @@ def _cube_bands(cube: Cube, modality: str) -> list[str]:
         return list(spec.MODALITIES[modality].bands)
 
 
+def _portable_errors(collect: Callable[[Any], Partial]) -> Callable[[Any], Partial]:
+    """Errors leave a worker process as StatsError (one message argument: it survives pickling)."""
+
+    @functools.wraps(collect)
+    def run(unit: Any) -> Partial:
+        try:
+            return collect(unit)
+        except StatsError:
+            raise
+        except NeucoError as exc:
+            raise StatsError(str(exc)) from None
+
+    return run
+
+
+@_portable_errors
 def collect_cubes(unit: CubeUnit) -> Partial:
     """Count every chunk of `bands` of the unit's cubes (the sample(s) asked for)."""
     part = Partial()
@@ -124,6 +141,7 @@ def collect_cubes(unit: CubeUnit) -> Partial:
     return part.compact()
 
 
+@_portable_errors
 def collect_shard(unit: ShardUnit) -> Partial:
     """Count the arrays of a shard's records (the rows asked for, or all)."""
     part = Partial()
@@ -193,8 +211,9 @@ class _Plan:
 
 
 def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
-                storage_options: dict | None) -> _Plan:
+                storage_options: dict | None, skip: frozenset[str] = frozenset()) -> _Plan:
     ds = discover(root, layout, storage_options)
+    ds.cubes = [c for c in ds.cubes if str(c.path) not in skip]
     if ds.layout == "downstream":
         files = ds.downstream_files(ds.modalities or None)
         ids = list(files)
@@ -339,11 +358,13 @@ def dataset_stats(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     storage_options: dict | None = None,
+    skip: Collection[str] = (),
 ) -> DatasetStats:
     """Statistics of a dataset ROOT (either layout) or of converted shards (folder, paths or pattern).
 
     `sample` reads that many locations (records), chosen with `seed`; the same
-    seed picks the same locations.
+    seed picks the same locations. `skip` leaves out cube files (paths as text), such as those
+    `validate` found unusable.
     """
     if sample is not None and sample < 1:
         raise UsageError(f"--sample must be at least 1, got {sample}")
@@ -351,7 +372,7 @@ def dataset_stats(
     if shards:
         plan = _plan_shards(source, sample, seed, storage_options)
     else:
-        plan = _plan_cubes(source, layout, sample, seed, storage_options)
+        plan = _plan_cubes(source, layout, sample, seed, storage_options, frozenset(skip))
     if not plan.units:
         raise UsageError(f"{source}: no cubes or records to read")
     if on_start:
