@@ -807,6 +807,8 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
 @click.option("--compare", "reference", type=click.Choice(["ssl4eo-s12", "ssl4eo-s12-downstream"]), default=None,
               help="Check means and stds against published statistics (offset, scaling, band order).")
 @click.option("--seasons", "per_season", is_flag=True, help="Text output: a table per season too.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Count every N-th pixel along y and x (N*N fewer values, faster; 1: every value, exact).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write the statistics to this JSON file (the loader's normalize= reads it).")
 @jobs_option
@@ -816,7 +818,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
 @quiet_option
 @handle_errors
 def stats(source: str, layout: str | None, sample_size: int | None, seed: int, reference: str | None,
-          per_season: bool, out_path: str | None, jobs: int | None, scheduler: str | None,
+          per_season: bool, stride: int, out_path: str | None, jobs: int | None, scheduler: str | None,
           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Per-band statistics of a dataset ROOT or converted shards, per modality and season.
 
@@ -831,7 +833,8 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
 
     with progress_bar("stats", quiet) as bar:
         result = dataset_stats(source, layout=layout, sample=sample_size, seed=seed, jobs=jobs, scheduler=scheduler,
-                               progress=bar, on_start=bar.start, storage_options=_storage(storage_options))
+                               progress=bar, on_start=bar.start, storage_options=_storage(storage_options),
+                               stride=stride)
     data = result.to_dict()
     comparison = compare(result, reference) if reference else None
     if comparison is not None:

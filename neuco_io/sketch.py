@@ -33,6 +33,10 @@ _FLOAT16_SCALE = 1 << 24
 """Every finite float16 value times 2**24 is an integer (the smallest subnormal is 2**-24)."""
 
 
+SMALL_CODES = 4096
+"""Bit patterns below this are counted from 0 (S2 DNs); higher ones (float16 dB, offsets) from their minimum."""
+
+
 class UnsupportedDtype(NeucoError, TypeError):
     """Values of a dtype the exact histogram cannot count (wider than 16 bits and not float)."""
 
@@ -130,8 +134,11 @@ def add_bands(histograms: Sequence[ValueHistogram], image: np.ndarray) -> None:
     codes = _codes(image, np.dtype(histograms[0].dtype)).reshape(image.shape[0], -1)
     if not codes.shape[1]:
         return
-    for hist, row, lo in zip(histograms, codes, codes.min(axis=1)):
-        hist._add_counts(int(lo), np.bincount(row - lo))
+    for hist, row, lo in zip(histograms, codes, codes.min(axis=1).tolist()):
+        if lo < SMALL_CODES:  # counting from 0 costs a few bins and saves a pass over the values
+            hist._add_counts(0, np.bincount(row))
+        else:
+            hist._add_counts(lo, np.bincount(row - codes.dtype.type(lo)))
 
 
 def _order_statistic(sorted_values: np.ndarray, cumulative: np.ndarray, rank: int) -> float:

@@ -52,10 +52,14 @@ class Partial:
     locations: dict[str, int] = field(default_factory=dict)
     s2_offset: set[bool] = field(default_factory=set)
     """The `s2_offset` of the shard records read (empty for cubes: the layout decides)."""
+    stride: int = 1
+    """Count every `stride`-th pixel along y and x (1: every value)."""
 
     def add(self, modality: str, array: np.ndarray, bands: Sequence[str], where: str) -> None:
         """Count one location's (time, band, y, x) array."""
         self._describe(modality, list(bands), str(array.dtype), where)
+        if self.stride > 1:
+            array = array[..., ::self.stride, ::self.stride]
         for t in range(array.shape[0]):
             add_bands([self._histogram(modality, b, t, array.dtype) for b in range(array.shape[1])], array[t])
         self.locations[modality] = self.locations.get(modality, 0) + 1
@@ -97,6 +101,7 @@ class CubeUnit:
     """Cube files to read: (modality, path, sample indices or None for every sample)."""
 
     files: tuple[tuple[str, Any, tuple[int, ...] | None], ...]
+    stride: int = 1
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class ShardUnit:
     format: str
     rows: tuple[int, ...] | None
     modalities: tuple[str, ...] | None
+    stride: int = 1
 
 
 def _cube_bands(cube: Cube, modality: str) -> list[str]:
@@ -132,7 +138,7 @@ def _portable_errors(collect: Callable[[Any], Partial]) -> Callable[[Any], Parti
 @_portable_errors
 def collect_cubes(unit: CubeUnit) -> Partial:
     """Count every chunk of `bands` of the unit's cubes (the sample(s) asked for)."""
-    part = Partial()
+    part = Partial(stride=unit.stride)
     for modality, path, samples in unit.files:
         with Cube(path) as cube:
             bands = _cube_bands(cube, modality)
@@ -144,7 +150,7 @@ def collect_cubes(unit: CubeUnit) -> Partial:
 @_portable_errors
 def collect_shard(unit: ShardUnit) -> Partial:
     """Count the arrays of a shard's records (the rows asked for, or all)."""
-    part = Partial()
+    part = Partial(stride=unit.stride)
     wanted = set(unit.rows) if unit.rows is not None else None
     for row, (meta, arrays) in enumerate(_shard_records(unit)):
         if wanted is not None and row not in wanted:
@@ -211,7 +217,7 @@ class _Plan:
 
 
 def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
-                storage_options: dict | None, skip: frozenset[str] = frozenset()) -> _Plan:
+                storage_options: dict | None, skip: frozenset[str] = frozenset(), stride: int = 1) -> _Plan:
     ds = discover(root, layout, storage_options)
     ds.cubes = [c for c in ds.cubes if str(c.path) not in skip]
     if ds.layout == "downstream":
@@ -222,7 +228,8 @@ def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
         units, names, sizes = [], [], []
         for start in range(0, len(ids), LOCATIONS_PER_UNIT):
             batch = ids[start:start + LOCATIONS_PER_UNIT]
-            units.append(CubeUnit(tuple((m, f.path, None) for i in batch for m, f in sorted(files[i].items()))))
+            units.append(CubeUnit(tuple((m, f.path, None) for i in batch for m, f in sorted(files[i].items())),
+                                  stride))
             names.append(f"locations {batch[0]}..")
             sizes.append(len(batch))
         return _Plan(units, names, sizes, collect_cubes, ds.layout, False, len(ids), (ds.root,))
@@ -242,14 +249,15 @@ def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
             offset += counts[n]
             if not samples:
                 continue
-        units.append(CubeUnit(tuple((m, f.path, samples) for m, f in sorted(group.items()))))
+        units.append(CubeUnit(tuple((m, f.path, samples) for m, f in sorted(group.items())), stride))
         names.append(f"{split}/{name}")
         sizes.append(len(samples) if samples is not None else 1)
     total = len(picked) if picked is not None else len(groups)
     return _Plan(units, names, sizes, collect_cubes, ds.layout, True, total, (ds.root,))
 
 
-def _plan_shards(source: Any, sample: int | None, seed: int, storage_options: dict | None) -> _Plan:
+def _plan_shards(source: Any, sample: int | None, seed: int, storage_options: dict | None, stride: int = 1
+                 ) -> _Plan:
     from .loader.sources import resolve_shards
 
     shards = resolve_shards(source, storage_options)
@@ -265,7 +273,7 @@ def _plan_shards(source: Any, sample: int | None, seed: int, storage_options: di
         start += count
         if rows == ():
             continue
-        units.append(ShardUnit(path, shards.format, rows, modalities))
+        units.append(ShardUnit(path, shards.format, rows, modalities, stride))
         names.append(getattr(path, "name", str(path)))
         sizes.append(len(rows) if rows is not None else count)
     offset = manifest.get("s2_offset")
@@ -297,6 +305,7 @@ class DatasetStats:
     s2_offset: bool | None
     sample: dict[str, int] | None
     partial: Partial
+    stride: int = 1
 
     @property
     def modalities(self) -> list[str]:
@@ -340,6 +349,7 @@ class DatasetStats:
             "layout": self.layout,
             "s2_offset": self.s2_offset,
             "sample": self.sample,
+            "stride": self.stride,
             "percentiles": list(PERCENTILES),
             "std": "population (ddof=0), over every finite value",
             "modalities": modalities,
@@ -359,25 +369,29 @@ def dataset_stats(
     on_start: Callable[[int], None] | None = None,
     storage_options: dict | None = None,
     skip: Collection[str] = (),
+    stride: int = 1,
 ) -> DatasetStats:
     """Statistics of a dataset ROOT (either layout) or of converted shards (folder, paths or pattern).
 
     `sample` reads that many locations (records), chosen with `seed`; the same
     seed picks the same locations. `skip` leaves out cube files (paths as text), such as those
-    `validate` found unusable.
+    `validate` found unusable. `stride` > 1 counts every stride-th pixel along y and x only: about
+    stride**2 times less counting, for statistics of that regular grid of pixels instead of every value.
     """
     if sample is not None and sample < 1:
         raise UsageError(f"--sample must be at least 1, got {sample}")
+    if stride < 1:
+        raise UsageError(f"--stride must be at least 1, got {stride}")
     shards = is_shard_source(source, storage_options)
     if shards:
-        plan = _plan_shards(source, sample, seed, storage_options)
+        plan = _plan_shards(source, sample, seed, storage_options, stride)
     else:
-        plan = _plan_cubes(source, layout, sample, seed, storage_options, frozenset(skip))
+        plan = _plan_cubes(source, layout, sample, seed, storage_options, frozenset(skip), stride)
     if not plan.units:
         raise UsageError(f"{source}: no cubes or records to read")
     if on_start:
         on_start(sum(plan.sizes))
-    total = Partial()
+    total = Partial(stride=stride)
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(make_executor(jobs, len(plan.units), scheduler, places=plan.places))
@@ -389,4 +403,4 @@ def dataset_stats(
     if offset is None and len(total.s2_offset) == 1:
         offset = next(iter(total.s2_offset))
     return DatasetStats(str(source), "shards" if shards else "cubes", plan.layout, offset,
-                        {"locations": plan.locations, "seed": seed} if sample is not None else None, total)
+                        {"locations": plan.locations, "seed": seed} if sample is not None else None, total, stride)

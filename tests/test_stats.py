@@ -245,3 +245,13 @@ def test_info_refuses_what_it_does_not_know(tmp_path):
     (tmp_path / "bad.zarr.zip").write_bytes(b"junk")
     result = invoke("info", tmp_path / "bad.zarr.zip")
     assert result.exit_code == 1 and "bad.zarr.zip" in result.output
+
+
+def test_stride_counts_a_regular_grid_of_pixels(sample_downstream):
+    result = dataset_stats(sample_downstream, jobs=1, stride=2).to_dict()
+    assert result["stride"] == 2
+    values = _numpy_band_values(sample_downstream, "s2l1c").reshape(13, -1, spec.SIZE, spec.SIZE)[:, :, ::2, ::2]
+    entry = result["modalities"]["s2l1c"]
+    for band in (0, 10):
+        got = [entry[k][band] for k in ("count", "mean", "std", "min", "max", "p1", "p50", "p99")]
+        np.testing.assert_allclose(got, _numpy_summary(values[band]), rtol=1e-9)
