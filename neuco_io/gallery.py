@@ -19,6 +19,7 @@ from . import spec
 from .atomic import atomic_path
 from .errors import UsageError
 from .quicklook import LocationImages, contact_sheet, location_figure, png_bytes, require_pillow
+from .stats import choose_sample, is_shard_source
 
 __all__ = ["QuicklookResult", "write_quicklooks"]
 
@@ -42,10 +43,8 @@ def _pick(ids: list[str], wanted: Sequence[str] | None, sample: int | None, seed
         if unknown:
             raise UsageError(f"--ids: {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} not in {source}")
         return sorted({position[w] for w in wanted})
-    if sample is not None and sample < len(ids):
-        rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(len(ids), size=sample, replace=False))
-    return list(range(len(ids)))
+    picked = choose_sample(len(ids), sample, seed)
+    return list(range(len(ids))) if picked is None else picked
 
 
 def _cube_locations(root: Any, layout: str | None, wanted, sample, seed, storage_options
@@ -116,8 +115,6 @@ def write_quicklooks(
     storage_options: dict | None = None,
 ) -> QuicklookResult:
     """Write OUT/<id>.png per location and OUT/contact-sheet-NNNN.png (per_page locations each)."""
-    from .stats import is_shard_source
-
     require_pillow()
     if tile < 8 or sheet_tile < 8 or per_page < 1:
         raise UsageError("tile sizes must be at least 8 pixels and --per-page at least 1")

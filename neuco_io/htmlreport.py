@@ -26,6 +26,7 @@ from .cube import Cube
 from .errors import NeucoError
 from .layout import CubeFile, discover
 from .quicklook import GAP, modality_tiles, png_bytes, require_pillow
+from .render import _relative
 from .storage import is_remote
 from .validators import CHECKS, Finding, Report
 
@@ -121,14 +122,6 @@ def _href(path: str) -> str:
     if is_remote(path) or "://" in path:
         return path
     return Path(os.path.abspath(path)).as_uri()
-
-
-def _relative(path: str, root: str) -> str:
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def _link(path: str, root: str) -> str:

@@ -27,7 +27,7 @@ from .shardreader import decode_record, iter_parquet_records, iter_tar_records
 from .sketch import PERCENTILES, ValueHistogram, add_bands, summarize
 from .storage import as_path, open_read
 
-__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "dataset_stats", "is_shard_source"]
+__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats", "is_shard_source"]
 
 STATS_FORMAT = "neuco-io.stats"
 STATS_FORMAT_VERSION = 1
@@ -195,7 +195,7 @@ def is_shard_source(source: Any, storage_options: dict | None = None) -> bool:
     return file_size(as_path(source, storage_options) / "manifest.json") is not None
 
 
-def _chosen(total: int, sample: int | None, seed: int) -> list[int] | None:
+def choose_sample(total: int, sample: int | None, seed: int) -> list[int] | None:
     """Sorted indices of `sample` of `total` items, seeded; None for all."""
     if sample is None or sample >= total:
         return None
@@ -223,7 +223,7 @@ def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
     if ds.layout == "downstream":
         files = ds.downstream_files(ds.modalities or None)
         ids = list(files)
-        picked = _chosen(len(ids), sample, seed)
+        picked = choose_sample(len(ids), sample, seed)
         ids = ids if picked is None else [ids[i] for i in picked]
         units, names, sizes = [], [], []
         for start in range(0, len(ids), LOCATIONS_PER_UNIT):
@@ -239,7 +239,7 @@ def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
         for _, group in groups:
             with Cube(next(iter(group.values())).path) as cube:
                 counts.append(cube.n_samples)
-    picked = _chosen(sum(counts), sample, seed) if sample is not None else None
+    picked = choose_sample(sum(counts), sample, seed) if sample is not None else None
     units, names, sizes = [], [], []
     offset = 0
     for n, ((split, name), group) in enumerate(groups):
@@ -263,7 +263,7 @@ def _plan_shards(source: Any, sample: int | None, seed: int, storage_options: di
     shards = resolve_shards(source, storage_options)
     manifest = shards.manifest or {}
     modalities = tuple(manifest["modalities"]) if manifest.get("modalities") else None
-    picked = _chosen(sum(shards.counts), sample, seed)
+    picked = choose_sample(sum(shards.counts), sample, seed)
     units, names, sizes = [], [], []
     start = 0
     for path, count in zip(shards.paths, shards.counts):
