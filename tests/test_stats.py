@@ -255,3 +255,17 @@ def test_stride_counts_a_regular_grid_of_pixels(sample_downstream):
     for band in (0, 10):
         got = [entry[k][band] for k in ("count", "mean", "std", "min", "max", "p1", "p50", "p99")]
         np.testing.assert_allclose(got, _numpy_summary(values[band]), rtol=1e-9)
+
+
+def test_info_of_v11_root_and_shards_without_manifest(sample_v11, tmp_path):
+    from neuco_io.converters import convert
+    from neuco_io.info import info
+
+    data = info(sample_v11)
+    assert data["layout"] == "v1.1" and data["files"] == 3 and data["splits"] == ["train", "val"]
+    assert "s2rgb" in data["cube_format"] and data["cube_format"]["s2l1c"]["shape"][0] == 3
+    out = tmp_path / "shards"
+    convert(sample_v11, out, to="parquet", max_records=4, jobs=1)
+    (out / "manifest.json").unlink()
+    bare = info(str(out / "shard-{000000..000001}.parquet"))
+    assert bare["kind"] == "shards" and bare["manifest"] is False and bare["records"] == 7 and bare["bytes"] > 0
