@@ -808,7 +808,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
               help="Check means and stds against published statistics (offset, scaling, band order).")
 @click.option("--seasons", "per_season", is_flag=True, help="Text output: a table per season too.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Count every N-th pixel along y and x (N*N fewer values, faster; 1: every value, exact).")
+              help="Count every N-th row of pixels (N times fewer values, faster; 1: every value).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write the statistics to this JSON file (the loader's normalize= reads it).")
 @jobs_option

@@ -53,13 +53,13 @@ class Partial:
     s2_offset: set[bool] = field(default_factory=set)
     """The `s2_offset` of the shard records read (empty for cubes: the layout decides)."""
     stride: int = 1
-    """Count every `stride`-th pixel along y and x (1: every value)."""
+    """Count every `stride`-th row of pixels (1: every value)."""
 
     def add(self, modality: str, array: np.ndarray, bands: Sequence[str], where: str) -> None:
         """Count one location's (time, band, y, x) array."""
         self._describe(modality, list(bands), str(array.dtype), where)
-        if self.stride > 1:
-            array = array[..., ::self.stride, ::self.stride]
+        if self.stride > 1:  # whole rows: copying them is a memcpy each, where a 2-D stride gathers values
+            array = array[..., ::self.stride, :]
         for t in range(array.shape[0]):
             add_bands([self._histogram(modality, b, t, array.dtype) for b in range(array.shape[1])], array[t])
         self.locations[modality] = self.locations.get(modality, 0) + 1
@@ -375,8 +375,8 @@ def dataset_stats(
 
     `sample` reads that many locations (records), chosen with `seed`; the same
     seed picks the same locations. `skip` leaves out cube files (paths as text), such as those
-    `validate` found unusable. `stride` > 1 counts every stride-th pixel along y and x only: about
-    stride**2 times less counting, for statistics of that regular grid of pixels instead of every value.
+    `validate` found unusable. `stride` > 1 counts every stride-th row of pixels only: `stride` times
+    less counting, for statistics of those rows instead of every value.
     """
     if sample is not None and sample < 1:
         raise UsageError(f"--sample must be at least 1, got {sample}")
