@@ -106,3 +106,6 @@ def test_missing_pillow_says_how_to_install(sample_downstream, tmp_path, monkeyp
     assert result.exit_code == 2
     assert "pip install 'neuco-io[quicklook]'" in result.output
     assert not (tmp_path / "ql").exists()
+    result = invoke("validate", sample_downstream, "--report", tmp_path / "r.html")
+    assert result.exit_code == 2 and "neuco-io[quicklook]" in result.output
+    assert not (tmp_path / "r.html").exists()
