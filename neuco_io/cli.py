@@ -779,8 +779,9 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
 @storage_option
 @format_option
+@quiet_option
 @handle_errors
-def info(path: str, layout: str | None, storage_options: tuple[str, ...], output_format: str) -> None:
+def info(path: str, layout: str | None, storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Describe a cube, a dataset ROOT or a convert output, from metadata only.
 
     Cube: arrays, dtypes, shapes, chunking, codecs, bands, seasons, ids. ROOT:
