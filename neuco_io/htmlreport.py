@@ -106,7 +106,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td{word-break:break-word}.thumbs{display:flex;flex-wrap:wrap;gap:14px}
 .thumb{font-size:12px;width:396px;word-break:break-all}
 .thumb img{display:block;border:1px solid #ccc;image-rendering:pixelated}
-code{font-size:12px}
+code{font-size:12px}td code{white-space:nowrap}
 """
 _SCRIPT = """
 window.addEventListener('load',function(){var n=0;document.querySelectorAll('img.thumbnail').forEach(

@@ -177,6 +177,18 @@ def test_compare_flags_swapped_bands(sample_downstream, tmp_path):
     assert [(f.code, f.modality, f.bands) for f in flags] == [("stats.band-order", "s2l2a", ("B02", "B08"))]
 
 
+def test_compare_flags_exchanged_s1_polarisations(sample_downstream, tmp_path):
+    root = Path(shutil.copytree(sample_downstream, tmp_path / "s1"))
+    for path in sorted(root.glob("data/s1/part-*/*.zarr.zip")):
+        with Cube(path) as cube:
+            data, ids = cube.read("bands"), cube.sample_ids
+        with CubeWriter(path, "s1", ids, overwrite=True, fsync=False) as writer:
+            writer.write_sample(0, data[0][:, ::-1])                  # VH stored as vv, VV as vh
+    for reference in ("ssl4eo-s12", "ssl4eo-s12-downstream"):
+        flags = compare(dataset_stats(root, jobs=1), reference).errors
+        assert [(f.code, f.modality, f.bands) for f in flags] == [("stats.band-order", "s1", ("vv", "vh"))]
+
+
 def test_compare_unknown_reference_is_a_usage_error(sample_downstream):
     result = invoke("stats", sample_downstream, "--compare", "nope")
     assert result.exit_code == 2
