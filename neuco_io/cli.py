@@ -228,14 +228,17 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--max-findings", type=click.IntRange(min=0), default=10, show_default=True,
               help="Text report: findings shown per check.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained HTML report (findings, thumbnails; statistics with --deep).")
 @jobs_option
 @scheduler_option
 @storage_option
 @format_option
 @quiet_option
 @handle_errors
-def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findings: int, jobs: int | None,
-             scheduler: str | None, storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
+def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findings: int, report_path: str | None,
+             jobs: int | None, scheduler: str | None, storage_options: tuple[str, ...], output_format: str,
+             quiet: bool) -> None:
     """Check a dataset: layout, every cube, ids across modalities, labels and splits.
 
     Exit 0 when there are no errors (with --strict: no warnings either), 1
@@ -245,15 +248,57 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     from .render import validation_text
     from .validators import validate as run_validate
 
+    if report_path:
+        from .quicklook import require_pillow
+
+        require_pillow()  # before the work, not after it
     with progress_bar("validate", quiet) as bar:
         report = run_validate(root, layout=layout, deep=deep, jobs=jobs, progress=bar, on_start=bar.start,
                               storage_options=_storage(storage_options), scheduler=scheduler)
     report.strict = strict
+    if report_path:
+        _html_report(report, report_path, deep=deep, jobs=jobs, scheduler=scheduler,
+                     storage_options=_storage(storage_options), quiet=quiet)
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
         click.echo(validation_text(report, max_findings=max_findings))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _html_report(report, path: str, *, deep: bool, jobs: int | None, scheduler: str | None,
+                 storage_options: dict | None, quiet: bool) -> None:
+    """Thumbnails, per-band statistics after --deep (a second pass: `stats`), then the HTML file."""
+    from .errors import NeucoError
+    from .htmlreport import cube_thumbnails, report_html
+
+    with progress_bar("thumbnails", quiet, unit="cubes") as bar:
+        flagged, clean, not_drawn = cube_thumbnails(report, progress=bar, storage_options=storage_options)
+    stats, stats_error = None, None
+    if deep:
+        from .stats import dataset_stats
+        from .validators.cubes import BLOCKING_CODES
+
+        unusable = {f.path for f in report.findings if f.code in BLOCKING_CODES}
+        try:
+            with progress_bar("statistics", quiet) as bar:
+                stats = dataset_stats(report.root, layout=report.layout, jobs=jobs, scheduler=scheduler,
+                                      progress=bar, on_start=bar.start, storage_options=storage_options,
+                                      skip=unusable).to_dict()
+            stats["skipped_cubes"] = sorted(unusable)
+        except NeucoError as exc:  # a cube that does not decode: the findings say which
+            stats_error = str(exc)
+    _write_text(path, report_html(report, flagged, clean, not_drawn, stats, stats_error))
+
+
+def _write_text(path: str, text: str) -> None:
+    from .atomic import atomic_path
+
+    try:
+        with atomic_path(path, fsync=False) as temp:
+            temp.write_text(text, encoding="utf-8")
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 # -- convert / verify ----------------------------------------------------------------
@@ -741,6 +786,132 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
                    f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
         for finding in result.report.findings[:20]:
             click.echo(finding_line(finding, "."))
+
+
+# -- info / stats ----------------------------------------------------------------------------
+@main.command()
+@click.argument("path")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@storage_option
+@format_option
+@quiet_option
+@handle_errors
+def info(path: str, layout: str | None, storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
+    """Describe a cube, a dataset ROOT or a convert output, from metadata only.
+
+    Cube: arrays, dtypes, shapes, chunking, codecs, bands, seasons, ids. ROOT:
+    layout, modalities, counts, sizes, one example cube per modality, tasks
+    with label counts. Shards: the manifest (format version, options, shard
+    count, records, sha256).
+    """
+    from .info import info as describe
+    from .summaries import info_text
+
+    data = describe(path, layout=layout, storage_options=_storage(storage_options))
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(info_text(data))
+
+
+@main.command()
+@click.argument("source")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
+              help="Read only N locations (records), chosen at random with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample: same seed, same locations.")
+@click.option("--compare", "reference", type=click.Choice(["ssl4eo-s12", "ssl4eo-s12-downstream"]), default=None,
+              help="Check means and stds against published statistics (offset, scaling, band order).")
+@click.option("--seasons", "per_season", is_flag=True, help="Text output: a table per season too.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Count every N-th row of pixels (N times fewer values, faster; 1: every value).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the statistics to this JSON file (the loader's normalize= reads it).")
+@jobs_option
+@scheduler_option
+@storage_option
+@format_option
+@quiet_option
+@handle_errors
+def stats(source: str, layout: str | None, sample_size: int | None, seed: int, reference: str | None,
+          per_season: bool, stride: int, out_path: str | None, jobs: int | None, scheduler: str | None,
+          storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
+    """Per-band statistics of a dataset ROOT or converted shards, per modality and season.
+
+    count, mean, std, min, max, percentiles 1/50/99 and the fractions of zeros
+    and NaN, from exact histograms (every value counted; results do not depend
+    on --jobs). With --compare, exit 1 when an offset or band-order error is
+    flagged.
+    """
+    from .stats import dataset_stats
+    from .statscompare import compare
+    from .summaries import comparison_text, stats_text
+
+    with progress_bar("stats", quiet) as bar:
+        result = dataset_stats(source, layout=layout, sample=sample_size, seed=seed, jobs=jobs, scheduler=scheduler,
+                               progress=bar, on_start=bar.start, storage_options=_storage(storage_options),
+                               stride=stride)
+    data = result.to_dict()
+    comparison = compare(result, reference) if reference else None
+    if comparison is not None:
+        data["comparison"] = comparison.to_dict()
+    if out_path:
+        _write_text(out_path, json.dumps(data, indent=2) + "\n")
+    if output_format == "json":
+        _emit_json(data)
+    else:
+        click.echo(stats_text(data, seasons=per_season))
+        if comparison is not None:
+            click.echo(comparison_text(data["comparison"]))
+        if out_path:
+            click.echo(f"wrote {out_path}")
+    sys.exit(EXIT_FAILED if comparison is not None and comparison.errors else EXIT_OK)
+
+
+# -- quicklook -------------------------------------------------------------------------------
+@main.command()
+@click.argument("source")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for <id>.png per location and contact-sheet-NNNN.png.")
+@click.option("--ids", default=None, help="Comma-separated ids to draw (default: every location).")
+@click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
+              help="Draw N locations chosen at random with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@click.option("--tile", type=click.IntRange(min=8), default=264, show_default=True,
+              help="Pixels per season tile in the per-location images.")
+@click.option("--per-page", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Locations per contact sheet.")
+@click.option("--sheet-tile", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Pixels per season tile on the contact sheets.")
+@storage_option
+@format_option
+@quiet_option
+@handle_errors
+def quicklook(source: str, out_dir: str, ids: str | None, sample_size: int | None, seed: int, layout: str | None,
+              tile: int, per_page: int, sheet_tile: int, storage_options: tuple[str, ...], output_format: str,
+              quiet: bool) -> None:
+    """Draw locations of a dataset ROOT or converted shards as PNG images in OUT.
+
+    S2 L2A/L1C true colour (B04/B03/B02, robust stretch), S1 VV/VH false
+    colour (dB), one column per season, titled with the id; contact sheets
+    of many locations per page. Same data, same PNG bytes. Needs Pillow:
+    pip install 'neuco-io[quicklook]'.
+    """
+    from .gallery import write_quicklooks
+
+    if ids and sample_size:
+        raise UsageError("--ids and --sample exclude each other")
+    with progress_bar("quicklook", quiet, unit="locations") as bar:
+        result = write_quicklooks(source, out_dir, ids=_csv_list(ids), sample=sample_size, seed=seed, layout=layout,
+                                  tile=tile, per_page=per_page, sheet_tile=sheet_tile, progress=bar,
+                                  on_start=bar.start, storage_options=_storage(storage_options))
+    if output_format == "json":
+        _emit_json({"out": str(result.out), "locations": len(result.ids), "images": [str(p) for p in result.images],
+                    "contact_sheets": [str(p) for p in result.sheets]})
+    else:
+        click.echo(f"wrote {len(result.images)} location images and {len(result.sheets)} contact sheet(s) to "
+                   f"{result.out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -141,3 +141,60 @@ def strip_cube_suffix(name: str) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+# -- published normalization statistics -------------------------------------------------------------
+@dataclass(frozen=True)
+class ReferenceStatistics:
+    """Per-band mean and std that a field normalizes with, and the S2 convention they were computed in."""
+
+    name: str
+    source: str
+    s2_offset: bool
+    """True when the S2 means include ESA's +1000 offset."""
+    bands: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
+    """modality -> (means, stds), in `MODALITIES[modality].bands` order."""
+
+
+REFERENCE_STATISTICS: dict[str, ReferenceStatistics] = {
+    r.name: r
+    for r in (
+        ReferenceStatistics(
+            "ssl4eo-s12",
+            "SSL4EO-S12 v1.1 per-band normalization statistics, published with the dataset and used by the "
+            "NeuCo-Bench reference loader (embed2scale/NeuCo-Bench, generate_embeddings/data/dataset.py: "
+            "S2L1C_MEAN, S2L2A_MEAN, S1GRD_MEAN and their _STD); S2 with the +1000 offset",
+            True,
+            {
+                "s2l1c": ((2607.345, 2393.068, 2320.225, 2373.963, 2562.536, 3110.071, 3392.832, 3321.154, 3583.77,
+                           1838.712, 1021.753, 3205.112, 2545.798),
+                          (786.523, 849.702, 875.318, 1143.578, 1126.248, 1161.98, 1273.505, 1246.79, 1342.755,
+                           576.795, 45.626, 1340.347, 1145.036)),
+                "s2l2a": ((1793.243, 1924.863, 2184.553, 2340.936, 2671.402, 3240.082, 3468.412, 3563.244, 3627.704,
+                           3711.071, 3416.714, 2849.625),
+                          (1160.144, 1201.092, 1219.943, 1397.225, 1400.035, 1373.136, 1429.17, 1485.025, 1447.836,
+                           1652.703, 1471.002, 1365.307)),
+                "s1": ((-12.577, -20.265), (5.179, 5.872)),
+                "s2rgb": ((100.708, 87.489, 61.932), (68.550, 47.647, 40.592)),
+            },
+        ),
+        ReferenceStatistics(
+            "ssl4eo-s12-downstream",
+            "SSL4EO-S12-downstream (the embed2scale challenge / NeuCo-Bench data) per-band statistics, published "
+            "with the challenge data; S2 without the offset",
+            False,
+            {
+                "s2l1c": ((1635.299, 1402.885, 1289.505, 1281.272, 1534.981, 2272.474, 2630.972, 2587.956, 2889.274,
+                           976.031, 20.369, 2109.307, 1350.051),
+                          (1123.963, 1187.2, 1128.715, 1322.882, 1285.925, 1250.079, 1325.492, 1294.318, 1343.536,
+                           636.232, 27.82, 1023.855, 834.773)),
+                "s2l2a": ((802.067, 917.472, 1130.01, 1210.515, 1587.985, 2355.781, 2650.339, 2787.571, 2860.466,
+                           2921.651, 2221.172, 1549.952),
+                          (1563.348, 1604.422, 1553.908, 1622.652, 1593.07, 1523.264, 1556.785, 1618.961, 1532.417,
+                           1653.532, 1183.218, 1025.306)),
+                "s1": ((-11.834, -19.243), (4.305, 5.479)),
+            },
+        ),
+    )
+}
+"""Published statistics `neuco-io stats --compare NAME` checks a dataset against."""

@@ -121,7 +121,7 @@ def test_readme_examples_print_what_the_commands_print(tmp_path, monkeypatch):
         assert _SIZE.sub("SIZE", result.stdout) == _SIZE.sub("SIZE", expected), f"$ {command}"
         run.append(args[0])
     assert skipped == NOT_RUN
-    assert run == ["sample", "validate", "convert", "verify", "embed", "labels", "submission"]
+    assert run == ["sample", "validate", "convert", "verify", "embed", "labels", "submission", "info", "stats"]
     _run_webdataset_example()
     _run_api_example_as_a_script(tmp_path)
 

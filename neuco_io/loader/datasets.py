@@ -151,6 +151,18 @@ class CubeDataset(_MapBase):
         labels = {t: v[loc_id] for t, v in self.labels.items() if loc_id in v}
         return self.options.build(loc_id, arrays, labels, selected=True)
 
+    def plot(self, index: int, tile: int = spec.SIZE):
+        """Location `index` as a PIL image (shown inline in notebooks): S2 true colour, S1 VV/VH in dB, one
+        column per season this dataset reads. Needs Pillow (`pip install 'neuco-io[quicklook]'`)."""
+        from ..quicklook import LocationImages, location_figure
+
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} locations")
+        loc_id, files, sample = self._items[index]
+        times = self.options.season_indices(loc_id, self.epoch)
+        arrays = {m: self._cube(files[m]).read_location(sample, times) for m in self.options.modalities}
+        return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=times), tile)
+
 
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     from ..labels import parse_task_name
@@ -240,6 +252,13 @@ class ShardDataset(_IterBase):
             records = _buffer_shuffle(records, self.shuffle, rng)
         for loc_id, arrays, labels in records:
             yield self.options.build(loc_id, arrays, labels, selected=True)
+
+    def plot(self, sample: Any, tile: int = spec.SIZE):
+        """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:
+        plot samples before a normalizing `transform`. Needs Pillow."""
+        from ..quicklook import plot_sample
+
+        return plot_sample(sample, self.options, tile)
 
     # -- reading ----------------------------------------------------------------------
     def _fail(self, exc: ShardError) -> None:
