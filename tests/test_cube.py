@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from neuco_io import spec
 from neuco_io.cube import Cube, open_cube, read_cube_info
 from neuco_io.cubewriter import write_cube
