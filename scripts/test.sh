@@ -45,7 +45,7 @@ for stack in $STACKS; do
   fi
   echo "== tests on the $stack stack ($($venv/bin/python -c 'import zarr, xarray, numpy, pandas; print(f"zarr {zarr.__version__}, xarray {xarray.__version__}, numpy {numpy.__version__}, pandas {pandas.__version__}")'))"
   rc=0
-  PYTHONWARNINGS= $venv/bin/python -m pytest -q --junitxml=".test-results/$stack.xml" "$@" || rc=$?
+  PYTHONWARNINGS= NEUCO_IO_STACK=$stack $venv/bin/python -m pytest -q --junitxml=".test-results/$stack.xml" "$@" || rc=$?
   summary+=("$stack" "$rc" "$((SECONDS - started))")
   [ "$rc" -eq 0 ] || status=$rc
 done
