@@ -452,7 +452,10 @@ def _seasons(value: str) -> int | list[int]:
               help="DataLoader worker processes (needs torch).")
 @click.option("--modalities", default=None, help="Comma-separated subset, in the order the encoder wants.")
 @click.option("--seasons", default="4", show_default=True, help="The first n, or indices/names: 0,2 or spring,fall.")
-@click.option("--shift-s2", is_flag=True, help="Add 1000 to S2 values (downstream data -> the v1.1 range).")
+@click.option("--shift-s2", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              is_flag=False, flag_value="on",
+              help="+1000 on S2 values. auto: downstream data gets it, v1.1 data has it (the v1.1 convention); "
+                   "on: always (warns on v1.1 data); off: never.")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
 @click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None)
@@ -462,7 +465,7 @@ def _seasons(value: str) -> int | list[int]:
 @quiet_option
 @handle_errors
 def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
-          seasons: str, shift_s2: bool, dim: int | None, layout: str | None, overwrite: bool,
+          seasons: str, shift_s2: str, dim: int | None, layout: str | None, overwrite: bool,
           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
 
@@ -476,12 +479,27 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
     except ValueError as exc:
         raise click.BadParameter(f"{seasons!r}: the first n (a number), or season names or indices separated by "
                                  f"commas; {exc}", param_hint="--seasons") from None
-    with progress_bar("embed", quiet, unit="locations") as bar:
+    from .loader import DoubleShiftWarning
+
+    notes: list[str] = []
+
+    def show_double_shift(message, category, *args, **kwargs) -> None:  # as soon as the dataset is opened
+        if not issubclass(category, DoubleShiftWarning):
+            return shown(message, category, *args, **kwargs)
+        notes.append(str(message).replace("shift_s2=True", "--shift-s2 on"))
+        if output_format != "json":
+            click.echo(f"warning: {notes[-1]}", err=True)
+
+    shift = {"auto": "auto", "on": True, "off": False}[shift_s2]
+    with progress_bar("embed", quiet, unit="locations") as bar, warnings.catch_warnings():
+        shown, warnings.showwarning = warnings.showwarning, show_double_shift
+        warnings.simplefilter("always", DoubleShiftWarning)
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
-                           modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift_s2, dim=dim,
+                           modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift, dim=dim,
                            layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
                            storage_options=_storage(storage_options))
-    data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim}
+    data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim,
+            "warnings": notes}
     if output_format == "json":
         _emit_json(data)
     else:

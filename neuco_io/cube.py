@@ -24,7 +24,6 @@ import lzma
 import math
 import os
 import stat
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from .safezip import LOCAL_HEADER, check_entry_count, check_layout, stored_data_
 from .shardformat import check_blosc_frame
 from .spec import BANDS_VAR
 from .storage import as_path, file_kind, is_remote, open_read
+from .zarrcompat import open_format2_group, open_xarray, zip_store
 from .zarrv2 import (
     MAX_CHUNK_BYTES,
     MAX_READ_BYTES,
@@ -160,8 +160,8 @@ class Cube:
 
     Opening reads the zip directory and the Zarr v2 metadata only (the
     consolidated `.zmetadata`, else the per-array documents); no chunk is
-    decoded until `read` asks for it. zarr 3 itself is opened on demand, for
-    the xarray view only.
+    decoded until `read` asks for it. zarr itself (2.18 or 3) is opened on
+    demand, for the xarray view only.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -248,20 +248,13 @@ class Cube:
         return dict(group_attrs), arrays
 
     def _zarr(self):  # -> zarr.Group
-        """The group through zarr 3 itself, opened on first use (zarr is imported only then)."""
+        """The group through zarr itself (2.18 or 3), opened on first use (zarr is imported only then)."""
         if self._zarr_group is None:
-            import zarr
-            from zarr.storage import ZipStore
-
             if is_remote(self.path):
                 raise CubeFormatError(self.path, "the xarray view reads through zarr, which needs a local copy of "
                                       "the cube", reason="remote")
-
-            self._store = ZipStore(self.path, mode="r")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._zarr_group = zarr.open_group(self._store, mode="r", zarr_format=2,
-                                                   use_consolidated=self.consolidated)
+            self._store = zip_store(self.path)
+            self._zarr_group = open_format2_group(self._store, self.consolidated)
         return self._zarr_group
 
     def close(self) -> None:
@@ -523,13 +516,8 @@ class Cube:
 
     # -- xarray ----------------------------------------------------------
     def to_xarray(self):  # -> xarray.Dataset
-        """A lazily loaded xarray view through zarr 3 (no dask). Keep the cube open while using it."""
-        import xarray as xr
-
-        group = self._zarr()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return xr.open_zarr(group.store, consolidated=self.consolidated, zarr_format=2, chunks=None)
+        """A lazily loaded xarray view through zarr (no dask). Keep the cube open while using it."""
+        return open_xarray(self._zarr().store, self.consolidated)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -563,20 +551,14 @@ def read_cube_info(path: str | os.PathLike[str]) -> CubeInfo:
 
 
 def open_cube(path: str | os.PathLike[str]):  # -> xarray.Dataset
-    """Open a cube as an xarray Dataset on zarr 3 (what `xarray.open_zarr(path)` no longer does).
+    """Open a cube as an xarray Dataset on zarr 2.18 or 3 (`xarray.open_zarr(path)` fails on zarr 3).
 
     The Dataset owns the zip store; call `ds.close()` when done.
     """
-    import xarray as xr
-    from zarr.storage import ZipStore
-
     Cube(path).close()  # metadata and codecs are checked (allow-list, limits) before zarr builds anything
-    store = ZipStore(Path(path), mode="r")
+    store = zip_store(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            consolidated = None
-            return xr.open_zarr(store, consolidated=consolidated, zarr_format=2, chunks=None)
+        return open_xarray(store, None)
     except Exception:
         store.close()
         raise

@@ -1,6 +1,6 @@
 """Write cubes exactly like the public ones: Zarr format 2 in a stored zip.
 
-xarray and zarr 3 write the metadata documents and the small variables
+xarray and zarr (2.18 or 3) write the metadata documents and the small variables
 (coordinates, v1.1 metadata with CF-encoded times) into an in-memory store,
 with Blosc-lz4 and `_ARRAY_DIMENSIONS` as the original writer stack did;
 zarr declares `bands` there too. The `bands` chunks, one per (sample, time)
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from . import spec
 from .atomic import atomic_path
+from .zarrcompat import format2_metadata
 
 __all__ = ["BLOSC_LZ4", "CubeWriter", "write_cube"]
 
@@ -79,11 +79,7 @@ class CubeWriter:
 
     def _build_metadata(self, extra: Mapping[str, tuple[tuple[str, ...], np.ndarray, dict]]) -> dict[str, bytes]:
         import xarray as xr
-        import zarr
-        from zarr.storage import MemoryStore
 
-        store_dict: dict = {}
-        store = MemoryStore(store_dict)
         coords = {
             "sample": np.array(self.sample_ids),
             "time": np.arange(self.shape[1], dtype=np.int64),
@@ -92,25 +88,11 @@ class CubeWriter:
             "x": np.arange(spec.SIZE, dtype=np.int64),
         }
         ds = xr.Dataset({name: (dims, data, attrs) for name, (dims, data, attrs) in extra.items()}, coords=coords)
-        encoding = {name: {"compressors": BLOSC_LZ4} for name in ds.variables}
-        for name, var in ds.data_vars.items():
-            if var.ndim >= 3:  # per-(sample, time) chunks for images like the cloud mask
-                encoding[name]["chunks"] = (1, 1, *var.shape[2:])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds.to_zarr(store, mode="w", zarr_format=2, consolidated=False, encoding=encoding, write_empty_chunks=True)
-            group = zarr.open_group(store, mode="a", zarr_format=2)
-            group.create_array(
-                spec.BANDS_VAR,
-                shape=self.shape,
-                chunks=(1, 1, *self.shape[2:]),
-                dtype=self.dtype,
-                compressors=BLOSC_LZ4,
-                fill_value=_fill_value(self.dtype),
-                attributes={"_ARRAY_DIMENSIONS": list(spec.DIMS)},
-            )
-            zarr.consolidate_metadata(store, zarr_format=2)
-        return {key: buf.to_bytes() for key, buf in store_dict.items()}
+        # per-(sample, time) chunks for images like the cloud mask
+        chunks = {name: (1, 1, *var.shape[2:]) for name, var in ds.data_vars.items() if var.ndim >= 3}
+        bands = {"name": spec.BANDS_VAR, "shape": self.shape, "chunks": (1, 1, *self.shape[2:]),
+                 "dtype": self.dtype, "fill_value": _fill_value(self.dtype), "dims": spec.DIMS}
+        return format2_metadata(ds, BLOSC_LZ4, chunks, bands)
 
     def _add(self, key: str, data: bytes) -> None:
         info = zipfile.ZipInfo(key, date_time=_ZIP_DATE)
@@ -127,7 +109,7 @@ class CubeWriter:
             raise IndexError(f"sample {index} out of range for {self.shape[0]} samples")
         data = np.ascontiguousarray(bands, dtype=self.dtype)
         for t in range(expected[0]):
-            self._add(f"{spec.BANDS_VAR}/{index}.{t}.0.0.0", BLOSC_LZ4.encode(data[t]))
+            self._add(f"{spec.BANDS_VAR}/{index}.{t}.0.0.0", _encode(data[t]))
         self._written.add(index)
 
     def close(self) -> None:
@@ -157,6 +139,18 @@ class CubeWriter:
             self.close()
         else:
             self._abort()
+
+
+def _encode(frame: np.ndarray) -> bytes:
+    """Blosc-lz4 on one thread: with its own threads (numcodecs 0.15 uses them by default) Blosc stores
+    blocks in the order they finish, and the same cube would not come out byte for byte the same."""
+    blosc = numcodecs.blosc
+    saved = blosc.use_threads
+    blosc.use_threads = False
+    try:
+        return BLOSC_LZ4.encode(frame)
+    finally:
+        blosc.use_threads = saved
 
 
 def _member_order(key: str) -> tuple[int, str]:

@@ -186,7 +186,7 @@ def embed(
     workers: int = 0,
     modalities: Sequence[str] | None = None,
     seasons: int | Sequence[int] = spec.N_TIMES,
-    shift_s2: bool = False,
+    shift_s2: bool | str = "auto",
     dim: int | None = None,
     layout: str | None = None,
     overwrite: bool = False,
@@ -194,7 +194,10 @@ def embed(
     on_start: Callable[[int], None] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> EmbedResult:
-    """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet)."""
+    """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet).
+
+    `shift_s2` as in the loader: "auto" (default) gives S2 in the v1.1 convention from either layout.
+    """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise UsageError(f"--out {out}: use a .csv (NeuCo-Bench format) or .parquet file name")

@@ -1,7 +1,10 @@
 """Read a user's imagery (GeoTIFF or .npy, one season of one modality per file) and fit it to a cube.
 
-GeoTIFFs are read with tifffile; their georeferencing (CRS, geotransform,
-bounds) is returned separately so it can be kept out of the cubes.
+GeoTIFFs are read with tifffile (imagecodecs decodes LZW, ZSTD and the
+floating-point predictor): one page holding all bands, pixel- or
+band-interleaved as GDAL writes them, or one page per band as
+`tifffile.imwrite` writes a (band, y, x) array. Their georeferencing (CRS,
+geotransform, nodata) is returned separately so it can be kept out of the cubes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from . import spec
 
-__all__ = ["Raster", "RasterError", "fit_dtype", "read_raster", "resample"]
+__all__ = ["Raster", "RasterError", "fit_dtype", "interpolation_taps", "read_raster", "resample"]
 
 RESAMPLING = ("nearest", "bilinear")
 
@@ -33,25 +36,22 @@ class Raster:
 
 
 def _tiff(path: Path) -> Raster:
-    try:
-        import tifffile
-    except ImportError:
-        raise RasterError("reading GeoTIFFs needs tifffile: pip install tifffile") from None
+    import tifffile
+
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            data = page.asarray()
-            planar_separate = int(getattr(page, "planarconfig", 1)) == 2
-            samples = int(getattr(page, "samplesperpixel", 1))
+            series = tif.series[0]  # the full-resolution image: one page, or one page per band
+            data = series.asarray()
+            axes = series.axes
             georef = _georef(tif)
-    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
         raise RasterError(f"not a readable TIFF: {type(exc).__name__}: {exc}") from None
     if data.ndim == 2:
         data = data[None]
-    elif data.ndim == 3 and not planar_separate and samples > 1 and data.shape[-1] == samples:
-        data = np.moveaxis(data, -1, 0)  # (y, x, band) -> (band, y, x)
+    elif data.ndim == 3 and axes.endswith("S"):
+        data = np.moveaxis(data, -1, 0)  # pixel-interleaved (y, x, band) -> (band, y, x)
     elif data.ndim != 3:
-        raise RasterError(f"expected a (band, y, x) image, got shape {data.shape}")
+        raise RasterError(f"expected a (band, y, x) image, got shape {data.shape} (axes {axes})")
     return Raster(str(path), np.ascontiguousarray(data), georef)
 
 
@@ -72,6 +72,9 @@ def _georef(tif) -> dict[str, Any]:
         sx, sy = out["pixel_scale"][:2]
         i, j, _, x, y, _ = out["tiepoint"][:6]
         out["transform"] = [sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy]  # GDAL-style affine
+    nodata = tags.get("GDAL_NODATA")
+    if nodata is not None:
+        out["nodata"] = str(nodata.value).strip("\x00 ")
     keys = tags.get("GeoKeyDirectoryTag")
     if keys is not None:
         values = [int(v) for v in keys.value]
@@ -103,21 +106,22 @@ def read_raster(path: str | os.PathLike[str]) -> Raster:
     raise RasterError(f"unsupported file type {suffix!r} (use .tif/.tiff or .npy)")
 
 
-def _weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) linear interpolation weights between pixel centres."""
+def interpolation_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation between pixel centres: output i = (1 - frac) * input[lo] + frac * input[hi]."""
     pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
     pos = np.clip(pos, 0, n_in - 1)
-    lo = np.floor(pos).astype(int)
+    lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, n_in - 1)
-    frac = pos - lo
-    w = np.zeros((n_out, n_in))
-    w[np.arange(n_out), lo] += 1 - frac
-    w[np.arange(n_out), hi] += frac
-    return w
+    return lo, hi, pos - lo
 
 
 def resample(image: np.ndarray, method: str, size: int = spec.SIZE) -> np.ndarray:
-    """(band, h, w) -> (band, size, size). NaNs stay NaN under bilinear (they spread to neighbours)."""
+    """(band, h, w) -> (band, size, size). NaNs stay NaN under bilinear (they spread to neighbours).
+
+    Bilinear is separable and each output pixel reads two inputs per axis, so it
+    gathers those two rows (then columns) and blends them: O(pixels), no matrix
+    product over mostly-zero weights.
+    """
     if method not in RESAMPLING:
         raise ValueError(f"resampling {method!r}: use one of {', '.join(RESAMPLING)}")
     _, h, w = image.shape
@@ -125,8 +129,20 @@ def resample(image: np.ndarray, method: str, size: int = spec.SIZE) -> np.ndarra
         rows = np.minimum(((np.arange(size) + 0.5) * h / size).astype(int), h - 1)
         cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(int), w - 1)
         return image[:, rows][:, :, cols]
-    wy, wx = _weights(h, size), _weights(w, size)
-    return np.einsum("yh,bhw,xw->byx", wy, image.astype(np.float64), wx)
+    return _blend(_blend(image.astype(np.float64, copy=False), 1, size), 2, size)
+
+
+def _blend(data: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Linear interpolation of float64 `data` along `axis` to `size` (gathers with np.take, blends in place)."""
+    lo, hi, frac = interpolation_taps(data.shape[axis], size)
+    shape = [1] * data.ndim
+    shape[axis] = size
+    out = np.take(data, lo, axis=axis)
+    out *= (1 - frac).reshape(shape)
+    upper = np.take(data, hi, axis=axis)
+    upper *= frac.reshape(shape)
+    out += upper
+    return out
 
 
 def fit_dtype(modality: str, data: np.ndarray) -> np.ndarray:

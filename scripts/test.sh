@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Set up .venv with the test extras (and the CPU build of torch 2.13.0), then run ruff and every test.
+# Run ruff and the whole test suite on two stacks:
+#   .venv         the newest releases (zarr 3, current xarray/numpy/pandas) + the CPU build of torch 2.13.0
+#   .venv-pinned  NeuCo-Bench's own environment (scripts/pinned-stack.txt: zarr 2.18.0, numcodecs 0.15.1,
+#                 xarray 2024.3.0, numpy 2.2.5, pandas 2.2.3, torch, the evaluator's packages); installing
+#                 neuco-io there must move none of those pins, which is checked before its tests run.
+# Arguments go to both pytest runs. STACKS="newest" or STACKS="pinned" runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+<<<<<<< HEAD
 
 # --- headless browser for tests/test_report.py (validate --report) ---------------------------------
 # The HTML report is rendered by a real headless Chromium (Debian's `chromium` package). In CI, running as
@@ -19,3 +25,50 @@ PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --disable-pip-vers
 bash scripts/setup.sh test
 .venv/bin/ruff check neuco_io tests benchmarks scripts
 .venv/bin/python -m pytest -q "$@"
+=======
+PYTHON=${PYTHON:-python3}
+STACKS=${STACKS:-"newest pinned"}
+pip_quiet=(--quiet --disable-pip-version-check)
+export PYTHONWARNINGS=ignore  # pip and setuptools notices are noise here; pytest sets its own filters
+if [ "${CI:-}" = "true" ]; then
+  export NEUCO_IO_REQUIRE_NEUCO_BENCH=1  # the NeuCo-Bench tests must run in CI, not skip
+fi
+
+setup_newest() {
+  bash scripts/setup.sh
+  # torch is optional for users; the tests exercise the torch integration. 2.13.0 is the CPU build on this
+  # machine's disk: an unpinned torch would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install "${pip_quiet[@]}" "torch==2.13.0"
+  bash scripts/setup.sh test
+}
+
+setup_pinned() {
+  [ -x .venv-pinned/bin/python ] || "$PYTHON" -m venv .venv-pinned
+  .venv-pinned/bin/python -m pip install "${pip_quiet[@]}" --upgrade pip
+  .venv-pinned/bin/python -m pip install "${pip_quiet[@]}" -r scripts/pinned-stack.txt
+  .venv-pinned/bin/python -m pip install "${pip_quiet[@]}" -e .
+  .venv-pinned/bin/python scripts/check_pins.py scripts/pinned-stack.txt  # plain install: nothing moved
+  .venv-pinned/bin/python -m pip install "${pip_quiet[@]}" -e ".[test]"
+  # test tools may lift a pin of theirs (moto's cfn-lint wants a newer PyYAML); the data stack must not move
+  .venv-pinned/bin/python scripts/check_pins.py scripts/pinned-stack.txt zarr numcodecs xarray numpy pandas torch
+}
+
+status=0
+summary=()
+for stack in $STACKS; do
+  venv=.venv; [ "$stack" = pinned ] && venv=.venv-pinned
+  started=$SECONDS
+  "setup_$stack"
+  if [ "$stack" = newest ]; then
+    .venv/bin/ruff check neuco_io tests benchmarks scripts
+  fi
+  echo "== tests on the $stack stack ($($venv/bin/python -c 'import zarr, xarray, numpy, pandas; print(f"zarr {zarr.__version__}, xarray {xarray.__version__}, numpy {numpy.__version__}, pandas {pandas.__version__}")'))"
+  rc=0
+  PYTHONWARNINGS= NEUCO_IO_STACK=$stack $venv/bin/python -m pytest -q --junitxml=".test-results/$stack.xml" "$@" || rc=$?
+  summary+=("$stack" "$rc" "$((SECONDS - started))")
+  [ "$rc" -eq 0 ] || status=$rc
+done
+# one closing line for both runs: "tests: N passed, N failed, N skipped"
+python3 scripts/test_summary.py "${summary[@]}"
+exit $status
+>>>>>>> h-stack

@@ -6,6 +6,6 @@
 """
 
 from .assemble import SampleOptions
-from .datasets import CubeDataset, ShardDataset
+from .datasets import CubeDataset, DoubleShiftWarning, ShardDataset
 
-__all__ = ["CubeDataset", "SampleOptions", "ShardDataset"]
+__all__ = ["CubeDataset", "DoubleShiftWarning", "SampleOptions", "ShardDataset"]

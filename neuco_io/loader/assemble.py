@@ -4,8 +4,9 @@ Both datasets (over cubes and over shards) end here, so the same location
 gives the same sample whatever it was read from. See docs/format.md for what
 NeuCo-Bench's `SSL4EODownstreamDataset` does; the differences are on
 purpose: the sample axis is dropped (`[T, C, 264, 264]`, so the default
-collate stacks what the reference collate concatenates), `shift_s2` cannot
-overflow int16, and `randomize_seasons` is seeded per location and epoch.
+collate stacks what the reference collate concatenates), `shift_s2` defaults
+to "auto" (S2 always in the v1.1 convention, whichever layout it came from)
+and cannot overflow int16, and `randomize_seasons` is seeded per location and epoch.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class SampleOptions:
     randomize_seasons: bool = False
     concat: bool = True
     transform: Callable[[Any], Any] | None = None
-    shift_s2: bool = False
+    shift_s2: bool | str = "auto"
     return_id: bool = False
     tasks: list[str] | None = None
     dtype: str = "float32"
@@ -64,6 +65,8 @@ class SampleOptions:
                                  f"({', '.join(f'{i}={n}' for i, n in enumerate(spec.SEASONS))}), got "
                                  f"{self.seasons}")
             self.seasons = picked
+        if not (isinstance(self.shift_s2, bool) or self.shift_s2 == "auto"):
+            raise UsageError(f"shift_s2: expected True, False or 'auto', got {self.shift_s2!r}")
         if self.dtype not in DTYPES:
             raise UsageError(f"dtype: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.output not in OUTPUTS:
@@ -92,8 +95,12 @@ class SampleOptions:
             return list(range(int(self.seasons)))
         return list(self.seasons)
 
-    def _convert(self, modality: str, array: np.ndarray) -> np.ndarray:
-        shift = self.shift_s2 and spec.MODALITIES[modality].s2
+    def shifts(self, s2_offset: bool) -> bool:
+        """Whether S2 gets +1000, for a source that already has the offset (v1.1) or not (downstream)."""
+        return not s2_offset if self.shift_s2 == "auto" else bool(self.shift_s2)
+
+    def _convert(self, modality: str, array: np.ndarray, shift_s2: bool) -> np.ndarray:
+        shift = shift_s2 and spec.MODALITIES[modality].s2
         if self.dtype == "float32":
             out = array.astype(np.float32)
             if shift:
@@ -104,14 +111,16 @@ class SampleOptions:
         return array
 
     def build(self, loc_id: str, arrays: dict[str, np.ndarray], labels: dict[str, float] | None = None,
-              epoch: int = 0, selected: bool = False) -> Any:
+              epoch: int = 0, selected: bool = False, s2_offset: bool = False) -> Any:
         """A sample from (time, band, y, x) arrays per modality: all four timestamps, or with `selected`
-        the ones `season_indices(loc_id, epoch)` chose, already in that order."""
+        the ones `season_indices(loc_id, epoch)` chose, already in that order. `s2_offset`: the source's
+        S2 values already include +1000 (v1.1)."""
+        shift = self.shifts(s2_offset)
         times = self.season_indices(loc_id, epoch)
         raw = {m: arrays[m] if selected else _take(arrays[m], times) for m in self.modalities}
         data: Any
         if self.concat or self.transform is not None:
-            joined = self._to_output(self._joined(raw))
+            joined = self._to_output(self._joined(raw, shift))
             if self.transform is not None:
                 joined = self.transform(joined)
             if self.concat:
@@ -123,7 +132,7 @@ class SampleOptions:
                     data[m] = joined[..., start:start + n, :, :]
                     start += n
         else:
-            data = {m: self._to_output(self._convert(m, a)) for m, a in raw.items()}
+            data = {m: self._to_output(self._convert(m, a, shift)) for m, a in raw.items()}
         if not self.wants_dict:
             return data
         sample: dict[str, Any] = {"id": loc_id, "data": data}
@@ -132,15 +141,15 @@ class SampleOptions:
             sample["labels"] = {t: float(labels.get(t, math.nan)) for t in self.tasks}
         return sample
 
-    def _target_dtype(self, modality: str, dtype: np.dtype) -> np.dtype:
+    def _target_dtype(self, modality: str, dtype: np.dtype, shift_s2: bool) -> np.dtype:
         if self.dtype == "float32":
             return np.dtype(np.float32)
-        return np.dtype(np.int32) if self.shift_s2 and spec.MODALITIES[modality].s2 else dtype
+        return np.dtype(np.int32) if shift_s2 and spec.MODALITIES[modality].s2 else dtype
 
-    def _joined(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+    def _joined(self, raw: dict[str, np.ndarray], shift_s2: bool) -> np.ndarray:
         """Bands of all modalities in one array, converted on the way in (one pass, no temporaries)."""
         first = raw[self.modalities[0]]
-        dtype = np.result_type(*(self._target_dtype(m, raw[m].dtype) for m in self.modalities))
+        dtype = np.result_type(*(self._target_dtype(m, raw[m].dtype, shift_s2) for m in self.modalities))
         n_bands = sum(raw[m].shape[-3] for m in self.modalities)
         out = np.empty((*first.shape[:-3], n_bands, *first.shape[-2:]), dtype=dtype)
         start = 0
@@ -148,7 +157,7 @@ class SampleOptions:
             n = raw[m].shape[-3]
             view = out[..., start:start + n, :, :]
             view[...] = raw[m]
-            if self.shift_s2 and spec.MODALITIES[m].s2:
+            if shift_s2 and spec.MODALITIES[m].s2:
                 view += spec.S2_OFFSET
             start += n
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from .assemble import SampleOptions
 from .sources import resolve_shards
 from .split import current_consumer, plan_epoch, records_per_rank
 
-__all__ = ["CubeDataset", "ShardDataset"]
+__all__ = ["CubeDataset", "DoubleShiftWarning", "ShardDataset"]
 
 log = logging.getLogger("neuco_io.loader")
 
@@ -40,6 +41,18 @@ try:  # torch is optional: subclass its datasets when it is there
 except ImportError:  # pragma: no cover - exercised in environments without torch
     _MapBase = object  # type: ignore[assignment,misc]
     _IterBase = object  # type: ignore[assignment,misc]
+
+
+class DoubleShiftWarning(UserWarning):
+    """`shift_s2=True` on data that already has the +1000 offset (SSL4EO-S12 v1.1): S2 ends up +2000."""
+
+
+def warn_double_shift(options: SampleOptions, s2_offset: bool, source: Any) -> None:
+    """Warn when an explicit `shift_s2=True` adds the offset a second time."""
+    if options.shift_s2 is True and s2_offset:
+        warnings.warn(f"{source}: its S2 values already include the +{spec.S2_OFFSET} offset (SSL4EO-S12 v1.1); "
+                      f"shift_s2=True adds it a second time (+{2 * spec.S2_OFFSET} in all); the default 'auto' "
+                      f"leaves them as they are", DoubleShiftWarning, stacklevel=3)
 
 
 def _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id, tasks, dtype, output,
@@ -56,8 +69,10 @@ class CubeDataset(_MapBase):
     Options follow the NeuCo-Bench reference loader: `modalities` (in the
     order given), `seasons` (the first n, or a list of season indices),
     `randomize_seasons`, `concat`, `transform` (applied to the concatenated
-    float32 array before splitting), `shift_s2` (+1000 on S2, no overflow),
-    `return_id`; plus `tasks` (attach labels; missing ones are NaN), `dtype`
+    float32 array before splitting), `shift_s2` ("auto": S2 in the v1.1
+    convention, i.e. +1000 on downstream data and v1.1 data untouched; True
+    adds 1000 whatever the source, warning on v1.1 data; False never; no
+    overflow), `return_id`; plus `tasks` (attach labels; missing ones are NaN), `dtype`
     ("float32" or "native") and `output` ("numpy" or "torch"). A sample is
     `[T, C, 264, 264]` (or a dict per modality), or with `return_id`/`tasks`
     a dict `{"id", "data", "labels"}`.
@@ -71,7 +86,7 @@ class CubeDataset(_MapBase):
         randomize_seasons: bool = False,
         concat: bool = True,
         transform: Callable[[Any], Any] | None = None,
-        shift_s2: bool = False,
+        shift_s2: bool | str = "auto",
         return_id: bool = False,
         tasks: Sequence[str] | None = None,
         dtype: str = "float32",
@@ -87,6 +102,8 @@ class CubeDataset(_MapBase):
                                 tasks, dtype, output, seed, default)
         self.root = ds.root
         self.layout = ds.layout
+        self.s2_offset = ds.layout == "v1.1"
+        warn_double_shift(self.options, self.s2_offset, ds.root)
         self.epoch = 0
         mods = self.options.modalities
         self._items: list[tuple[str, dict[str, Any], int]] = []  # paths stay Path/UPath: URLs keep options
@@ -149,7 +166,7 @@ class CubeDataset(_MapBase):
         times = self.options.season_indices(loc_id, self.epoch)
         arrays = {m: self._cube(files[m], m).read_location(sample, times) for m in self.options.modalities}
         labels = {t: v[loc_id] for t, v in self.labels.items() if loc_id in v}
-        return self.options.build(loc_id, arrays, labels, selected=True)
+        return self.options.build(loc_id, arrays, labels, selected=True, s2_offset=self.s2_offset)
 
     def plot(self, index: int, tile: int = spec.SIZE):
         """Location `index` as a PIL image (shown inline in notebooks): S2 true colour, S1 VV/VH in dB, one
@@ -204,7 +221,7 @@ class ShardDataset(_IterBase):
         randomize_seasons: bool = False,
         concat: bool = True,
         transform: Callable[[Any], Any] | None = None,
-        shift_s2: bool = False,
+        shift_s2: bool | str = "auto",
         return_id: bool = False,
         tasks: Sequence[str] | None = None,
         dtype: str = "float32",
@@ -221,6 +238,8 @@ class ShardDataset(_IterBase):
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
         self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
                                 tasks, dtype, output, seed, default)
+        if self.source.manifest:
+            warn_double_shift(self.options, bool(self.source.manifest.get("s2_offset")), source)
         if on_error not in ("raise", "warn"):
             raise UsageError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
         if equal_per_rank not in (False, True, "pad", "drop"):
@@ -250,8 +269,12 @@ class ShardDataset(_IterBase):
         if self.shuffle > 1:
             rng = np.random.default_rng([self.seed, self.epoch, consumer.index, 1])
             records = _buffer_shuffle(records, self.shuffle, rng)
-        for loc_id, arrays, labels in records:
-            yield self.options.build(loc_id, arrays, labels, selected=True)
+        warned = bool(self.source.manifest)
+        for loc_id, arrays, labels, s2_offset in records:
+            if not warned and s2_offset and self.options.shift_s2 is True:
+                warn_double_shift(self.options, s2_offset, self.source.paths[0].parent)
+                warned = True
+            yield self.options.build(loc_id, arrays, labels, selected=True, s2_offset=s2_offset)
 
     def plot(self, sample: Any, tile: int = spec.SIZE):
         """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:
@@ -269,11 +292,17 @@ class ShardDataset(_IterBase):
     def _selection(self, loc_id: str) -> list[int]:
         return self.options.season_indices(loc_id, self.epoch)
 
+    @staticmethod
+    def _s2_offset(meta: dict) -> bool:
+        """Whether this record's S2 values include +1000 (shards record it; v1.1 ones always do)."""
+        return bool(meta.get("s2_offset", meta.get("layout") == "v1.1"))
+
     def _labels(self, meta: dict) -> dict[str, float]:
         labels = meta.get("labels") or {}
         return {t: labels[t] for t in self.options.tasks or () if t in labels}
 
-    def _read(self, shard: int, rows: list[int]) -> Iterator[tuple[str, dict[str, np.ndarray], dict[str, float]]]:
+    def _read(self, shard: int, rows: list[int]
+              ) -> Iterator[tuple[str, dict[str, np.ndarray], dict[str, float], bool]]:
         path = self.source.paths[shard]
         wanted = set(rows)
         last = max(rows) if rows else -1
@@ -305,7 +334,7 @@ class ShardDataset(_IterBase):
                 except ShardError as exc:
                     self._fail(exc)
                     continue
-                yield loc_id, arrays, self._labels(raw.meta)
+                yield loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta)
 
     def _read_parquet(self, path: Any, wanted: set[int], last: int):
         columns = ["record", *self.options.modalities]
@@ -325,7 +354,7 @@ class ShardDataset(_IterBase):
             except KeyError as exc:
                 self._fail(ShardError(name, f"array {exc} is missing", key=loc_id))
                 continue
-            yield loc_id, picked, self._labels(meta)
+            yield loc_id, picked, self._labels(meta), self._s2_offset(meta)
 
 
 def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
