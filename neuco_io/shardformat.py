@@ -58,8 +58,9 @@ FORMAT_VERSION = 1
 CODECS = ("blosc", "none")
 BLOSC_EXT = "blosc"
 MAGIC = b"NEUCOBL1"
-MAX_ARRAY_BYTES = 2**31
-"""Refuse to allocate more for one member: the largest real member (64-sample files are split) is ~8 MB."""
+MAX_ARRAY_BYTES = 1 << 28
+"""Refuse to allocate more for one member (256 MiB): the largest the format allows, 4 seasons x 13 bands x
+264 x 264 float32, is 14.5 MB, and the largest real member (64-sample files are split) about 8 MB."""
 _BLOSC = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 _BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
 

@@ -154,9 +154,9 @@ class _TarStream:
             if problem:
                 raise ValueError(f"member name {name!r} {problem}")
             if wanted(name):
-                if size > MAX_MEMBER_BYTES:
-                    raise ValueError(f"member {name!r} of {size} bytes exceeds the format's "
-                                     f"{MAX_MEMBER_BYTES}-byte limit")
+                limit = _size_limit(name)
+                if size > limit:
+                    raise ValueError(f"member {name!r} of {size} bytes exceeds the format's {limit}-byte limit")
                 yield name, start, size, self._read(padded, reuse(name))[:size]
             else:
                 self._skip(padded)
@@ -193,6 +193,10 @@ def _parse_pax(data: bytes) -> dict[str, str]:
     return out
 
 
+def _size_limit(name: str) -> int:
+    return MAX_JSON_BYTES if _split(name)[1] == "json" else MAX_MEMBER_BYTES
+
+
 def _wanted(name: str) -> bool:
     _, suffix = _split(name)
     return suffix == "json" or suffix.endswith((f".{BLOSC_EXT}", ".npy")) or suffix in (BLOSC_EXT, "npy")
@@ -220,7 +224,7 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
     current: RawRecord | None = None
     reuse = _blosc_buffer if reuse_buffers else (lambda name: None)
     try:
-        for name, offset, size, data in _TarStream(fileobj).members(_wanted if arrays else _json_only, reuse):
+        for name, offset, _size, data in _TarStream(fileobj).members(_wanted if arrays else _json_only, reuse):
             key, suffix = _split(name)
             if current is not None and key != current.key:
                 yield _finish(current)
@@ -232,8 +236,6 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
             if suffix == "json":
                 if current.meta:
                     raise ShardError(shard, "record has two JSON members", key=key)
-                if size > MAX_JSON_BYTES:
-                    raise ShardError(shard, f"JSON record of {size} bytes", key=key)
                 current.meta = json.loads(bytes(data))
                 check_record(current.meta, shard, key)
             else:
@@ -347,9 +349,11 @@ def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | Non
 
     pf = None
     try:
-        pf = pq.ParquetFile(source)
+        pf = pq.ParquetFile(source, pre_buffer=False)
         for group in range(pf.num_row_groups):
-            table = pf.read_row_group(group, columns=columns)
+            # One thread: parallelism comes from DataLoader workers, and Arrow's thread pool still running at
+            # interpreter exit is what aborted processes (SIGABRT, "terminate called...") now and then.
+            table = pf.read_row_group(group, columns=columns, use_threads=False)
             records = [json.loads(v) for v in table.column("record").to_pylist()]
             for meta in records:
                 check_record(meta, shard, str(meta.get("key"))[:100] if isinstance(meta, dict) else None)

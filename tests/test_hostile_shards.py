@@ -193,6 +193,58 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _blosc_bomb() -> bytes:
+    """A `.blosc` member whose header claims 4 x 13 x 100000 x 100000 int16 (10^12 bytes) in 64 bytes."""
+    header = json.dumps({"dtype": "<i2", "shape": [4, 13, 100_000, 100_000], "frames": [16] * 4}).encode()
+    return b"NEUCOBL1" + len(header).to_bytes(4, "little") + header + bytes(64)
+
+
+def _npy_bomb() -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+    return buf.getvalue() + bytes(64)
+
+
+MEMORY_BOMBS = {
+    "blosc-claims-1TB": _tar(_member("k.json", b'{"id": "k", "members": {"s1": "s1.blosc"}}'),
+                             _member("k.s1.blosc", _blosc_bomb())),
+    "npy-claims-4TB": _tar(_member("k.json", b'{"id": "k", "members": {"s1": "s1.npy"}}'),
+                           _member("k.s1.npy", _npy_bomb())),
+    "member-claims-250MB-holds-1KB": _header("k.json", 250 << 20) + bytes(1024),
+    "member-claims-8GB": _tar(_header("k.s1.npy", (1 << 33) - 1)),
+    "json-claims-100MB": _header("k.json", 100 << 20) + b"{" * 1024,
+}
+
+
+def test_claimed_sizes_never_become_allocations(tmp_path):
+    """Each bomb is a ShardError, and the whole process's peak memory stays small (measured, not timed)."""
+    for name, data in MEMORY_BOMBS.items():
+        (tmp_path / f"{name}.tar").write_bytes(data)
+    script = f"""
+import json, resource
+from pathlib import Path
+from neuco_io.errors import ShardError
+from neuco_io.loader import ShardDataset
+from neuco_io.shardreader import decode_record, iter_tar_records
+outcomes = {{}}
+for path in sorted(Path({str(tmp_path)!r}).glob("*.tar")):
+    try:
+        with path.open("rb") as fh:
+            for raw in iter_tar_records(fh, path.name):
+                decode_record(raw)
+        outcomes[path.stem] = "records"
+    except ShardError as exc:
+        outcomes[path.stem] = "ShardError" if path.name in str(exc) else str(exc)
+print(json.dumps({{"outcomes": outcomes, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=HANG_GUARD,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcomes"] == {name: "ShardError" for name in MEMORY_BOMBS}
+    assert report["peak_mib"] < 400, report  # the bombs claim 250 MB to 4 TB each
+
+
 # -- names from manifests and records --------------------------------------------------------------------
 HOSTILE_NAMES = {
     "absolute": "/etc/passwd",
@@ -455,12 +507,16 @@ def test_every_text_line_of_the_cli_goes_through_printable():
 
 
 # -- readers are closed deterministically --------------------------------------------------------------------
-def test_live_parquet_iterators_at_exit_end_cleanly(outputs, tmp_path):
-    """Iterators left open when the interpreter exits are closed by an atexit hook, before pyarrow unloads."""
+def test_live_parquet_iterators_are_closed_at_exit(outputs, tmp_path):
+    """Iterators still open when the interpreter exits are closed by an atexit hook (their readers and files
+    with them), before pyarrow is torn down; and the reads start none of Arrow's pool threads."""
     script = tmp_path / "live.py"
     script.write_text(f"""
+import os
 from neuco_io.loader import ShardDataset
 from neuco_io.loader import datasets
+import pyarrow.parquet
+threads = len(os.listdir("/proc/self/task"))
 alive = []
 for _ in range(3):
     it = iter(ShardDataset({str(outputs["parquet"])!r}, modalities=["s1", "s2l2a"]))
@@ -468,14 +524,14 @@ for _ in range(3):
     alive.append(it)
 assert len(datasets._LIVE) == 3
 datasets._close_live_iterations()
-assert all(it.gi_frame is None for it in alive)  # closed: their readers and files with them
+assert all(it.gi_frame is None for it in alive)  # closed, and their readers with them
+assert len(os.listdir("/proc/self/task")) <= threads + 1, "Arrow started a thread pool"
 again = iter(ShardDataset({str(outputs["parquet"])!r}, modalities=["s1"]))
 next(again)
 """)
-    for _ in range(5):
-        result = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=HANG_GUARD,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert result.returncode == 0, result.stderr
+    result = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=HANG_GUARD,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
 
 
 # -- fuzzing ---------------------------------------------------------------------------------------------------

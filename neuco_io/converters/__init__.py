@@ -27,7 +27,7 @@ from ..atomic import remove_partials
 from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
-from ..manifest import read_manifest
+from ..manifest import MANIFEST, read_manifest
 from ..shardformat import CODECS, FORMAT_VERSION
 from ..storage import Folder, as_path, file_size, is_remote
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
@@ -37,7 +37,6 @@ __all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest
 
 FORMATS = ("webdataset", "parquet")
 STATE_DIR = ".neuco-io"
-MANIFEST = "manifest.json"
 LABELS = "labels.parquet"
 DEFAULT_SHARD_SIZE = 1_000_000_000
 

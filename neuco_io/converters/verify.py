@@ -21,6 +21,7 @@ from ..cube import Cube
 from ..errors import CubeError, ShardError, UsageError
 from ..execution import Executor, Progress, make_executor
 from ..labels import LabelFileError, read_task_labels
+from ..manifest import MANIFEST
 from ..shardreader import data_errors, decode_record, iter_parquet_records, iter_tar_records
 from ..storage import as_path, file_size, is_remote, open_read, sha256_file
 
@@ -233,7 +234,7 @@ def verify(
         report.mismatches.extend(_check_labels_file(root, out / manifest["labels"], manifest))
     claimed = sum(shard["records"] for shard in manifest["shards"])
     if manifest.get("records", claimed) != claimed or len(manifest.get("index", {})) != claimed:
-        report.mismatches.append(Mismatch("verify.records", "manifest.json", f"the manifest's record count "
+        report.mismatches.append(Mismatch("verify.records", MANIFEST, f"the manifest's record count "
                                           f"({manifest.get('records')}), its shards' ({claimed}) and its index's "
                                           f"({len(manifest.get('index', {}))}) disagree"))
     report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),

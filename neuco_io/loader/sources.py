@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ShardError, UsageError
-from ..manifest import read_manifest
+from ..manifest import MANIFEST, read_manifest
 from ..shardreader import count_tar_records
 from ..storage import as_path, file_size, is_remote, open_read
 
@@ -94,7 +94,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
         text = str(source) if type(source).__module__.startswith("upath") else os.fspath(source)
         if "{" not in text and not any(c in text for c in GLOB_CHARS):
             folder = as_path(source, storage_options)
-            if _exists(folder / "manifest.json"):
+            if _exists(folder / MANIFEST):
                 return _from_manifest(folder)
             if not is_remote(folder) and folder.is_dir():
                 raise UsageError(f"{text}: no manifest.json; pass shard paths or a pattern instead")
@@ -115,7 +115,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}
-    if len(parents) == 1 and _exists(paths[0].parent / "manifest.json"):
+    if len(parents) == 1 and _exists(paths[0].parent / MANIFEST):
         full = _from_manifest(paths[0].parent)
         known = {str(p): n for p, n in zip(full.paths, full.counts)}
         if all(str(p) in known for p in paths):
