@@ -201,7 +201,7 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from . import MANIFEST, index_by_shard, load_manifest
+    from . import index_by_shard, load_manifest
 
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():
