@@ -62,7 +62,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("/dev/shm/neuco-bench"))
     parser.add_argument("--out-disk", type=Path, default=CACHE / "convert-out")
+    parser.add_argument("--only-proof", action="store_true",
+                        help="Only measure what decoding pass-through chunks (to prove them sound) costs.")
     args = parser.parse_args()
+    if args.only_proof:
+        passthrough_proof(args)
+        return
 
     print(f"machine: {describe_machine()}")
     shard = ["--shard-size", "100MB"]
@@ -129,6 +134,36 @@ def main() -> None:
         _, mem_small = timed_convert(small, args.out / "small", 1, "--to", fmt, "--jobs", "1", *shard)
         print(f"{fmt} peak memory on {small_n} locations (jobs 1): {mem_small / 2**20:.0f} MiB")
     shutil.rmtree(args.out, ignore_errors=True)
+
+
+def passthrough_proof(args: argparse.Namespace) -> None:
+    """Pass-through with and without decoding each chunk once before copying it (issue 12), against the
+    baseline, interleaved, library calls with --jobs 1 (in this process, so the switch reaches the writer)."""
+    from neuco_io.converters import records
+
+    root = sample_dataset("downstream", args.locations)
+    cubes = sorted(root.rglob("*.zarr.zip"))
+    source = warm(root)
+    print(f"downstream: {args.locations} locations, {source / 1e9:.2f} GB")
+    times: dict[str, list[float]] = {"baseline": [], "proof": [], "no proof": []}
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        decode_every_chunk(cubes)
+        times["baseline"].append(time.perf_counter() - started)
+        for label, prove in (("proof", True), ("no proof", False)):
+            records.PROVE_PASSTHROUGH = prove
+            started = time.perf_counter()
+            convert(root, args.out / "proof", to="webdataset", jobs=1, shard_size=100_000_000, overwrite=True)
+            times[label].append(time.perf_counter() - started)
+    records.PROVE_PASSTHROUGH = True
+    shutil.rmtree(args.out / "proof", ignore_errors=True)
+    base = min(times["baseline"])
+    for label in ("proof", "no proof"):
+        best = min(times[label])
+        print(f"pass-through, {label}: best {best:.2f} s = {best / base:.2f}x baseline ({base:.2f} s)")
+    ratios = [p / n for p, n in zip(times["proof"], times["no proof"])]
+    print(f"proof / no proof: best {min(times['proof']) / min(times['no proof']):.2f}x, median of the paired "
+          f"ratios {statistics.median(ratios):.2f}x")
 
 
 if __name__ == "__main__":

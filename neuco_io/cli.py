@@ -55,10 +55,17 @@ def _error_json(message: str, code: int) -> None:
                                        "exit_code": code}})
 
 
+def _echo(text: str = "", err: bool = False) -> None:
+    """Every line of text output: control characters from ids, paths and labels escaped (render.printable)."""
+    from .render import printable
+
+    click.echo(printable(text), err=err)
+
+
 def _fail(message: str, code: int, *, as_json: bool = False) -> None:
     if as_json:
         _error_json(message, code)
-    click.echo(f"neuco-io: {message}", err=True)
+    _echo(f"neuco-io: {message}", err=True)
     sys.exit(code)
 
 
@@ -215,7 +222,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
         from .render import human_bytes
 
         tasks = f"; tasks: {', '.join(summary.tasks)}" if summary.tasks else ""
-        click.echo(f"wrote {summary.root}: {summary.layout} layout, {summary.locations} locations, "
+        _echo(f"wrote {summary.root}: {summary.layout} layout, {summary.locations} locations, "
                    f"{summary.files} cubes, {human_bytes(summary.bytes)}{tasks}")
 
 
@@ -262,7 +269,7 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     if output_format == "json":
         _emit_json(report.to_dict())
     else:
-        click.echo(validation_text(report, max_findings=max_findings))
+        _echo(validation_text(report, max_findings=max_findings))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -386,10 +393,10 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     else:
         reused = f" ({result.shards - result.written} reused from the interrupted run)" if result.written < \
             result.shards else ""
-        click.echo(f"wrote {plural(result.records, 'record')} in {plural(result.shards, result.format + ' shard')}"
+        _echo(f"wrote {plural(result.records, 'record')} in {plural(result.shards, result.format + ' shard')}"
                    f"{reused}, {human_bytes(result.bytes)}, to {result.out}")
         for skipped in result.skipped:
-            click.echo(f"  skipped {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
+            _echo(f"  skipped {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
     sys.exit(EXIT_FAILED if result.skipped else EXIT_OK)
 
 
@@ -420,14 +427,14 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
         _emit_json(report.to_dict())
     else:
         s = report.summary
-        click.echo(f"{out}: {plural(s['records'], 'record')} in {plural(s['shards'], s['format'] + ' shard')} "
+        _echo(f"{out}: {plural(s['records'], 'record')} in {plural(s['shards'], s['format'] + ' shard')} "
                    f"checked against {root}")
         for m in report.mismatches[:max_findings]:
             where = m.shard + (f" [{m.id}]" if m.id else "") + (f" {m.member}" if m.member else "")
-            click.echo(f"  {m.code:<26} {where}: {m.message}")
+            _echo(f"  {m.code:<26} {where}: {m.message}")
         if len(report.mismatches) > max_findings:
-            click.echo(f"  ... and {len(report.mismatches) - max_findings} more")
-        click.echo("OK: every shard, array and label matches" if report.ok else
+            _echo(f"  ... and {len(report.mismatches) - max_findings} more")
+        _echo("OK: every shard, array and label matches" if report.ok else
                    f"FAILED: {plural(len(report.mismatches), 'mismatch', 'mismatches')}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
@@ -504,7 +511,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
         _emit_json(data)
     else:
         padded = f" (encoder: {result.encoder_dim}, zero-padded)" if result.dim != result.encoder_dim else ""
-        click.echo(f"wrote {plural(result.rows, 'embedding')} of {plural(result.dim, 'dimension')}{padded} "
+        _echo(f"wrote {plural(result.rows, 'embedding')} of {plural(result.dim, 'dimension')}{padded} "
                    f"to {result.out}")
 
 
@@ -538,7 +545,7 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
     if output_format == "json":
         _emit_json({"out_dir": out_dir, "files": [str(p) for p in written]})
     else:
-        click.echo(f"wrote {len(written)} label files to {out_dir}: {', '.join(p.name for p in written)}")
+        _echo(f"wrote {len(written)} label files to {out_dir}: {', '.join(p.name for p in written)}")
 
 
 @labels.command("fix")
@@ -564,9 +571,9 @@ def labels_fix(target: str, dry_run: bool, output_format: str, quiet: bool) -> N
         _emit_json({"ok": not failed, "dry_run": dry_run, "files": [f.to_dict() for f in fixes]})
     else:
         for fix in fixes:
-            click.echo(label_fix_line(fix, dry_run))
+            _echo(label_fix_line(fix, dry_run))
         verb = "would fix" if dry_run else "fixed"
-        click.echo(f"{verb} {plural(len(changed), 'file')}, {len(fixes) - len(changed) - len(failed)} already fine"
+        _echo(f"{verb} {plural(len(changed), 'file')}, {len(fixes) - len(changed) - len(failed)} already fine"
                    + (f", {plural(len(failed), 'error')}" if failed else ""))
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
@@ -617,14 +624,14 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(f"{root}: imported {plural(len(result.imported), 'location')}, {len(result.skipped)} already there, "
+        _echo(f"{root}: imported {plural(len(result.imported), 'location')}, {len(result.skipped)} already there, "
                    f"{len(result.refused)} refused")
         for r in result.refused:
-            click.echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
+            _echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
         for r in result.flagged:
-            click.echo(f"  flagged {r.id}: {r.reason}")
+            _echo(f"  flagged {r.id}: {r.reason}")
         if result.mapping and id_mode == "hash":
-            click.echo(f"id mapping (keep it private): {result.mapping}")
+            _echo(f"id mapping (keep it private): {result.mapping}")
     sys.exit(EXIT_FAILED if result.refused or result.flagged else EXIT_OK)
 
 
@@ -657,13 +664,13 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
                     "summary": result.summary})
     else:
         for finding in result.findings[:50]:
-            click.echo(finding_line(finding, "."))
+            _echo(finding_line(finding, "."))
         s = result.summary
         stats = ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in s["statistics"].items())
-        click.echo(f"{plural(s['rows'], 'row')}: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
+        _echo(f"{plural(s['rows'], 'row')}: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
                    f"{plural(s['identical_duplicates'], 'identical duplicate')} dropped"
                    + (f"; labels: {stats}" if stats else ""))
-        click.echo(f"wrote {result.path}" if result.path else "FAILED: nothing written")
+        _echo(f"wrote {result.path}" if result.path else "FAILED: nothing written")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -694,14 +701,14 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
             _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})
         else:
             for finding in exc.findings[:20]:
-                click.echo(finding_line(finding, root))
+                _echo(finding_line(finding, root))
         _fail(str(exc), EXIT_FAILED)
     data = {"ok": True, "bundle": str(result.bundle), "files": result.files, "bytes": result.bytes,
             "locations": result.locations}
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(f"packed {plural(result.locations, 'location')} ({plural(result.files, 'file')}) "
+        _echo(f"packed {plural(result.locations, 'location')} ({plural(result.files, 'file')}) "
                    f"into {result.bundle}")
 
 
@@ -747,18 +754,18 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
         _emit_json(report.to_dict())
     else:
         s = report.summary
-        click.echo(f"{emb}: {plural(s.get('rows', 0), 'row')}, {plural(s.get('dimensions', 0), 'dimension')} "
+        _echo(f"{emb}: {plural(s.get('rows', 0), 'row')}, {plural(s.get('dimensions', 0), 'dimension')} "
                    f"({profile} profile)")
         for finding in report.findings[:max_findings]:
-            click.echo(finding_line(finding, str(Path(emb).parent)))
+            _echo(finding_line(finding, str(Path(emb).parent)))
         totals = finding_totals(report)
         if sum(totals.values()) > max_findings:
-            click.echo(f"  ... and {sum(totals.values()) - min(max_findings, len(report.findings))} more "
+            _echo(f"  ... and {sum(totals.values()) - min(max_findings, len(report.findings))} more "
                        f"(--format json for the first {SHOWN} of each code)")
         if "expected_ids" in s:
-            click.echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
+            _echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
                        f"missing, {s['unknown_ids']} unknown")
-        click.echo(f"{'OK' if report.ok else 'FAILED'}: {plural(totals['error'], 'error')}, "
+        _echo(f"{'OK' if report.ok else 'FAILED'}: {plural(totals['error'], 'error')}, "
                    f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
@@ -794,16 +801,16 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
             _emit_json(exc.report.to_dict())
         else:
             for finding in exc.report.errors[:20]:
-                click.echo(finding_line(finding, "."))
+                _echo(finding_line(finding, "."))
         _fail(str(exc), EXIT_FAILED)
     if output_format == "json":
         _emit_json({"out": str(result.out), "rows": result.rows, "dim": result.dim, **result.report.to_dict()})
     else:
         totals = finding_totals(result.report)
-        click.echo(f"wrote {result.out}: {plural(result.rows, 'row')}, {plural(result.dim, 'dimension')}; check: "
+        _echo(f"wrote {result.out}: {plural(result.rows, 'row')}, {plural(result.dim, 'dimension')}; check: "
                    f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
         for finding in result.report.findings[:20]:
-            click.echo(finding_line(finding, "."))
+            _echo(finding_line(finding, "."))
 
 
 # -- info / stats ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ __all__ = [
     "CubeError",
     "CubeFormatError",
     "CubeReadError",
+    "ManifestError",
     "NeucoError",
     "ShardError",
     "UsageError",
@@ -59,3 +60,7 @@ class ShardError(NeucoError, ValueError):
         self.key = key
         where = f"{self.shard} [{key}]" if key else self.shard
         super().__init__(f"{where}: {message}")
+
+
+class ManifestError(ShardError):
+    """A `manifest.json` is corrupt, too large, or names something outside its folder."""

@@ -242,15 +242,21 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
         from .converters import load_manifest
 
-        manifest = load_manifest(source)
+        manifest = load_manifest(source)  # checked: task names and types make plain file names
         tasks_in = manifest.get("tasks", {})
-        columns = pq.read_table(source / manifest["labels"]).to_pydict() if manifest.get("labels") else {}
-        for task, info in tasks_in.items():
-            if tasks is not None and task not in tasks:
-                continue
-            task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
-            rows = [(i, v) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
-            tables[task] = (task_type, rows)
+        labels_path = source / manifest["labels"] if manifest.get("labels") else None
+        try:
+            columns = pq.read_table(labels_path).to_pydict() if labels_path else {}
+            for task, info in tasks_in.items():
+                if tasks is not None and task not in tasks:
+                    continue
+                task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
+                rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
+                tables[task] = (task_type, rows)
+        except LabelFileError:
+            raise
+        except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
+            raise LabelFileError(labels_path, f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
     else:
         labels_dir = source / "labels"
         is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))

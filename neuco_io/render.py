@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import TYPE_CHECKING
 
 from . import spec
@@ -12,7 +13,27 @@ from .wording import plural
 if TYPE_CHECKING:
     from .labelfix import LabelFix
 
-__all__ = ["finding_line", "human_bytes", "label_fix_line", "plural", "validation_text"]
+__all__ = ["finding_line", "human_bytes", "label_fix_line", "plural", "printable", "validation_text"]
+
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object) -> str:
+    """Text safe for a terminal: control characters (ESC sequences, CR, BEL, NUL), bidi overrides and line
+    separators from ids, file names or labels shown as `\\x1b`/`\\u202e` escapes; newlines between lines kept.
+
+    Every text output of the CLI goes through this (JSON output is escaped by `json.dumps` already).
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if c != "\n" and (c in _BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp"))
+                   else c for c in text)
 
 
 def human_bytes(n: float) -> str:

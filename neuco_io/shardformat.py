@@ -16,8 +16,8 @@ Array members use one of two codecs:
       b"NEUCOBL1" | uint32 LE header length | JSON header | frames...
 
   with the header `{"dtype": "<i2", "shape": [4, 13, 264, 264], "frames": [n0, n1, n2, n3]}`;
-  frame i decodes to `shape[1:]`. Decode with `decode_member` (or plug
-  `webdataset_decoder` into a pipeline: `WebDataset(urls).decode(webdataset_decoder)`).
+  frame i decodes to `shape[1:]`. Decode with `decode_member` (or, with stock
+  webdataset: `WebDataset(urls, shardshuffle=False).map(decode_sample)`).
 
 Untrusted input: nothing here unpickles; `.npy` is read with
 `allow_pickle=False`; dtypes are limited to plain numbers; sizes are checked
@@ -45,6 +45,7 @@ __all__ = [
     "blosc_member_parts",
     "decode_key",
     "decode_member",
+    "decode_sample",
     "encode_blosc_array",
     "encode_blosc_frames",
     "encode_key",
@@ -57,8 +58,9 @@ FORMAT_VERSION = 1
 CODECS = ("blosc", "none")
 BLOSC_EXT = "blosc"
 MAGIC = b"NEUCOBL1"
-MAX_ARRAY_BYTES = 2**31
-"""Refuse to allocate more for one member: the largest real member (64-sample files are split) is ~8 MB."""
+MAX_ARRAY_BYTES = 1 << 28
+"""Refuse to allocate more for one member (256 MiB): the largest the format allows, 4 seasons x 13 bands x
+264 x 264 float32, is 14.5 MB, and the largest real member (64-sample files are split) about 8 MB."""
 _BLOSC = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 _BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
 
@@ -209,12 +211,27 @@ def decode_member(name: str, data: bytes, *, shard: str = "?", key: str | None =
 def webdataset_decoder(key: str, data: bytes) -> Any:
     """A `webdataset` decode handler for neuco-io members: arrays and JSON, never pickle.
 
-    Usage: `webdataset.WebDataset(urls).decode(neuco_io.webdataset_decoder)`.
-    Returns None for other extensions, so webdataset tries its other handlers.
+    Every other member is returned as its raw bytes, so webdataset's default
+    handlers that come after this one (which `pickle.loads` `.pyd`/`.pickle`
+    members and `torch.load` `.pth`) never see it. webdataset still runs its
+    `.gz` handler *before* this one; `decode_sample` avoids that too.
     """
     ext = key.rsplit(".", 1)[-1].lower()
     if ext in (BLOSC_EXT, "npy"):
         return decode_member(key, data)
     if ext == "json":
         return json.loads(data)
-    return None
+    return bytes(data)
+
+
+def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """Decode a WebDataset sample of a neuco-io shard; the safe recipe for stock webdataset:
+
+        webdataset.WebDataset(urls, shardshuffle=False).map(decode_sample)
+
+    Only `.json`, `.npy` and `.blosc` members are decoded (with the checks of
+    `decode_member`); every other member stays raw bytes, unread. No webdataset
+    handler runs, so nothing is unpickled or decompressed without bounds.
+    """
+    return {name: value if name.startswith("__") or not isinstance(value, (bytes, bytearray, memoryview))
+            else webdataset_decoder(name, value) for name, value in sample.items()}

@@ -8,7 +8,9 @@ and `.blosc` members are decoded, and other members are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,12 +19,20 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import ShardError
-from .shardformat import BLOSC_EXT, decode_key, decode_member
+from .names import name_problem, relative_path_problem
+from .shardformat import BLOSC_EXT, MAX_ARRAY_BYTES, decode_key, decode_member
 
-__all__ = ["RawRecord", "decode_record", "iter_parquet_records", "iter_tar_records"]
+__all__ = ["RawRecord", "check_record", "count_tar_records", "data_errors", "decode_record", "iter_parquet_records",
+           "iter_tar_records"]
 
-MAX_MEMBER_BYTES = 1 << 31
 MAX_JSON_BYTES = 16 << 20
+MAX_MEMBER_BYTES = MAX_ARRAY_BYTES + (1 << 20)
+"""The largest array member the format allows (its array, plus the Blosc container's header and frames)."""
+MAX_EXTENDED_HEADER_BYTES = 1 << 20
+"""PAX and GNU long-name headers: a path and a few fields, never more."""
+_DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+                MemoryError, EOFError, OSError, UnicodeError, struct.error, tarfile.TarError)
+"""What malformed data makes Python, numpy, json or tarfile raise; readers turn them into ShardError."""
 
 
 @dataclass
@@ -41,20 +51,30 @@ class RawRecord:
         return str(self.meta.get("id", decode_key(self.key)))
 
 
+@contextlib.contextmanager
+def data_errors(shard: str, key: str | None = None, what: str = "corrupt record") -> Iterator[None]:
+    """Turn any exception malformed data can cause into a ShardError naming shard and key."""
+    try:
+        yield
+    except ShardError:
+        raise
+    except _DATA_ERRORS as exc:
+        raise ShardError(shard, f"{what}: {type(exc).__name__}: {str(exc)[:300]}", key=key) from None
+
+
 def _split(name: str) -> tuple[str, str]:
-    base = name.rsplit("/", 1)[-1]
-    if "." not in base:
-        return base, ""
-    key, suffix = base.split(".", 1)
-    return key, suffix.lower()
+    key, dot, suffix = name.partition(".")
+    return key, suffix.lower() if dot else ""
 
 
 class _TarStream:
-    """Sequential tar reading: headers through the standard library, data in one read per member.
+    """Sequential tar reading with every size bounded: headers parsed by the standard library, data in one
+    read per member.
 
     tarfile's own stream mode copies data in 10 KB pieces, which costs more
     than decoding; this reads each member whole (into a writable buffer, so
-    arrays can be views of it) and skips what it does not need.
+    arrays can be views of it) and skips what it does not need. It is the
+    only tar reader in neuco-io (the loader, `verify` and record counting).
     """
 
     def __init__(self, fileobj: IO[bytes]) -> None:
@@ -92,7 +112,7 @@ class _TarStream:
         else:
             while n:
                 step = min(n, 1 << 20)
-                self._read(step)
+                self._read(step, reuse="skip")
                 n -= step
 
     def members(self, wanted: Callable[[str], bool], reuse: Callable[[str], str | None] = lambda name: None
@@ -101,6 +121,8 @@ class _TarStream:
 
         `reuse(name)` names a buffer to read the member into again and again
         (its data is then only valid until the next member of that name).
+        Raises ValueError or EOFError (or tarfile.HeaderError) on malformed
+        input; every size is checked before anything is read or allocated.
         """
         long_name: str | None = None
         pax: dict[str, str] = {}
@@ -109,11 +131,13 @@ class _TarStream:
             header = self._read(tarfile.BLOCKSIZE)
             if not any(header):
                 return
-            info = tarfile.TarInfo.frombuf(bytes(header), "utf-8", "surrogateescape")
-            size = int(pax.get("size", info.size))
+            info = tarfile.TarInfo.frombuf(bytes(header), "utf-8", "surrogateescape")  # checks the checksum
+            size = _pax_size(pax["size"]) if "size" in pax else info.size
+            if size < 0:
+                raise ValueError(f"member {info.name!r}: negative size {size}")
             padded = size + (-size % tarfile.BLOCKSIZE)
             if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME):
-                if size > 1 << 20:
+                if size > MAX_EXTENDED_HEADER_BYTES:
                     raise ValueError(f"extended header of {size} bytes")
                 data = bytes(self._read(padded)[:size])
                 if info.type == tarfile.GNUTYPE_LONGNAME:
@@ -126,24 +150,51 @@ class _TarStream:
             if not info.isfile():
                 self._skip(padded)
                 continue
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(f"member name {name!r} {problem}")
             if wanted(name):
+                limit = _size_limit(name)
+                if size > limit:
+                    raise ValueError(f"member {name!r} of {size} bytes exceeds the format's {limit}-byte limit")
                 yield name, start, size, self._read(padded, reuse(name))[:size]
             else:
                 self._skip(padded)
                 yield name, start, size, None
 
 
+def _pax_size(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise ValueError(f"PAX size {text[:30]!r} is not a decimal number")
+    return int(text)
+
+
 def _parse_pax(data: bytes) -> dict[str, str]:
-    """PAX records: `<length> <key>=<value>\n`."""
+    """PAX records: `<length> <key>=<value>\n`, where length counts the whole record. Each record must
+    advance (a length of 0 would loop forever) and end inside the header."""
     out: dict[str, str] = {}
     pos = 0
     while pos < len(data):
-        space = data.index(b" ", pos)
-        length = int(data[pos:space])
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        if not data[pos:].strip(b"\0"):
+            break  # zero padding after the last record
+        space = data.find(b" ", pos, pos + 21)
+        digits = data[pos:space] if space > pos else b""
+        if not digits.isdigit():
+            raise ValueError(f"malformed PAX record at byte {pos}")
+        length = int(digits)
+        end = pos + length
+        if length <= space - pos + 1 or end > len(data) or data[end - 1:end] != b"\n":
+            raise ValueError(f"PAX record at byte {pos} has an impossible length {length}")
+        key, eq, value = data[space + 1:end - 1].partition(b"=")
+        if not eq:
+            raise ValueError(f"PAX record at byte {pos} has no '='")
         out[key.decode("utf-8")] = value.decode("utf-8", "surrogateescape")
-        pos += length
+        pos = end
     return out
+
+
+def _size_limit(name: str) -> int:
+    return MAX_JSON_BYTES if _split(name)[1] == "json" else MAX_MEMBER_BYTES
 
 
 def _wanted(name: str) -> bool:
@@ -151,23 +202,29 @@ def _wanted(name: str) -> bool:
     return suffix == "json" or suffix.endswith((f".{BLOSC_EXT}", ".npy")) or suffix in (BLOSC_EXT, "npy")
 
 
+def _json_only(name: str) -> bool:
+    return _split(name)[1] == "json"
+
+
 def _blosc_buffer(name: str) -> str | None:
     _, suffix = _split(name)
     return suffix if suffix.endswith(f".{BLOSC_EXT}") else None
 
 
-def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: bool = False) -> Iterator[RawRecord]:
+def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: bool = False,
+                     arrays: bool = True) -> Iterator[RawRecord]:
     """Records of a tar stream, in order. Raises ShardError (naming shard and key) on corrupt input.
 
     Only `.json`, `.npy` and `.blosc` members are read; anything else
     (pickles, torch files, unknown extensions) is skipped unread. With
     `reuse_buffers`, `.blosc` members of a record are only valid until the
     next record is requested (decode them first): the reads then reuse memory.
+    With `arrays=False` only the JSON records are read (to count records).
     """
     current: RawRecord | None = None
     reuse = _blosc_buffer if reuse_buffers else (lambda name: None)
     try:
-        for name, offset, size, data in _TarStream(fileobj).members(_wanted, reuse):
+        for name, offset, _size, data in _TarStream(fileobj).members(_wanted if arrays else _json_only, reuse):
             key, suffix = _split(name)
             if current is not None and key != current.key:
                 yield _finish(current)
@@ -177,12 +234,11 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
             if data is None:
                 continue
             if suffix == "json":
-                if size > MAX_JSON_BYTES:
-                    raise ShardError(shard, f"JSON record of {size} bytes", key=key)
+                if current.meta:
+                    raise ShardError(shard, "record has two JSON members", key=key)
                 current.meta = json.loads(bytes(data))
+                check_record(current.meta, shard, key)
             else:
-                if size > MAX_MEMBER_BYTES:
-                    raise ShardError(shard, f"member {suffix} of {size} bytes", key=key)
                 if suffix in current.members:
                     raise ShardError(shard, f"member {suffix} appears twice", key=key)
                 current.members[suffix] = data
@@ -190,9 +246,15 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
             yield _finish(current)
     except ShardError:
         raise
-    except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
+    except _DATA_ERRORS as exc:
         key = current.key if current is not None else None
-        raise ShardError(shard, f"corrupt or truncated tar: {type(exc).__name__}: {exc}", key=key) from None
+        raise ShardError(shard, f"corrupt or truncated tar: {type(exc).__name__}: {str(exc)[:300]}",
+                         key=key) from None
+
+
+def count_tar_records(fileobj: IO[bytes], shard: str = "?") -> int:
+    """Records in a tar stream (JSON members read, arrays skipped). ShardError when it is corrupt."""
+    return sum(1 for _ in iter_tar_records(fileobj, shard, arrays=False))
 
 
 def _finish(record: RawRecord) -> RawRecord:
@@ -201,12 +263,59 @@ def _finish(record: RawRecord) -> RawRecord:
     return record
 
 
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= 8 and all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ARRAY_BYTES for n in value)
+
+
+def check_record(meta: Any, shard: str, key: str | None) -> None:
+    """The fields of a JSON record the readers use must have the types the format gives them."""
+
+    def refuse(message: str) -> None:
+        raise ShardError(shard, f"JSON record: {message}", key=key)
+
+    if not isinstance(meta, dict):
+        refuse(f"a {type(meta).__name__}, not an object")
+    if "id" in meta and (not isinstance(meta["id"], str) or not meta["id"]):
+        refuse(f"id {str(meta['id'])[:100]!r} is not a string")
+    members = meta.get("members", {})
+    if not isinstance(members, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in members.items()):
+        refuse("`members` is not an object of names")
+    modalities = meta.get("modalities", [])
+    if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+        refuse("`modalities` is not a list of names")
+    for table in ("dtypes", "shapes", "labels", "arrays", "source"):
+        if not isinstance(meta.get(table, {}), dict):
+            refuse(f"`{table}` is not an object")
+    if not all(isinstance(d, str) for d in meta.get("dtypes", {}).values()) or \
+            not all(_is_shape(s) for s in meta.get("shapes", {}).values()):
+        refuse("`dtypes`/`shapes` are not dtype names and lists of sizes")
+    if not all(isinstance(a, dict) and isinstance(a.get("dtype"), str) and _is_shape(a.get("shape"))
+               for a in meta.get("arrays", {}).values()):
+        refuse("`arrays` entries lack a dtype and shape")
+    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for v in meta.get("labels", {}).values()):
+        refuse("`labels` are not numbers")
+    for modality, rel in meta.get("source", {}).items():
+        problem = relative_path_problem(rel)
+        if problem:
+            refuse(f"source of {str(modality)[:50]} {str(rel)[:200]!r} {problem}")
+    if "sample_index" in meta and not (isinstance(meta["sample_index"], int) and meta["sample_index"] >= 0):
+        refuse("`sample_index` is not a non-negative integer")
+
+
 def decode_record(record: RawRecord, names: list[str] | None = None,
                   take: list[int] | None = None) -> dict[str, np.ndarray]:
     """Decode the array members the JSON record lists (or just `names`); check dtypes and shapes against it.
 
     `take` selects timestamps (first axis); `.blosc` members decode only those frames.
     """
+    with data_errors(record.shard, record.key):
+        return _decode_record(record, names, take)
+
+
+def _decode_record(record: RawRecord, names: list[str] | None, take: list[int] | None) -> dict[str, np.ndarray]:
     meta = record.meta
     members = meta.get("members")
     if not isinstance(members, dict):
@@ -238,11 +347,16 @@ def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | Non
     """(JSON record, arrays) per row of a neuco-io Parquet shard, one row group at a time."""
     import pyarrow.parquet as pq
 
+    pf = None
     try:
-        pf = pq.ParquetFile(source)
+        pf = pq.ParquetFile(source, pre_buffer=False)
         for group in range(pf.num_row_groups):
-            table = pf.read_row_group(group, columns=columns)
+            # One thread: parallelism comes from DataLoader workers, and Arrow's thread pool still running at
+            # interpreter exit is what aborted processes (SIGABRT, "terminate called...") now and then.
+            table = pf.read_row_group(group, columns=columns, use_threads=False)
             records = [json.loads(v) for v in table.column("record").to_pylist()]
+            for meta in records:
+                check_record(meta, shard, str(meta.get("key"))[:100] if isinstance(meta, dict) else None)
             array_columns = {}
             for name in records[0].get("members", {}) if records else []:
                 if name in table.column_names:
@@ -252,4 +366,7 @@ def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | Non
     except ShardError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError... on damaged files
-        raise ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {exc}") from None
+        raise ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {str(exc)[:300]}") from None
+    finally:  # closed now, not by the garbage collector at interpreter exit (which could abort)
+        if pf is not None:
+            pf.close()

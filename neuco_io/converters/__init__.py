@@ -27,6 +27,7 @@ from ..atomic import remove_partials
 from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
+from ..manifest import MANIFEST, read_manifest
 from ..shardformat import CODECS, FORMAT_VERSION
 from ..storage import Folder, as_path, file_size, is_remote
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
@@ -36,7 +37,6 @@ __all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest
 
 FORMATS = ("webdataset", "parquet")
 STATE_DIR = ".neuco-io"
-MANIFEST = "manifest.json"
 LABELS = "labels.parquet"
 DEFAULT_SHARD_SIZE = 1_000_000_000
 
@@ -55,14 +55,13 @@ class ConvertResult:
 
 
 def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
-    path = (out.path if isinstance(out, Folder) else as_path(out, storage_options)) / MANIFEST
+    """OUT's manifest, bounded and checked (`neuco_io.manifest`): ManifestError when unusable."""
+    folder = out.path if isinstance(out, Folder) else as_path(out, storage_options)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        refuse_interrupted(path.parent)
-        raise UsageError(f"{path}: no manifest; is this a neuco-io convert output?") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable manifest: {exc}") from None
+        return read_manifest(folder)
+    except UsageError:  # there is none: an interrupted conversion says so
+        refuse_interrupted(folder)
+        raise
 
 
 def refuse_interrupted(folder: Any) -> None:

@@ -130,13 +130,18 @@ class _OpenFile:
         self.cube.close()
 
 
+PROVE_PASSTHROUGH = True
+"""Decode pass-through chunks once before copying them (BENCHMARKS.md: what it costs); off only to measure."""
+
+
 class RecordBuilder:
     """Reads locations from a dataset root; keeps the few cubes it needs open (forked workers open their own)."""
 
     def __init__(self, root: str | Path, layout: str, modalities: list[str], tasks: dict[str, dict],
                  labels: dict[str, dict[str, float]], keep_open: int = 8, decode: bool = True) -> None:
         self.decode = decode
-        """False: keep reusable chunks compressed (CRC and Blosc headers checked, data not decompressed)."""
+        """False: keep reusable chunks compressed for pass-through (still decoded once to prove them sound,
+        unless PROVE_PASSTHROUGH is off); the decoded arrays are then not kept."""
         self.root = as_path(root)
         self.layout = layout
         self.modalities = modalities
@@ -215,10 +220,13 @@ class RecordBuilder:
         return record
 
     def _read(self, record: Record, cube: Cube, member: str, variable: str, sample: int) -> None:
-        frames = None if self.decode else cube.sample_frames(variable, sample)
+        frames = None if self.decode or PROVE_PASSTHROUGH else cube.sample_frames(variable, sample)
         if frames is None:
+            # Decoding proves every chunk sound: a Blosc payload can be corrupt under a valid header and a
+            # valid zip CRC, and pass-through must not copy it into a shard as if it were data.
             array, frames = cube.read_sample(variable, sample)
-            record.arrays[member] = array
+            if self.decode or frames is None:
+                record.arrays[member] = array
         shape = cube.shape(variable)[1:]
         record.specs[member] = (cube.dtype(variable), tuple(shape))
         if frames is not None:

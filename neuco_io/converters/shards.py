@@ -116,7 +116,7 @@ def _relative(path: str, root: Any) -> str:
 
 
 def _records(job: ShardJob, result: ShardResult):
-    # Pass-through shards keep the source chunks compressed: no decode, only CRC and header checks.
+    # Pass-through shards keep the source chunks compressed (decoded once to prove them sound, not re-encoded).
     decode = not (job.fmt == "webdataset" and job.codec == "blosc")
     with RecordBuilder(job.root, job.layout, job.modalities, job.tasks, job.labels, decode=decode) as builder:
         for source in job.spec.sources:

@@ -21,7 +21,8 @@ from ..cube import Cube
 from ..errors import CubeError, ShardError, UsageError
 from ..execution import Executor, Progress, make_executor
 from ..labels import LabelFileError, read_task_labels
-from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
+from ..manifest import MANIFEST
+from ..shardreader import data_errors, decode_record, iter_parquet_records, iter_tar_records
 from ..storage import as_path, file_size, is_remote, open_read, sha256_file
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
@@ -151,27 +152,35 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int, int]:
     for task, error in sources.label_errors.items():
         found.append(Mismatch("verify.label-file", name, error, member=task))
     seen: list[str] = []
+
+    def compare(meta: dict, decode: Callable[[], dict[str, np.ndarray]], key: str | None) -> None:
+        try:
+            with data_errors(name, key):
+                found.extend(_compare(meta, decode(), sources, name))
+        except ShardError as exc:
+            found.append(Mismatch("verify.unreadable-record", name, str(exc), seen[-1]))
+
     try:
         if check.fmt == "webdataset":
             with open_read(path, sequential=True) as fh:
                 for raw in iter_tar_records(fh, name):
                     seen.append(raw.id)
-                    try:
-                        arrays = decode_record(raw)
-                    except ShardError as exc:
-                        found.append(Mismatch("verify.unreadable-record", name, str(exc), raw.id))
-                        continue
-                    found.extend(_compare(raw.meta, arrays, sources, name))
+                    compare(raw.meta, lambda raw=raw: decode_record(raw), raw.key)
         else:
             with open_read(path) as fh:
                 for meta, arrays in iter_parquet_records(fh, name):
-                    seen.append(meta.get("id"))
-                    found.extend(_compare(meta, arrays, sources, name))
+                    seen.append(str(meta.get("id")))
+                    compare(meta, lambda arrays=arrays: arrays, meta.get("id"))
     except ShardError as exc:
         found.append(Mismatch("verify.unreadable-shard", name, str(exc), exc.key))
+    except OSError as exc:
+        found.append(Mismatch("verify.unreadable-shard", name, f"cannot read: {exc}"))
     finally:
         sources.close()
     opened = sources.opened
+    if len(seen) != check.shard["records"]:
+        found.append(Mismatch("verify.records", name, f"holds {len(seen)} records, the manifest says "
+                              f"{check.shard['records']}"))
     if seen != check.expected_ids:
         missing = sorted(set(check.expected_ids) - set(seen))
         extra = sorted(set(seen) - set(check.expected_ids))
@@ -192,7 +201,7 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from . import MANIFEST, index_by_shard, load_manifest
+    from . import index_by_shard, load_manifest
 
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():
@@ -223,6 +232,11 @@ def verify(
                                           f"this conversion was made from {manifest.get('source', {}).get('root')}"))
     elif manifest.get("labels"):
         report.mismatches.extend(_check_labels_file(root, out / manifest["labels"], manifest))
+    claimed = sum(shard["records"] for shard in manifest["shards"])
+    if manifest.get("records", claimed) != claimed or len(manifest.get("index", {})) != claimed:
+        report.mismatches.append(Mismatch("verify.records", MANIFEST, f"the manifest's record count "
+                                          f"({manifest.get('records')}), its shards' ({claimed}) and its index's "
+                                          f"({len(manifest.get('index', {}))}) disagree"))
     report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),
                       "skipped_in_conversion": len(manifest.get("skipped", []))}

@@ -10,9 +10,12 @@ after fork).
 
 from __future__ import annotations
 
+import atexit
+import difflib
 import logging
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,7 +27,7 @@ from ..errors import CubeError, ShardError, UsageError
 from ..execution import single_threaded_codecs
 from ..labels import read_task_labels
 from ..layout import CubeFile, Layout, discover
-from ..shardreader import decode_record, iter_parquet_records, iter_tar_records
+from ..shardreader import data_errors, decode_record, iter_parquet_records, iter_tar_records
 from ..storage import open_read
 from ..validators.cubes import require_usable
 from .assemble import SampleOptions
@@ -177,30 +180,41 @@ class CubeDataset(_MapBase):
             raise IndexError(f"index {index} out of range for {len(self)} locations")
         loc_id, files, sample = self._items[index]
         times = self.options.season_indices(loc_id, self.epoch)
-        arrays = {m: self._cube(files[m]).read_location(sample, times) for m in self.options.modalities}
+        arrays = {m: self._cube(files[m], m).read_location(sample, times) for m in self.options.modalities}
         return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=times), tile)
+
+
+def check_tasks(tasks: Sequence[str], known: Sequence[str], where: object) -> None:
+    """An unknown task is an error (never a column of NaN labels): name the known ones and the closest."""
+    unknown = [t for t in tasks if t not in known]
+    if not unknown:
+        return
+    hints = []
+    for task in unknown:
+        close = difflib.get_close_matches(task, list(known), n=1)
+        hints.append(f"{task!r} (did you mean {close[0]!r}?)" if close else repr(task))
+    listed = ", ".join(sorted(known)) if known else "none"
+    raise UsageError(f"tasks: unknown task {', '.join(hints)} in {where}; known tasks: {listed}")
 
 
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     from ..labels import parse_task_name
 
-    found = {}
+    files = {}
     for path in ds.label_files:
         name = parse_task_name(path)
-        if name is not None and name.task in tasks:
-            found[name.task] = read_task_labels(path)
-    missing = [t for t in tasks if t not in found]
-    if missing:
-        raise UsageError(f"tasks: no label file for {', '.join(missing)} under {ds.root / 'labels'}")
-    return found
+        if name is not None:
+            files.setdefault(name.task, path)
+    check_tasks(tasks, list(files), ds.root / "labels")
+    return {task: read_task_labels(files[task]) for task in tasks}
 
 
 class ShardDataset(_IterBase):
     """Iterable dataset over the WebDataset or Parquet shards written by `convert`.
 
     `source`: the output folder of `convert` (its manifest gives shards and
-    record counts), a list of shard paths, or a brace pattern
-    (`out/shard-{000000..000009}.tar`). Each shard is read sequentially.
+    record counts), a list of shard paths, a brace pattern
+    (`out/shard-{000000..000009}.tar`) or a glob (`out/shard-*.tar`). Each shard is read sequentially.
     Sample options are those of `CubeDataset`; the same location gives
     identical arrays from both.
 
@@ -244,6 +258,11 @@ class ShardDataset(_IterBase):
             raise UsageError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
         if equal_per_rank not in (False, True, "pad", "drop"):
             raise UsageError(f"equal_per_rank: expected False, True, 'pad' or 'drop', got {equal_per_rank!r}")
+        if self.options.tasks:
+            if self.source.manifest is None:
+                raise UsageError("tasks: these shards have no manifest.json beside them, so their tasks are "
+                                 "unknown; pass the convert output folder (or its shards with the manifest)")
+            check_tasks(self.options.tasks, list(self.source.tasks), "the manifest")
         self.shuffle = int(shuffle)
         self.seed = seed
         self.rank, self.world_size = rank, world_size
@@ -260,6 +279,11 @@ class ShardDataset(_IterBase):
         return records_per_rank(self.source.counts, consumer.rank, consumer.world_size, self.equal_per_rank)
 
     def __iter__(self) -> Iterator[Any]:
+        iteration = self._iterate()
+        _LIVE.add(iteration)  # closed at exit at the latest, before the modules it uses are torn down
+        return iteration
+
+    def _iterate(self) -> Iterator[Any]:
         consumer = current_consumer(self.rank, self.world_size)
         if consumer.num_workers > 1:
             single_threaded_codecs()  # a DataLoader worker: one core each
@@ -270,11 +294,14 @@ class ShardDataset(_IterBase):
             rng = np.random.default_rng([self.seed, self.epoch, consumer.index, 1])
             records = _buffer_shuffle(records, self.shuffle, rng)
         warned = bool(self.source.manifest)
-        for loc_id, arrays, labels, s2_offset in records:
-            if not warned and s2_offset and self.options.shift_s2 is True:
-                warn_double_shift(self.options, s2_offset, self.source.paths[0].parent)
-                warned = True
-            yield self.options.build(loc_id, arrays, labels, selected=True, s2_offset=s2_offset)
+        try:
+            for loc_id, arrays, labels, s2_offset in records:
+                if not warned and s2_offset and self.options.shift_s2 is True:
+                    warn_double_shift(self.options, s2_offset, self.source.paths[0].parent)
+                    warned = True
+                yield self.options.build(loc_id, arrays, labels, selected=True, s2_offset=s2_offset)
+        finally:  # close the shard readers now, not whenever the garbage collector gets to them
+            records.close()
 
     def plot(self, sample: Any, tile: int = spec.SIZE):
         """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:
@@ -312,49 +339,82 @@ class ShardDataset(_IterBase):
             yield from self._read(shard, first)
             yield from self._read(shard, rows[len(first):])
             return
+        count = self.source.counts[shard]
         try:
             if self.source.format == "parquet":
-                yield from self._read_parquet(path, wanted, last)
+                yield from self._read_parquet(path, wanted, last, count)
             else:
-                yield from self._read_tar(path, wanted, last)
+                yield from self._read_tar(path, wanted, last, count)
         except ShardError as exc:
             self._fail(exc)
+        except OSError as exc:  # the shard vanished or the connection broke
+            self._fail(ShardError(path, f"cannot read: {exc}"))
 
-    def _read_tar(self, path: Any, wanted: set[int], last: int):
+    def _read_tar(self, path: Any, wanted: set[int], last: int, count: int):
         with open_read(path, sequential=True) as fh:
             # Records are decoded before the next is read: compressed members can share buffers.
-            for row, raw in enumerate(iter_tar_records(fh, path.name, reuse_buffers=True)):
-                if row > last:
-                    break
-                if row not in wanted:
-                    continue
-                try:
-                    loc_id = raw.id
-                    arrays = decode_record(raw, self.options.modalities, self._selection(loc_id))
-                except ShardError as exc:
-                    self._fail(exc)
-                    continue
-                yield loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta)
+            records = iter_tar_records(fh, path.name, reuse_buffers=True)
+            try:
+                for row, raw in _counted(records, path.name, last, count, lambda raw: raw.key):
+                    if row not in wanted:
+                        continue
+                    try:
+                        loc_id = raw.id
+                        arrays = decode_record(raw, self.options.modalities, self._selection(loc_id))
+                    except ShardError as exc:
+                        self._fail(exc)
+                        continue
+                    yield loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta)
+            finally:
+                records.close()
 
-    def _read_parquet(self, path: Any, wanted: set[int], last: int):
+    def _read_parquet(self, path: Any, wanted: set[int], last: int, count: int):
         columns = ["record", *self.options.modalities]
         with open_read(path) as fh:
-            yield from self._parquet_rows(fh, path.name, columns, wanted, last)
+            rows = iter_parquet_records(fh, path.name, columns=columns)
+            try:
+                yield from self._parquet_rows(rows, path.name, wanted, last, count)
+            finally:
+                rows.close()
 
-    def _parquet_rows(self, fh, name: str, columns: list[str], wanted: set[int], last: int):
-        for row, (meta, arrays) in enumerate(iter_parquet_records(fh, name, columns=columns)):
-            if row > last:
-                break
+    def _parquet_rows(self, rows: Iterator, name: str, wanted: set[int], last: int, count: int):
+        for row, (meta, arrays) in _counted(rows, name, last, count, lambda item: item[0].get("id")):
             if row not in wanted:
                 continue
-            loc_id = meta["id"]
-            times = self._selection(loc_id)
             try:
-                picked = {m: arrays[m][times] for m in self.options.modalities}
-            except KeyError as exc:
-                self._fail(ShardError(name, f"array {exc} is missing", key=loc_id))
+                with data_errors(name, meta.get("id")):
+                    loc_id = str(meta["id"])
+                    times = self._selection(loc_id)
+                    picked = {m: arrays[m][times] for m in self.options.modalities}
+            except ShardError as exc:
+                self._fail(exc)
                 continue
             yield loc_id, picked, self._labels(meta), self._s2_offset(meta)
+
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+"""ShardDataset iterations not yet finished: closed at interpreter exit, while pyarrow still works."""
+
+
+@atexit.register
+def _close_live_iterations() -> None:
+    for iteration in list(_LIVE):
+        iteration.close()
+
+
+def _counted(items: Iterator, shard: str, last: int, count: int, key: Callable[[Any], Any]) -> Iterator:
+    """(row, item) up to row `last`; a shard holding fewer or more records than the manifest says is a
+    ShardError (DataLoader lengths and equal_per_rank rely on the counts)."""
+    seen = 0
+    for row, item in enumerate(items):
+        if row >= count:
+            raise ShardError(shard, f"holds more records than the {count} the manifest gives it", key=key(item))
+        if row > last:
+            return
+        seen = row + 1
+        yield row, item
+    if seen != count:
+        raise ShardError(shard, f"holds {seen} records, the manifest says {count}")
 
 
 def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import glob
 import os
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ShardError, UsageError
+from ..manifest import MANIFEST, read_manifest
+from ..shardreader import count_tar_records
 from ..storage import as_path, file_size, is_remote, open_read
 
 __all__ = ["ShardSource", "resolve_shards"]
@@ -28,10 +29,24 @@ class ShardSource:
     manifest: dict[str, Any] | None = None
 
 
-def _expand(pattern: str) -> list[str]:
+GLOB_CHARS = "*?["
+
+
+def _expand(pattern: str, storage_options: dict[str, Any] | None) -> list[str]:
+    """Brace patterns (`shard-{000000..000009}.tar`) and globs (`shard-*.tar`), sorted within each glob."""
     import braceexpand
 
-    return list(braceexpand.braceexpand(pattern))
+    names = []
+    for name in braceexpand.braceexpand(pattern):
+        if not any(c in name for c in GLOB_CHARS):
+            names.append(name)
+        elif is_remote(name):
+            folder = as_path(name, storage_options)
+            protocol = name.split("://", 1)[0]
+            names.extend(sorted(f"{protocol}://{p}" for p in folder.fs.glob(folder.path)))
+        else:
+            names.extend(sorted(glob.glob(name)))
+    return names
 
 
 def _format_of(paths: Sequence[str]) -> str:
@@ -43,21 +58,13 @@ def _format_of(paths: Sequence[str]) -> str:
     raise UsageError(f"shards must all be .tar (WebDataset) or all .parquet, got {sorted(kinds)}")
 
 
-def count_tar_records(path: Any) -> int:
-    """Records in a tar shard, from its headers (members of one record are contiguous)."""
-    keys = 0
-    last = None
+def count_records(path: Any) -> int:
+    """Records in a tar shard, from its headers and JSON records (members of one record are contiguous)."""
     try:
-        with open_read(as_path(path), sequential=True) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-            for info in tar:
-                if info.isfile():
-                    key = info.name.rsplit("/", 1)[-1].split(".", 1)[0]
-                    if key != last:
-                        keys += 1
-                        last = key
-    except (tarfile.TarError, OSError) as exc:
+        with open_read(as_path(path), sequential=True) as fh:
+            return count_tar_records(fh, path.name)
+    except OSError as exc:
         raise ShardError(path, f"cannot count records: {exc}") from None
-    return keys
 
 
 def count_parquet_records(path: Any) -> int:
@@ -71,9 +78,9 @@ def count_parquet_records(path: Any) -> int:
 
 
 def _from_manifest(folder: Any) -> ShardSource:
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(folder)  # checked: shard names are plain file names, counts integers
     shards = manifest["shards"]
-    return ShardSource([folder / s["name"] for s in shards], [int(s["records"]) for s in shards],
+    return ShardSource([folder / s["name"] for s in shards], [s["records"] for s in shards],
                        manifest["output_format"], manifest.get("tasks", {}), manifest)
 
 
@@ -85,15 +92,17 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     """A folder written by `convert` (manifest.json), a list of shard paths or URLs, or a brace pattern."""
     if isinstance(source, (str, os.PathLike)) or type(source).__module__.startswith("upath"):
         text = str(source) if type(source).__module__.startswith("upath") else os.fspath(source)
-        if "{" not in text:
+        if "{" not in text and not any(c in text for c in GLOB_CHARS):
             folder = as_path(source, storage_options)
-            if _exists(folder / "manifest.json"):
+            if _exists(folder / MANIFEST):
                 return _from_manifest(folder)
             if not is_remote(folder) and folder.is_dir():
                 raise UsageError(f"{text}: no manifest.json; pass shard paths or a pattern instead")
             names = [text]
         else:
-            names = _expand(text)
+            names = _expand(text, storage_options)
+            if not names:
+                raise UsageError(f"{text}: no shard matches this pattern")
     else:
         names = list(source)
     if not names:
@@ -106,10 +115,10 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}
-    if len(parents) == 1 and _exists(paths[0].parent / "manifest.json"):
+    if len(parents) == 1 and _exists(paths[0].parent / MANIFEST):
         full = _from_manifest(paths[0].parent)
         known = {str(p): n for p, n in zip(full.paths, full.counts)}
         if all(str(p) in known for p in paths):
             return ShardSource(paths, [known[str(p)] for p in paths], fmt, full.tasks, full.manifest)
-    counter = count_parquet_records if fmt == "parquet" else count_tar_records
+    counter = count_parquet_records if fmt == "parquet" else count_records
     return ShardSource(paths, [counter(p) for p in paths], fmt)
