@@ -8,11 +8,14 @@ resembles so generic handlers keep working.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "CubeError",
     "CubeFormatError",
     "CubeReadError",
     "NeucoError",
+    "OutOfSpaceError",
     "ShardError",
     "UsageError",
 ]
@@ -59,3 +62,16 @@ class ShardError(NeucoError, ValueError):
         self.key = key
         where = f"{self.shard} [{key}]" if key else self.shard
         super().__init__(f"{where}: {message}")
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Disk full, quota exceeded, file size limit: the output does not fit, which is no bug."""
+
+
+class OutOfSpaceError(NeucoError, OSError):
+    """Writing an output ran out of space. Raised as `OutOfSpaceError(errno, strerror, path)`; the
+    temporary file was removed, so nothing is left under the final name."""
+
+    def __str__(self) -> str:
+        code = errno.errorcode.get(self.errno or 0, "?")
+        return f"{self.filename}: {self.strerror} ({code}); nothing was written under that name"
