@@ -370,3 +370,86 @@ def test_interrupts_at_random_moments_end_every_process(sample_downstream, tmp_p
         for shard in out.glob("shard-*.tar"):  # every shard under its final name is complete
             assert shard.stat().st_size % 10240 == 0
     assert b"--resume" in stderr or with_second
+
+
+# -- clear refusals elsewhere ------------------------------------------------------------------------------
+
+
+def test_task_import_refuses_an_overlong_id_and_goes_on(tmp_path):
+    import csv
+
+    import numpy as np
+
+    from neuco_io import spec
+
+    rows = []
+    for m, modality in enumerate(spec.DOWNSTREAM_MODALITIES):
+        mod = spec.MODALITIES[modality]
+        for season in range(len(spec.SEASONS)):
+            path = tmp_path / "src" / f"{modality}_{season}.npy"
+            path.parent.mkdir(exist_ok=True)
+            np.save(path, np.full((mod.n_bands, spec.SIZE, spec.SIZE), 100 + m + season, mod.dtype))
+            rows += [[loc_id, modality, season, path] for loc_id in ("fine", "x" * 300)]
+    table = tmp_path / "table.csv"
+    with table.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["id", "modality", "season", "path"], *rows])
+    code, output = cli("task", "import", str(table), str(tmp_path / "root"), "--format", "json", "--jobs", "1")
+    data = json.loads(output)
+    assert code == 1 and data["ids"] == ["fine"], output
+    assert "300 bytes long" in data["refused"][0]["reason"]
+
+
+def test_a_cr_only_submission_is_a_clear_error(tmp_path):
+    path = tmp_path / "emb.csv"
+    path.write_bytes(b"id,0,1\raa,0.5,0.25\rbb,0.1,0.2\r")
+    code, output = cli("submission", "check", str(path))
+    assert code == 1 and "bare carriage return" in output and "internal error" not in output
+
+
+@pytest.mark.parametrize("option", ["block_size=abc", "timeout=-1", "max_concurrency=true"])
+def test_a_bad_numeric_storage_option_is_a_usage_error(downstream, tmp_path, option):
+    code, output = cli("convert", str(downstream), str(tmp_path / "out"), "--to", "webdataset",
+                       "--storage-option", option)
+    assert code == 2 and "must be a non-negative number" in output and option.split("=")[0] in output
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted = []
+    import threading
+
+    def serve() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", ["validate", "convert"])
+def test_a_server_that_never_answers_fails_in_bounded_time_naming_the_url(silent_server, tmp_path, command):
+    url = f"{silent_server}/dataset"
+    extra = ["--to", "webdataset", str(tmp_path / "out")] if command == "convert" else []
+    proc = subprocess.run([EXE, command, url, *extra[2:], *extra[:2], "--storage-option", "timeout=1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert url in proc.stderr and "no answer from the server in time" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_http_reads_have_a_default_timeout():
+    from neuco_io.storage import DEFAULT_TIMEOUT, as_path
+
+    path = as_path("http://127.0.0.1:9/x")
+    timeout = path.fs.client_kwargs["timeout"]
+    assert timeout.sock_read == timeout.sock_connect == DEFAULT_TIMEOUT and timeout.total is None

@@ -58,6 +58,10 @@ class ImportResult:
     locations: Path | None = None
 
 
+MAX_ID_BYTES = 200
+"""`<id>.zarr.zip`, and the temporary name it is written under first, must fit a 255-byte file name."""
+
+
 def mapping_path(root: Path) -> Path:
     """Where `ids="hash"` keeps the id mapping by default: beside ROOT, never inside it."""
     root = root.resolve()
@@ -312,10 +316,14 @@ def import_task(
         targets: dict[str, str] = {}
         if ids == "keep":
             for sid in units:
-                if sid and spec.ID_RE.match(sid):
-                    targets[sid] = sid
-                else:
+                if not sid or not spec.ID_RE.match(sid):
                     result.refused.append(Refusal(sid, "id may hold only letters, digits and _-."))
+                elif len(sid.encode()) > MAX_ID_BYTES:
+                    result.refused.append(Refusal(f"{sid[:40]}...", f"id is {len(sid.encode())} bytes long; at most "
+                                                  f"{MAX_ID_BYTES} (its cube file name must fit the file system's "
+                                                  "255-byte limit)"))
+                else:
+                    targets[sid] = sid
         else:
             # Content ids first (the id decides the part folder), then the writes.
             todo = [u for sid, u in units.items() if sid not in known]
