@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
+
+from .errors import NO_SPACE, OutOfSpaceError
 
 PARTIAL_SUFFIX = ".partial"
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_path", "fsync_dir", "is_partial", "remove_partials"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_path", "fsync_dir", "is_partial", "partial_target", "remove_partials"]
+
+
+_PARTIAL_NAME = re.compile(r"\.(.+)\.\d+-[0-9a-f]{8}" + re.escape(PARTIAL_SUFFIX))
 
 
 def _temp_name(final: Path) -> Path:
@@ -62,19 +68,31 @@ def atomic_path(final: str | os.PathLike[str], *, overwrite: bool = True, fsync:
         os.replace(temp, final)
         if fsync:
             fsync_dir(final.parent)
+    except OSError as exc:
+        if exc.errno in NO_SPACE and not isinstance(exc, OutOfSpaceError):
+            raise OutOfSpaceError(exc.errno, exc.strerror, str(final)) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
 
 
-def remove_partials(folder: str | os.PathLike[str]) -> int:
-    """Delete temporary files a killed writer left in `folder`; how many were removed."""
+def partial_target(path: Path) -> str | None:
+    """The final name a temporary file of `atomic_path` was written for, or None if it is not one."""
+    match = _PARTIAL_NAME.fullmatch(path.name)
+    return match.group(1) if match else None
+
+
+def remove_partials(folder: str | os.PathLike[str], finals: Collection[str] | None = None) -> int:
+    """Delete temporary files a killed writer left in `folder`; how many were removed. With `finals`, only
+    the temporary files written for those final names (so a user's own `.x.partial` files are kept)."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     removed = 0
     for path in folder.iterdir():
-        if is_partial(path):
+        target = partial_target(path)
+        if target is not None and (finals is None or target in finals):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed += 1

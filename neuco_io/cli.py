@@ -11,12 +11,14 @@ Exit codes (every command):
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 import click
 
 from . import __version__, spec
-from .errors import NeucoError, UsageError
+from .errors import NO_SPACE, NeucoError, UsageError
 from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
 from .progress import ProgressBar
 from .wording import plural
@@ -37,8 +39,38 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: workers stopped, temporary files removed."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+STOP_GRACE = 30.0
+"""Seconds an interrupted command gets to stop its workers and clean up before it is ended forcibly."""
+_stop_signals: list[int] = []
+
+
+def _stop_code() -> int:
+    return EXIT_TERMINATED if _stop_signals and _stop_signals[0] == signal.SIGTERM else EXIT_INTERRUPTED
+
+
+def _force_exit() -> None:
+    """The clean-up after an interrupt did not end in time, or a second signal came: kill the workers and
+    leave now (their temporary files carry the .partial suffix that --resume removes)."""
+    from .execution import kill_all_workers
+
+    kill_all_workers()
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"neuco-io: {'terminated' if _stop_code() == EXIT_TERMINATED else 'interrupted'}\n")
+        sys.stderr.flush()
+    os._exit(_stop_code())
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM: unwind (workers stopped, temporary files removed) within STOP_GRACE seconds; a
+    second signal meanwhile ends the command at once. (The grace timer is meant for a process that is
+    exiting: a real signal sent to an in-process CliRunner call ends that process too.)"""
+    if _stop_signals:
+        _force_exit()
+    _stop_signals.append(signum)
+    timer = threading.Timer(STOP_GRACE, _force_exit)
+    timer.daemon = True
+    timer.start()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _emit_json(data: Any) -> None:
@@ -98,7 +130,9 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        _stop_signals.clear()
+        signal.signal(signal.SIGTERM, _on_stop_signal)
+        signal.signal(signal.SIGINT, _on_stop_signal)
         single_threaded_codecs()
         # Helper processes inherit these flags: after Ctrl-C, multiprocessing's resource tracker would
         # otherwise warn about queue semaphores it is about to clean up anyway.
@@ -109,35 +143,60 @@ def handle_errors(fn: Callable) -> Callable:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return fn(*args, **kwargs)
-        except UsageError as exc:
-            _fail(str(exc), EXIT_USAGE, as_json=as_json)
-        except NeucoError as exc:
-            _fail(str(exc), EXIT_FAILED, as_json=as_json)
-        except Terminated:
-            _fail("terminated", EXIT_TERMINATED, as_json=as_json)
-        except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except BrokenPipeError:
-            sys.exit(EXIT_OK)
-        except Exception as exc:
-            if os.environ.get("NEUCO_IO_DEBUG"):
-                raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set NEUCO_IO_DEBUG=1 for a traceback)",
-                  EXIT_INTERNAL, as_json=as_json)
+        except BaseException as exc:
+            # A signal wins over whatever error it caused on its way (a worker it ended, a broken pool).
+            if _stop_signals or isinstance(exc, KeyboardInterrupt):
+                if not _stop_signals:
+                    _stop_signals.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+                # Cleaned up: further signals are ignored from here (Python would reset its handlers to the
+                # default while exiting, and a late second Ctrl-C would then end the process as killed).
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                word = "terminated" if _stop_code() == EXIT_TERMINATED else "interrupted"
+                hint = getattr(exc, "neuco_hint", None)
+                _fail(f"{word}; {hint}" if hint else word, _stop_code(), as_json=as_json)
+            _fail_for(exc, as_json)
 
     return wrapper
 
 
+def _fail_for(exc: BaseException, as_json: bool) -> None:
+    """The message and exit code of an error that is not an interrupt."""
+    if isinstance(exc, UsageError):
+        _fail(str(exc), EXIT_USAGE, as_json=as_json)
+    if isinstance(exc, NeucoError):
+        _fail(str(exc), EXIT_FAILED, as_json=as_json)
+    if isinstance(exc, BrokenPipeError):
+        sys.exit(EXIT_OK)
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror} ({errno.errorcode.get(exc.errno, '?')}); the output does not fit", EXIT_FAILED,
+              as_json=as_json)
+    if os.environ.get("NEUCO_IO_DEBUG"):
+        raise exc
+    _fail(f"internal error: {type(exc).__name__}: {exc} (set NEUCO_IO_DEBUG=1 for a traceback)", EXIT_INTERNAL,
+          as_json=as_json)
+
+
 @contextlib.contextmanager
-def _resume_hint() -> Iterator[None]:
-    """A failed unit or a dead worker stops a conversion with the finished shards kept: say how to finish it."""
+def _resume_hint(out: str, storage_options: dict[str, Any] | None) -> Iterator[None]:
+    """A failed unit, a dead worker or an interrupt stops a conversion with the finished shards kept: say
+    how to finish it (only when OUT holds a resumable run)."""
+    hint = "finished shards are kept; rerun with --resume to finish the conversion"
     try:
         yield
     except (UnitFailed, WorkerDiedError) as exc:
-        raise NeucoError(f"{exc}\nfinished shards are kept; rerun with --resume to finish the conversion") \
-            from None
+        raise NeucoError(f"{exc}\n{hint}") from None
+    except KeyboardInterrupt as exc:
+        with contextlib.suppress(Exception):
+            from .converters.outdir import JOURNAL
+            from .storage import Folder
+
+            if Folder(out, storage_options).has(JOURNAL):
+                exc.neuco_hint = hint  # type: ignore[attr-defined]
+        raise
 
 
 def format_option(fn: Callable) -> Callable:
@@ -358,6 +417,8 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid cubes (listed in the manifest) and go on; "
               "the run then exits 1.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (records, shards, estimated bytes and time) and "
+              "write nothing.")
 @jobs_option
 @scheduler_option
 @storage_option
@@ -366,7 +427,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 @handle_errors
 def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, max_records: int | None,
             modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int, resume: bool,
-            overwrite: bool, skip_invalid: bool, jobs: int | None, scheduler: str | None,
+            overwrite: bool, skip_invalid: bool, dry_run: bool, jobs: int | None, scheduler: str | None,
             storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Convert the cubes under ROOT to WebDataset or Parquet shards in OUT.
 
@@ -377,27 +438,73 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     deterministic; an interrupted run is finished with --resume.
     """
     from .converters import convert as run_convert
-    from .render import human_bytes
 
-    with progress_bar("convert", quiet, unit="records") as bar, _resume_hint():
+    def note(text: str) -> None:
+        click.echo(("\r\033[K" if bar.enabled else "") + f"neuco-io: note: {text}", err=True)
+
+    options = _storage(storage_options)
+    with progress_bar("convert", quiet or dry_run, unit="records") as bar, _resume_hint(out, options):
         result = run_convert(root, out, to=to, layout=layout, shard_size=shard_size, max_records=max_records,
                              modalities=_csv_list(modalities), tasks=_csv_list(tasks), codec=codec, prefix=prefix,
                              row_group_size=row_group_size, jobs=jobs, resume=resume, overwrite=overwrite,
-                             skip_invalid=skip_invalid, progress=bar, on_start=bar.start,
-                             storage_options=_storage(storage_options), scheduler=scheduler)
+                             skip_invalid=skip_invalid, dry_run=dry_run, progress=bar, on_start=bar.start,
+                             on_note=None if output_format == "json" else note, storage_options=options,
+                             scheduler=scheduler)
+    if dry_run:
+        _print_dry_run(result, output_format)
+        sys.exit(EXIT_OK)
     data = {"out": str(result.out), "format": result.format, "records": result.records, "shards": result.shards,
-            "bytes": result.bytes, "written": result.written, "manifest": str(result.manifest),
-            "skipped": [vars(s) for s in result.skipped]}
+            "bytes": result.bytes, "written": result.written, "reused_from": result.reused_from,
+            "manifest": str(result.manifest), "skipped": [vars(s) for s in result.skipped], "notes": result.notes}
     if output_format == "json":
         _emit_json(data)
     else:
-        reused = f" ({result.shards - result.written} reused from the interrupted run)" if result.written < \
-            result.shards else ""
+        from .render import human_bytes
+
+        kept = result.shards - result.written
+        reused = {"interrupted": f" ({kept} reused from the interrupted run)",
+                  "finished": f" ({kept} kept: already complete and their sources unchanged)"}.get(
+                      result.reused_from or "", "")
         _echo(f"wrote {plural(result.records, 'record')} in {plural(result.shards, result.format + ' shard')}"
                    f"{reused}, {human_bytes(result.bytes)}, to {result.out}")
         for skipped in result.skipped:
             _echo(f"  skipped {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
     sys.exit(EXIT_FAILED if result.skipped else EXIT_OK)
+
+
+def _print_dry_run(plan: Any, output_format: str) -> None:
+    """`convert --dry-run`: the plan and the estimate, nothing written."""
+    from .render import human_bytes
+
+    data = {"dry_run": True, "out": str(plan.out), "format": plan.format, "action": plan.action,
+            "records": plan.records, "shards": plan.shards, "estimated_bytes": plan.bytes, "jobs": plan.jobs,
+            "measured_bytes_per_second_per_job": round(plan.rate) if plan.rate else None,
+            "estimated_seconds": round(plan.seconds, 3) if plan.seconds is not None else None,
+            "skipped": [vars(s) for s in plan.skipped], "notes": plan.notes}
+    if output_format == "json":
+        _emit_json(data)
+        return
+    action = {"new": "write a new conversion", "resume": "resume the conversion there",
+              "replace": "replace the finished conversion there (kept until the new one is complete)"}[plan.action]
+    click.echo(f"dry run: would {action} in {plan.out}")
+    click.echo(f"  {plural(plan.records, 'record')} in {plural(plan.shards, plan.format + ' shard')}, about "
+               f"{human_bytes(plan.bytes)}")
+    if plan.seconds is not None:
+        click.echo(f"  about {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
+                   f"(measured here: {human_bytes(plan.rate)}/s per job on one record)")
+    for skipped in plan.skipped:
+        click.echo(f"  would skip {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
+    for text in plan.notes:
+        click.echo(f"  note: {text}")
+    click.echo("nothing was written")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @main.command()

@@ -8,12 +8,15 @@ resembles so generic handlers keep working.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "CubeError",
     "CubeFormatError",
     "CubeReadError",
     "ManifestError",
     "NeucoError",
+    "OutOfSpaceError",
     "ShardError",
     "UsageError",
 ]
@@ -64,3 +67,16 @@ class ShardError(NeucoError, ValueError):
 
 class ManifestError(ShardError):
     """A `manifest.json` is corrupt, too large, or names something outside its folder."""
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Disk full, quota exceeded, file size limit: the output does not fit, which is no bug."""
+
+
+class OutOfSpaceError(NeucoError, OSError):
+    """Writing an output ran out of space. Raised as `OutOfSpaceError(errno, strerror, path)`; the
+    temporary file was removed, so nothing is left under the final name."""
+
+    def __str__(self) -> str:
+        code = errno.errorcode.get(self.errno or 0, "?")
+        return f"{self.filename}: {self.strerror} ({code}); nothing was written under that name"

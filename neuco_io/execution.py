@@ -16,8 +16,10 @@ import secrets
 import signal
 import sys
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -30,7 +32,7 @@ Progress = Callable[[int], None]
 """Called with the number of units just finished."""
 
 __all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Progress", "SerialExecutor", "UnitFailed", "batched",
-           "dask_worker_config", "default_jobs", "make_executor"]
+           "dask_worker_config", "default_jobs", "kill_all_workers", "make_executor"]
 
 
 class WorkerDiedError(NeucoError, RuntimeError):
@@ -159,6 +161,25 @@ def worker_start_method() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Helper processes started meanwhile (the forkserver, workers) inherit a blocked SIGINT: Ctrl-C, sent
+    to the whole process group, reaches only the main process, which then stops them (SIGTERM, see
+    `ProcessExecutor.abort`). No helper dies half-started with a traceback, none is left behind."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+ABORT_GRACE = 10.0
+"""Seconds a stopped worker gets to unwind its unit before it is killed."""
+
+
 class ProcessExecutor(Executor):
     """A pool of worker processes started with forkserver (see `worker_start_method` for the exception).
 
@@ -175,10 +196,14 @@ class ProcessExecutor(Executor):
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                                          initargs=(dict(os.environ),))
         if start_method == "fork":  # fork every worker now, while this process has no other thread
-            self._pool.submit(os.getpid).result()
+            with _sigint_blocked():
+                self._pool.submit(os.getpid).result()
+        _LIVE.add(self)
+        _quiet_pool_race()
 
     def map(self, fn: Callable[[T], R], units: Iterable[T], names: list[str] | None = None) -> Iterator[R]:
-        results = self._pool.map(_Interruptible(fn), units)
+        with _sigint_blocked():  # the pool starts its forkserver and workers on the first submit
+            results = self._pool.map(_Interruptible(fn), units)
         try:
             yield from results
         except BrokenProcessPool:
@@ -186,6 +211,96 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        _LIVE.discard(self)
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # After an error or an interrupt, waiting for the pool's orderly shutdown can block forever (a worker
+        # stuck on a queue lock): stop the workers instead, within a bounded time.
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _workers(self) -> list[Any]:
+        live = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._seen = list({id(p): p for p in [*getattr(self, "_seen", []), *live]}.values())
+        return self._seen
+
+    def abort(self, grace: float = ABORT_GRACE) -> None:
+        """Cancel the units not started and end every worker: SIGTERM (a busy worker unwinds its unit, so
+        its temporary file goes), then SIGKILL for any still alive after `grace` seconds."""
+        workers = self._workers()  # before shutdown(), which forgets them
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in workers:
+            with contextlib.suppress(Exception):
+                process.join(max(0.0, deadline - time.monotonic()))
+        self.kill()
+        manager = getattr(self._pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(grace)
+        _LIVE.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL every worker still alive, and any process the forkserver started that the pool had not
+        registered yet (an interrupt while workers were being launched)."""
+        for process in self._workers():
+            with contextlib.suppress(Exception):
+                if process.is_alive():
+                    process.kill()
+                    process.join(ABORT_GRACE)
+        _kill_forkserver_children()
+
+
+def _kill_forkserver_children() -> None:
+    """SIGKILL the children of this process's forkserver (Linux: found in /proc; elsewhere nothing)."""
+    from multiprocessing import forkserver
+
+    server = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if not server or not os.path.isdir("/proc"):
+        return
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == server:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry), signal.SIGKILL)
+
+
+_LIVE: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
+
+
+def _quiet_pool_race() -> None:
+    """CPython's pool manager thread may mark an already cancelled unit as broken when workers are stopped
+    during an interrupt and dies with InvalidStateError (a harmless race in concurrent.futures): do not
+    print that thread's traceback to the user. Everything else goes to the previous hook."""
+    previous = threading.excepthook
+    if getattr(previous, "_neuco_io", False):
+        return
+
+    def hook(args: Any) -> None:
+        if isinstance(args.exc_value, InvalidStateError) and type(args.thread).__name__ == "_ExecutorManagerThread":
+            return
+        previous(args)
+
+    hook._neuco_io = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+def kill_all_workers() -> None:
+    """SIGKILL the workers of every pool of this process: the last resort of a second Ctrl-C, or of an
+    interrupted command that does not end within its grace period."""
+    for executor in list(_LIVE):
+        executor.kill()
+    _kill_forkserver_children()
 
 
 class UnitFailed(NeucoError, RuntimeError):

@@ -15,7 +15,7 @@ from typing import Literal
 
 from . import spec
 from .errors import UsageError
-from .storage import as_path, is_remote
+from .storage import as_path, error_text, is_remote
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
@@ -178,7 +178,7 @@ class _RemoteTree:
         except FileNotFoundError:
             raise UsageError(f"{root}: no such directory") from None
         except Exception as exc:  # auth, network, unknown bucket: the backend's own errors
-            raise UsageError(f"{root}: cannot list: {type(exc).__name__}: {exc}") from None
+            raise UsageError(f"{root}: cannot list: {error_text(exc)}") from None
         self.kinds: dict[str, bool] = {"": True}
         self.children: dict[str, list[str]] = defaultdict(list)
         for name, info in listing.items():

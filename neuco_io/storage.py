@@ -26,7 +26,8 @@ from typing import IO, Any
 
 from .errors import UsageError
 
-__all__ = ["AnyPath", "Folder", "as_path", "file_kind", "file_size", "in_process_only", "is_remote", "open_read",
+__all__ = ["AnyPath", "Folder", "as_path", "error_text", "file_kind", "file_size", "in_process_only", "is_remote",
+           "open_read",
            "parse_storage_options", "read_only", "sha256_file", "signature", "upload_atomic"]
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
@@ -66,7 +67,7 @@ def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
             raise UsageError(f"{text}: URLs need universal-pathlib and fsspec: pip install 'neuco-io[remote]'") \
                 from None
         try:
-            return UPath(text, **(storage_options or {}))
+            return UPath(text, **_with_timeouts(text, storage_options or {}))
         except (ValueError, ImportError) as exc:
             raise UsageError(f"{text}: {exc}") from None
     return Path(text)
@@ -81,8 +82,14 @@ def read_only(path: Any) -> bool:
     return is_remote(path) and getattr(path, "protocol", "") in READ_ONLY
 
 
+def _numeric_option(key: str) -> bool:
+    """Options every fsspec backend reads as numbers (sizes, counts, timeouts)."""
+    return key == "timeout" or key.endswith(("_size", "_timeout", "_retries")) or key.startswith("max_")
+
+
 def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are JSON when they parse (true, 3, {"a": 1}), else strings."""
+    """`key=value` pairs; values are JSON when they parse (true, 3, {"a": 1}), else strings. Sizes, counts
+    and timeouts must be non-negative numbers (a usage error here, not a crash deep in a backend)."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -92,7 +99,39 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
             options[key] = json.loads(value)
         except ValueError:
             options[key] = value
+        number = options[key]
+        if _numeric_option(key) and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                     or number < 0 or number != number):
+            raise UsageError(f"--storage-option {pair!r}: {key} must be a non-negative number")
     return options
+
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds an http(s) server may stay silent (connecting, or between bytes) before a read fails."""
+
+
+def _with_timeouts(text: str, options: dict[str, Any]) -> dict[str, Any]:
+    """http(s): `timeout` (default DEFAULT_TIMEOUT) bounds connecting and each wait for data, not the whole
+    transfer, so a multi-GB shard still streams while a server that never answers fails in bounded time."""
+    if not text.startswith(("http://", "https://")):
+        return options
+    options = dict(options)
+    seconds = options.pop("timeout", DEFAULT_TIMEOUT)
+    client = dict(options.get("client_kwargs") or {})
+    if "timeout" not in client:
+        import aiohttp
+
+        client["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        options["client_kwargs"] = client
+    return options
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as a message that says something: backends raise timeouts with no text at all."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return ("no answer from the server in time (timed out; wait longer with --storage-option "
+                "timeout=SECONDS)")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
@@ -103,6 +142,8 @@ def open_read(path: Path, *, sequential: bool = False) -> IO[bytes]:
         if read_only(path):
             return path.fs.open(path.path, "rb", block_size=0) if sequential else _open_http_seekable(path)
         return path.open("rb") if is_remote(path) else _open_regular(path)
+    except TimeoutError as exc:
+        raise OSError(f"{path}: {error_text(exc)}") from exc
     except OSError:
         raise
     except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...

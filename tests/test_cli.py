@@ -155,7 +155,7 @@ def test_a_stopped_conversion_says_how_to_finish_it(failure):
     from neuco_io import cli, execution
     from neuco_io.errors import NeucoError
 
-    with pytest.raises(NeucoError, match="rerun with --resume"), cli._resume_hint():
+    with pytest.raises(NeucoError, match="rerun with --resume"), cli._resume_hint("out", None):
         raise getattr(execution, failure)("shard-000003.tar: lost")
 
 

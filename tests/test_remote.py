@@ -76,7 +76,10 @@ def shard_digests(fs_or_none, where) -> dict[str, str]:
 
 
 def without_root(manifest: dict) -> dict:
-    return {**manifest, "source": {**manifest["source"], "root": None}}
+    """The manifest without what names the source copy: its root, and each shard's digest of its source
+    files' stats (mtimes locally, ETags on S3)."""
+    shards = [{k: v for k, v in shard.items() if k != "sources"} for shard in manifest["shards"]]
+    return {**manifest, "source": {**manifest["source"], "root": None}, "shards": shards}
 
 
 def normalised(report: dict, root: str) -> dict:
@@ -204,6 +207,8 @@ def test_object_store_writes_are_atomic_and_the_manifest_comes_last(s3, sample_d
     shards = {n for n in final if n.endswith(".tar")}
     assert len(shards) == 5
     assert seen, "the watcher saw nothing"
+    assert ".neuco-io.lock" not in final  # the lock lives while the run writes
+    seen = [{n: size for n, size in listing.items() if n != ".neuco-io.lock"} for listing in seen]
     for listing in seen:
         for name, size in listing.items():
             assert size == final[name], f"{name} seen at {size} of {final[name]} bytes"

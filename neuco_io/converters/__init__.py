@@ -1,22 +1,31 @@
 """`convert(root, out, to=...)`: zarr.zip cubes to WebDataset or Parquet shards, lossless and resumable.
 
 How a run is kept safe:
+- every option, the source and OUT are checked before anything in OUT
+  changes, and OUT is locked (`.neuco-io.lock`) while the run writes;
 - the plan (which location goes to which shard) is a pure function of the
-  source and the options, and its fingerprint is saved in `OUT/.neuco-io/`
-  before any shard is written;
+  source and the options; it is saved in the journal `OUT/.neuco-io/plan.json`
+  (fingerprint, and the shard names it will write) before any shard is written;
 - each shard is written under a temporary name and renamed when complete;
-  then a small state file records its size and sha256;
-- `manifest.json` is written last, and only then is the state folder removed.
-An interrupted run therefore leaves complete shards and no truncated one, and
-`resume=True` writes only the shards that have no state file.
+  then a small state file records its size, sha256 and the source files' stats;
+- `manifest.json` is written last (with a digest of each shard's source stats),
+  and only then is the journal removed;
+- replacing a finished output (`overwrite=True`) writes the new shards to
+  `OUT/.neuco-io/staging/` and swaps them in only when all are written.
+An interrupted run therefore leaves complete shards and no truncated one,
+`resume=True` writes only the shards that are owed or whose sources changed,
+and only files a manifest or journal lists are ever removed (see `outdir`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,15 +39,36 @@ from ..layout import Layout, discover
 from ..manifest import MANIFEST, read_manifest
 from ..shardformat import CODECS, FORMAT_VERSION
 from ..storage import Folder, as_path, file_size, is_remote
+from .estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
+from .outdir import (
+    JOURNAL,
+    LABELS,
+    STAGING,
+    OutputLock,
+    OutState,
+    check_location,
+    inspect,
+    remove_finished,
+    remove_journal,
+    remove_state,
+    state_name,
+)
+from .outdir import (
+    STATE_DIR as STATE_DIR,
+)
 from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from .shards import ShardJob, ShardResult, write_shard
 
-__all__ = ["FORMATS", "ConvertResult", "VerifyReport", "convert", "load_manifest", "refuse_interrupted", "verify"]
+__all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "load_manifest",
+           "refuse_interrupted", "verify"]
 
 FORMATS = ("webdataset", "parquet")
-STATE_DIR = ".neuco-io"
-LABELS = "labels.parquet"
 DEFAULT_SHARD_SIZE = 1_000_000_000
+MAX_PREFIX_BYTES = 200
+"""Shard names and their temporary names must fit the 255-byte file name limit of common file systems."""
+HOLD_SHARD_ENV = "NEUCO_IO_TEST_HOLD_SHARD"
+"""Tests only: the worker about to write the shard of this name waits for a signal (a deterministic
+interruption point)."""
 
 
 @dataclass
@@ -49,9 +79,13 @@ class ConvertResult:
     shards: int
     bytes: int
     written: int
-    """Shards written by this run (the others were finished by an earlier, interrupted run)."""
+    """Shards written by this run (the others were kept: finished by an earlier run and unchanged)."""
     skipped: list[Skipped] = field(default_factory=list)
     manifest: Path | None = None
+    reused_from: str | None = None
+    """Where kept shards came from: "interrupted" (an unfinished run) or "finished" (a finished output
+    checked against the source again); None when every shard was written by this run."""
+    notes: list[str] = field(default_factory=list)
 
 
 def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
@@ -66,7 +100,7 @@ def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, An
 
 def refuse_interrupted(folder: Any) -> None:
     """Raise a UsageError saying so if `folder` holds a conversion that was stopped before its manifest."""
-    if file_size(folder / STATE_DIR / "plan.json") is not None and file_size(folder / MANIFEST) is None:
+    if file_size(folder / JOURNAL) is not None and file_size(folder / MANIFEST) is None:
         raise UsageError(f"{folder} holds an interrupted conversion (no manifest yet): finish it with "
                          "`neuco-io convert ROOT OUT --resume`")
 
@@ -82,37 +116,13 @@ def index_by_shard(manifest: dict[str, Any]) -> dict[int, list[list]]:
     return by_shard
 
 
-def _own_files(names: list[str], prefix: str) -> list[str]:
-    """What a conversion writes in OUT (of the folder's `names`): only these are ever removed by --overwrite."""
-    return [name for name in names
-            if name in (MANIFEST, LABELS, STATE_DIR)
-            or (name.startswith(f"{prefix}-") and name.endswith((".tar", ".parquet")))
-            or (name.startswith(".") and name.endswith(".partial"))]
-
-
-def _prepare_out(out: Folder, prefix: str, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    if not out.remote and out.exists() and not out.is_dir():
-        raise UsageError(f"{out.path}: exists and is not a directory")
-    names = out.names()
-    state = STATE_DIR in names
-    finished = MANIFEST in names
-    if overwrite:
-        for name in _own_files(names, prefix):
-            out.remove(name)
-        return
-    if resume:
-        if not state and not finished:
-            raise UsageError(f"{out.path}: nothing to resume (no interrupted conversion here)")
-        return
-    if state:
-        raise UsageError(f"{out.path}: holds an interrupted conversion; pass --resume to finish it or --overwrite "
-                         "to start again")
-    if finished:
-        raise UsageError(f"{out.path}: holds a finished conversion; pass --overwrite to replace it")
-    if _own_files(names, prefix):
-        raise UsageError(f"{out.path}: holds shards of another run; pass --overwrite to replace them")
+def _check_prefix(prefix: str) -> None:
+    if not prefix or "/" in prefix or "\\" in prefix or prefix.startswith(".") or not prefix.isprintable():
+        raise UsageError(f"--prefix {prefix!r}: a plain file name prefix is needed (no '/', no leading '.', "
+                         "printable characters)")
+    if len(prefix.encode()) > MAX_PREFIX_BYTES:
+        raise UsageError(f"--prefix is {len(prefix.encode())} bytes long; at most {MAX_PREFIX_BYTES} (shard file "
+                         "names must fit the file system's 255-byte limit)")
 
 
 def _options(**options: Any) -> dict[str, Any]:
@@ -138,27 +148,48 @@ def convert(
     resume: bool = False,
     overwrite: bool = False,
     skip_invalid: bool = False,
+    dry_run: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
-) -> ConvertResult:
-    """Convert a dataset root to shards in `out` (either may be an fsspec URL). See the module docstring."""
+) -> ConvertResult | ConvertEstimate:
+    """Convert a dataset root to shards in `out` (either may be an fsspec URL). See the module docstring.
+
+    Every option, the source and OUT are checked before anything in OUT changes. With `dry_run` nothing is
+    written and a `ConvertEstimate` is returned. `on_note` receives advice while the run goes on (a stale
+    lock taken over, workers left idle by too few shards).
+    """
     if to not in FORMATS:
         raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
     if codec not in CODECS:
         raise UsageError(f"--codec must be one of {', '.join(CODECS)}")
     if shard_size <= 0 or (max_records is not None and max_records <= 0) or row_group_size <= 0:
         raise UsageError("--shard-size, --max-records and --row-group-size must be positive")
-    if not prefix or "/" in prefix or prefix.startswith("."):
-        raise UsageError(f"--prefix {prefix!r}: a plain file name prefix is needed")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    _check_prefix(prefix)
     out = Folder(out, storage_options)
     ds = discover(root, layout, storage_options)
-    _prepare_out(out, prefix, resume, overwrite)
+    check_location(ds.root, out)
     chosen = choose_modalities(ds, modalities)
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if on_note:
+            on_note(text)
+
     with contextlib.ExitStack() as stack:
-        # Pushed first, so it runs last: after the workers were stopped.
-        stack.push(lambda exc_type, *_: _clean_partials_on_error(out, exc_type))
+        if not dry_run:
+            # Entered in this order so that they end in reverse: workers stopped, lock released, then
+            # the clean-up after a failure.
+            existed = out.remote or out.exists()
+            stack.push(lambda exc_type, *_: _after_failure(out, exc_type, existed))
+            lock = stack.enter_context(OutputLock(out))
+            for text in lock.notes:
+                note(text)
         if executor is None:
             executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.root, out.path)))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
@@ -166,69 +197,188 @@ def convert(
         options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
                            modalities=chosen, tasks=sorted(plan.tasks), prefix=prefix,
                            row_group_size=row_group_size if to == "parquet" else None, skip_invalid=skip_invalid)
-        return _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, progress, on_start)
+        advice = parallelism_note(plan, executor.jobs, max_records)
+        if dry_run:
+            return _dry_run(ds.root, out, plan, options, executor.jobs, resume, overwrite, skip_invalid,
+                            row_group_size, [advice] if advice else [])
+        if advice:
+            note(advice)
+        result = _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, resume, overwrite,
+                      progress, on_start)
+        result.notes = notes
+        return result
 
 
-def _clean_partials_on_error(out: Folder, exc_type: type | None) -> bool:
-    """After a failure or Ctrl-C, remove the temporary files the stopped workers left (local OUT only:
-    remote shards are staged in local temporary files that clean up after themselves)."""
-    if exc_type is not None and not out.remote:
-        remove_partials(out.path)
+def _after_failure(out: Folder, exc_type: type | None, existed: bool) -> bool:
+    """After a failure or Ctrl-C: remove the temporary files the stopped workers left, and if the run
+    finished no shard, everything it wrote (OUT is left as it was found)."""
+    if exc_type is None:
+        return False
+    state = inspect(out) if out.remote or out.exists() else OutState([])
+    if state.journal is not None and state.journal.get("run") == os.getpid() and not state.finished_shards:
+        remove_journal(out, state)
+    elif not out.remote:
+        names = state.planned() | {LABELS, MANIFEST}
+        remove_partials(out.path, names)
+        remove_partials(out.path / STAGING, names)
+    if not existed and not out.remote:
+        with contextlib.suppress(OSError):
+            out.path.rmdir()  # created by this run, and empty again
     return False
 
 
-def _state_name(name: str) -> str:
-    return f"{STATE_DIR}/shards/{name}.json"
+def _decide(out: Folder, state: OutState, plan: Plan, resume: bool, overwrite: bool) -> str:
+    """What this run does in OUT: "new" (nothing there, or a replaceable unfinished plan), "resume", or
+    "replace" (a finished output, kept until the new one is complete). Refuses what would lose data."""
+    if resume:
+        if state.journal is None and state.manifest is None:
+            raise UsageError(f"{out.path}: nothing to resume (no interrupted conversion here)")
+        action = "resume"
+    else:
+        if state.journal is not None and state.finished_shards and not overwrite:
+            raise UsageError(f"{out.path}: holds an interrupted conversion ({len(state.finished_shards)} shards "
+                             "finished); pass --resume to finish it or --overwrite to start again")
+        if state.manifest is not None and not overwrite:
+            raise UsageError(f"{out.path}: holds a finished conversion; pass --overwrite to replace it")
+        action = "replace" if state.manifest is not None else "new"
+    wanted = [s.name for s in plan.shards] + ([LABELS] if plan.tasks else []) + [MANIFEST]
+    owned = state.owned()
+    foreign = [name for name in wanted if name in state.names and name not in owned]
+    if foreign:
+        raise UsageError(f"{out.path / foreign[0]}: exists and was not written by a conversion here (no manifest "
+                         "or journal lists it); move it away, or choose another OUT or --prefix")
+    return action
 
 
-def _load_state(root: Path, out: Folder, plan: Plan) -> dict[str, ShardResult]:
-    """Shards finished by an earlier run of the same plan."""
+def _dry_run(root: Path, out: Folder, plan: Plan, options: dict, jobs: int, resume: bool, overwrite: bool,
+             skip_invalid: bool, row_group_size: int, notes: list[str]) -> ConvertEstimate:
+    state = inspect(out) if out.remote or out.exists() else OutState([])
+    action = _decide(out, state, plan, resume, overwrite)
+    total = sum(src.est_bytes for s in plan.shards for src in s.sources)
+    rate = measure_rate(_shard_jobs(root, out.path, plan, options, skip_invalid, row_group_size, set())[0]) \
+        if plan.shards else None
+    return ConvertEstimate(out.path, options["to"], plan.n_records, len(plan.shards), total, jobs, rate,
+                           estimate_seconds(total, rate, jobs, len(plan.shards)), action, list(plan.skipped), notes)
+
+
+def _shard_jobs(root: Path, target: Any, plan: Plan, options: dict, skip_invalid: bool, row_group_size: int,
+                done: set[str]) -> list[ShardJob]:
+    return [
+        ShardJob(root, target, options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
+                 {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
+                  for task, labels in plan.labels.items()},
+                 shard, skip_invalid, row_group_size)
+        for shard in plan.shards if shard.name not in done
+    ]
+
+
+def _sources_digest(stats: dict[str, list]) -> str:
+    """One digest of the size and mtime (or ETag) of every source file of a shard (`file_stats`)."""
+    return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+
+
+def _reuse_finished(root: Path, out: Folder, plan: Plan, manifest: dict) -> dict[str, ShardResult]:
+    """The shards of a finished output that still match the source (same plan, same source files, same
+    bytes in OUT): --resume on a finished output re-checks all of it."""
+    if manifest.get("fingerprint") != plan.fingerprint:
+        raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
+                         "use --overwrite")
+    specs = {s.name: s for s in plan.shards}
+    by_shard = index_by_shard(manifest)
     done: dict[str, ShardResult] = {}
-    plan_name = f"{STATE_DIR}/plan.json"
-    if out.has(MANIFEST) and not out.has(plan_name):
-        previous = load_manifest(out)
-        if previous.get("fingerprint") != plan.fingerprint:
-            raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
-                             "use --overwrite")
-        by_shard = index_by_shard(previous)
-        for shard in previous["shards"]:
-            if out.size(shard["name"]) != shard["bytes"]:
-                continue  # deleted or replaced since: write it again
-            done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
-                                              index=by_shard.get(shard["index"], []),
-                                              skipped=[Skipped(**s) for s in shard.get("skipped", [])])
-        return done
-    if out.has(plan_name):
-        saved = json.loads(out.read_text(plan_name))
-        if saved.get("fingerprint") != plan.fingerprint:
-            raise UsageError(f"{out.path}: the source or the options changed since the interrupted run; use "
-                             "--overwrite to start again")
+    for shard in manifest["shards"]:
+        spec_ = specs.get(shard["name"])
+        if spec_ is None or out.size(shard["name"]) != shard["bytes"]:
+            continue  # deleted or replaced since: write it again
+        stats = file_stats(root, spec_)
+        if shard.get("sources") != _sources_digest(stats):
+            continue  # a source file changed (or an older manifest without the digest): write it again
+        done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
+                                          index=by_shard.get(shard["index"], []),
+                                          skipped=[Skipped(**s) for s in shard.get("skipped", [])],
+                                          sources=stats)
+    return done
+
+
+def _load_state(root: Path, out: Folder, plan: Plan, state: OutState, shard_dir: str) -> dict[str, ShardResult]:
+    """Shards finished by an earlier, interrupted run of the same plan, whose sources did not change."""
+    if state.journal is None:
+        return {}
+    if state.journal.get("fingerprint") != plan.fingerprint:
+        raise UsageError(f"{out.path}: the source or the options changed since the interrupted run; use "
+                         "--overwrite to start again")
+    done: dict[str, ShardResult] = {}
     for shard in plan.shards:
-        if not out.has(_state_name(shard.name)):
+        if shard.name not in state.finished_shards:
             continue
-        data = json.loads(out.read_text(_state_name(shard.name)))
+        data = json.loads(out.read_text(state_name(shard.name)))
         unchanged = data.get("sources") == file_stats(root, shard)
-        if out.size(shard.name) == data["bytes"] and unchanged:
+        if out.size(f"{shard_dir}{shard.name}") == data["bytes"] and unchanged:
             data["skipped"] = [Skipped(**s) for s in data.get("skipped", [])]
             done[shard.name] = ShardResult(**data)
     return done
 
 
-def _run_job(job: ShardJob) -> ShardResult:
-    result = write_shard(job)
-    Folder(job.out).write_text(_state_name(result.name), json.dumps(asdict(result), sort_keys=True))
+@dataclass(frozen=True)
+class _Unit:
+    """One shard to write, and the OUT folder its state file goes to (shards may go to the staging area)."""
+
+    job: ShardJob
+    out: Any
+
+
+def _hold_for_tests(name: str) -> None:
+    if os.environ.get(HOLD_SHARD_ENV) == name:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        while True:  # until a signal's handler raises (Ctrl-C, SIGTERM) or the process is killed
+            time.sleep(3600)
+
+
+def _run_job(unit: _Unit) -> ShardResult:
+    _hold_for_tests(unit.job.spec.name)
+    result = write_shard(unit.job)
+    Folder(unit.out).write_text(state_name(result.name), json.dumps(asdict(result), sort_keys=True))
     return result
 
 
+def _journal(plan: Plan, options: dict, staging: bool, fresh: bool) -> str:
+    """The journal of an unfinished run: what it plans to write (all --overwrite may remove), and, for a
+    fresh run, its pid (a fresh run that fails before finishing a shard removes its journal again)."""
+    return json.dumps({"fingerprint": plan.fingerprint, "options": options, "files": [s.name for s in plan.shards],
+                       "staging": staging, "run": os.getpid() if fresh else None}, sort_keys=True)
+
+
 def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
-         row_group_size: int, progress: Progress | None, on_start: Callable[[int], None] | None) -> ConvertResult:
-    out.mkdir()
-    if not out.remote:
-        remove_partials(out.path)
-    done = _load_state(root, out, plan)
-    if not out.has(MANIFEST) or len(done) != len(plan.shards):
-        out.write_text(f"{STATE_DIR}/plan.json", json.dumps({"fingerprint": plan.fingerprint, "options": options},
-                                                            sort_keys=True))
+         row_group_size: int, resume: bool, overwrite: bool, progress: Progress | None,
+         on_start: Callable[[int], None] | None) -> ConvertResult:
+    state = inspect(out)
+    action = _decide(out, state, plan, resume, overwrite)
+    if action != "resume":
+        remove_journal(out, state)  # an unfinished run being replaced: only what it planned
+    reused_from = None
+    if action == "resume" and state.journal is not None:
+        staging = bool(state.journal.get("staging"))
+        done = _load_state(root, out, plan, state, f"{STAGING}/" if staging else "")
+        reused_from = "interrupted"
+    elif action == "resume":
+        staging = False
+        done = _reuse_finished(root, out, plan, state.manifest or {})
+        reused_from = "finished"
+    else:
+        # Replacing a finished output: the new shards go to a staging area until all are written, and the
+        # old output stays usable meanwhile. On an object store (no cheap rename) the old output is removed
+        # now, after every check passed.
+        staging = action == "replace" and not out.remote
+        if action == "replace" and out.remote:
+            remove_finished(out, state)
+        done = {}
+    shard_dir = f"{STAGING}/" if staging else ""
+    if len(done) != len(plan.shards) or state.manifest is None:
+        if action == "resume" and state.journal is None:
+            for name, result in done.items():  # keep the re-checked shards resumable
+                out.write_text(state_name(name), json.dumps(asdict(result), sort_keys=True))
+            remove_finished(out, state, keep=set(done) | {LABELS})
+        out.write_text(JOURNAL, _journal(plan, options, staging, fresh=action != "resume"))
     if on_start:
         on_start(plan.n_records)
     if progress:
@@ -237,29 +387,40 @@ def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor,
         # The main process waits while workers write shards: import pyarrow (and the pandas it pulls
         # in) for labels.parquet meanwhile, instead of after the last shard.
         threading.Thread(target=_warm_pyarrow, daemon=True).start()
-    jobs = [
-        ShardJob(root, out.path, options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
-                 {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
-                  for task, labels in plan.labels.items()},
-                 shard, skip_invalid, row_group_size)
-        for shard in plan.shards if shard.name not in done
-    ]
+    jobs = _shard_jobs(root, out.path / shard_dir if shard_dir else out.path, plan, options, skip_invalid,
+                       row_group_size, set(done))
     sizes = {s.name: len(s.sources) for s in plan.shards}
-    for result in executor.map(_run_job, jobs, names=[job.spec.name for job in jobs]):
+    units = [_Unit(job, out.path) for job in jobs]
+    for result in executor.map(_run_job, units, names=[job.spec.name for job in jobs]):
         done[result.name] = result
         if progress:
             progress(sizes[result.name])
     results = [done[s.name] for s in plan.shards]
     skipped = list(plan.skipped) + [s for r in results for s in r.skipped]
     if plan.tasks:
-        _write_labels(out, plan, results)
+        _write_labels(out, shard_dir + LABELS, plan, results)
+    names = {s.name for s in plan.shards}
     if not out.remote:
-        remove_partials(out.path)  # a worker killed mid-shard (and retried elsewhere) may leave one
+        remove_partials(out.path, names | {LABELS, MANIFEST})  # a worker killed mid-shard may leave one
+    if staging:
+        _swap_in(out, state, names | ({LABELS} if plan.tasks else set()))
+    elif action == "resume" and state.manifest is not None and state.journal is not None:
+        remove_finished(out, state, keep=names | {LABELS})  # an interrupted replace, finished in place
     manifest = _manifest(root, plan, options, results, skipped)
     out.write_text(MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n")
-    out.remove(STATE_DIR)
+    remove_state(out, names)
+    written = len(jobs)
     return ConvertResult(out.path, options["to"], sum(r.records for r in results), len(results),
-                         sum(r.bytes for r in results), len(jobs), skipped, out.path / MANIFEST)
+                         sum(r.bytes for r in results), written, skipped, out.path / MANIFEST,
+                         reused_from if written < len(results) else None)
+
+
+def _swap_in(out: Folder, old: OutState, new: set[str]) -> None:
+    """Replace the finished output with the staged one: the old manifest first (from then on OUT is an
+    unfinished run that --resume completes), then the staged files, then old files not rewritten."""
+    remove_finished(out, old, keep=new)
+    for name in sorted(new):
+        os.replace(out.path / STAGING / name, out.path / name)
 
 
 def _warm_pyarrow() -> None:
@@ -268,7 +429,7 @@ def _warm_pyarrow() -> None:
     pa.array([0.0])
 
 
-def _write_labels(out: Folder, plan: Plan, results: list[ShardResult]) -> None:
+def _write_labels(out: Folder, name: str, plan: Plan, results: list[ShardResult]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -277,7 +438,7 @@ def _write_labels(out: Folder, plan: Plan, results: list[ShardResult]) -> None:
     for task, labels in plan.labels.items():
         columns[task] = pa.array([labels.get(i) for i in ids], pa.float64())
     table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": plan.tasks})})
-    with out.writing(LABELS) as temp:
+    with out.writing(name) as temp:
         pq.write_table(table, temp, compression="zstd")
 
 
@@ -288,7 +449,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         for loc_id, row, offset, size in result.index:
             index[loc_id] = [number, row, offset, size]
         entry = {"index": number, "name": result.name, "records": result.records, "bytes": result.bytes,
-                 "sha256": result.sha256}
+                 "sha256": result.sha256, "sources": _sources_digest(result.sources)}
         if result.index:
             entry["first_id"], entry["last_id"] = result.index[0][0], result.index[-1][0]
         shards.append(entry)

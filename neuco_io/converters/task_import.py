@@ -61,6 +61,10 @@ class ImportResult:
     locations: Path | None = None
 
 
+MAX_ID_BYTES = 200
+"""`<id>.zarr.zip`, and the temporary name it is written under first, must fit a 255-byte file name."""
+
+
 def mapping_path(root: Path) -> Path:
     """Where `ids="hash"` keeps the id mapping by default: beside ROOT, never inside it."""
     root = root.resolve()
@@ -319,6 +323,10 @@ def import_task(
                     result.refused.append(Refusal(sid, "id may hold only letters, digits and _-."))
                 elif (why := evaluator.unusable_id(sid)) is not None:
                     result.refused.append(Refusal(sid, why))
+                elif len(sid.encode()) > MAX_ID_BYTES:
+                    result.refused.append(Refusal(f"{sid[:40]}...", f"id is {len(sid.encode())} bytes long; at most "
+                                                  f"{MAX_ID_BYTES} (its cube file name must fit the file system's "
+                                                  "255-byte limit)"))
                 else:
                     targets[sid] = sid
         else:

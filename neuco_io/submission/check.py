@@ -413,6 +413,11 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     if raw_head_bom:
         checker.add("submission.bom", "the file starts with a UTF-8 BOM; save it as plain UTF-8")
         head = head[len(BOM):]
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\r" in first_line:
+        checker.add("submission.unreadable", "lines end with a bare carriage return (CR, old Mac line endings); "
+                    "save the file with LF or CRLF line endings")
+        return _finish(report, checker, {})
     try:
         header = _header(head)
     except UnicodeDecodeError as exc:

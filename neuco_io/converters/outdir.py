@@ -1,0 +1,256 @@
+"""The output folder of a conversion: where it may be, who may write it, and which files in it are ours.
+
+A conversion only ever removes or replaces files it can prove it wrote: the
+ones a finished run's `manifest.json` lists, or the ones an unfinished run's
+journal (`.neuco-io/plan.json`) planned. Anything else in OUT, even if its
+name looks like a shard, belongs to the user and is left alone (or, if a
+planned shard would land on it, the run is refused before writing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import remove_partials
+from ..errors import UsageError
+from ..manifest import MANIFEST
+from ..storage import Folder, is_remote
+
+__all__ = [
+    "JOURNAL",
+    "LABELS",
+    "LOCK",
+    "MANIFEST",
+    "STAGING",
+    "STATE_DIR",
+    "OutState",
+    "OutputBusyError",
+    "OutputLock",
+    "check_location",
+    "inspect",
+    "remove_finished",
+    "remove_journal",
+    "state_name",
+]
+
+STATE_DIR = ".neuco-io"
+LABELS = "labels.parquet"
+JOURNAL = f"{STATE_DIR}/plan.json"
+STAGING = f"{STATE_DIR}/staging"
+"""Where `--overwrite` writes the new shards while the old output stays intact (local OUT)."""
+LOCK = ".neuco-io.lock"
+
+
+def state_name(name: str) -> str:
+    """The state file recording that shard `name` is finished."""
+    return f"{STATE_DIR}/shards/{name}.json"
+
+
+def plain_name(name: Any) -> bool:
+    """A file name read from a manifest or journal: used only when it cannot point outside OUT."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name)
+
+
+def check_location(root: Any, out: Folder) -> None:
+    """Refuse an OUT that is ROOT or inside it, a dangling symlink, or a path under a file (exit 2)."""
+    if out.remote or is_remote(root):
+        source, target = str(root).rstrip("/"), str(out.path).rstrip("/")
+        if target == source or target.startswith(source + "/"):
+            raise UsageError(f"{out.path}: OUT is inside ROOT {root}; write the shards somewhere else")
+        return
+    path = Path(out.path)
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
+    for parent in [path, *path.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                what = "is" if parent == path else f"is under {parent}, which is"
+                raise UsageError(f"{path}: OUT {what} a file, not a folder")
+            break
+    resolved, source = path.resolve(), Path(root).resolve()
+    if resolved == source or source in resolved.parents:
+        raise UsageError(f"{path}: OUT is {'ROOT' if resolved == source else 'inside ROOT'} ({source}); write "
+                         "the shards somewhere else")
+
+
+@dataclass
+class OutState:
+    """What a previous conversion left in OUT."""
+
+    names: list[str]
+    manifest: dict | None = None
+    """A finished conversion's manifest (None when absent or unreadable)."""
+    journal: dict | None = None
+    """An unfinished run's plan.json (None when there is none)."""
+    finished_shards: list[str] = field(default_factory=list)
+    """Shards the unfinished run completed (those with a state file)."""
+
+    def finished_output(self) -> set[str]:
+        """The files of the finished conversion, per its manifest (the manifest included)."""
+        if self.manifest is None:
+            return set()
+        names = {s.get("name") for s in self.manifest.get("shards", []) if isinstance(s, dict)}
+        return {MANIFEST} | ({LABELS} if self.manifest.get("labels") else set()) | {n for n in names if plain_name(n)}
+
+    def planned(self) -> set[str]:
+        """The shards an unfinished run planned or finished, per its journal and state files."""
+        if self.journal is None:
+            return set()
+        return {n for n in self.journal.get("files", []) if plain_name(n)} | set(self.finished_shards)
+
+    def owned(self) -> set[str]:
+        """Every file name in OUT this tool wrote (or may have written), per the manifest and the journal."""
+        return self.finished_output() | self.planned() | ({LABELS} if self.journal is not None else set())
+
+
+def _read_json(out: Folder, name: str) -> dict | None:
+    try:
+        data = json.loads(out.read_text(name))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def inspect(out: Folder) -> OutState:
+    """Read (never change) what OUT holds."""
+    names = out.names()
+    state = OutState(names)
+    if MANIFEST in names:
+        state.manifest = _read_json(out, MANIFEST)
+        if state.manifest is None or state.manifest.get("format") != "neuco-io.manifest":
+            raise UsageError(f"{out.path / MANIFEST}: not a neuco-io manifest; OUT holds files of something else, "
+                             "choose another folder")
+    if STATE_DIR in names and out.has(JOURNAL):
+        state.journal = _read_json(out, JOURNAL) or {}
+        shards_dir = out.path / STATE_DIR / "shards"
+        with contextlib.suppress(OSError):
+            state.finished_shards = sorted(
+                p.name[:-len(".json")] for p in shards_dir.iterdir()
+                if p.name.endswith(".json") and plain_name(p.name[:-len(".json")]))
+    return state
+
+
+def remove_state(out: Folder, names: set[str]) -> None:
+    """Remove the journal, the state files and the staging area of a run that planned `names` (its own
+    entries only: a folder is removed when that leaves it empty)."""
+    for name in names:
+        out.remove(state_name(name))
+        out.remove(f"{STAGING}/{name}")
+    out.remove(f"{STAGING}/{LABELS}")
+    out.remove(JOURNAL)
+    if not out.remote:
+        remove_partials(out.path, names | {LABELS, MANIFEST})
+        remove_partials(out.path / STAGING, names | {LABELS})
+        for folder in (STAGING, f"{STATE_DIR}/shards", STATE_DIR):
+            with contextlib.suppress(OSError):
+                (out.path / folder).rmdir()  # only when empty: a user's own files there are kept
+
+
+def remove_journal(out: Folder, state: OutState) -> None:
+    """Remove an unfinished run: the shards it wrote, its state files and staging area, and nothing else."""
+    if state.journal is None:
+        return
+    planned = state.planned()
+    if not state.journal.get("staging"):
+        for name in planned - state.finished_output():
+            out.remove(name)
+    remove_state(out, planned)
+    state.journal, state.finished_shards = None, []
+
+
+def remove_finished(out: Folder, state: OutState, keep: set[str] = frozenset()) -> None:
+    """Remove the finished conversion the manifest describes, except the names in `keep`; the manifest
+    goes first, so an interruption leaves an unfinished output (resumable), never a wrong manifest."""
+    names = state.finished_output()
+    if MANIFEST in names:
+        out.remove(MANIFEST)
+    for name in sorted(names - keep - {MANIFEST}):
+        out.remove(name)
+    state.manifest = None
+
+
+# -- locking ------------------------------------------------------------------------------------------------
+
+
+class OutputBusyError(UsageError):
+    """Another conversion holds OUT's lock."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputLock:
+    """`OUT/.neuco-io.lock` while a conversion writes: the holder's pid, host and start time.
+
+    Locally the lock file is created exclusively (O_EXCL), so two runs cannot both take it; a lock left by a
+    process that is gone (same host, dead pid) is taken over, and `notes` says so. On an object store there
+    is no exclusive create: the lock is checked, then written, which catches runs started seconds apart but
+    not two started in the same instant (documented).
+    """
+
+    def __init__(self, out: Folder) -> None:
+        self.out = out
+        self.notes: list[str] = []
+        self.held = False
+        self.me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    @property
+    def path(self) -> Path:
+        return self.out.path / LOCK
+
+    def _holder(self) -> dict | None:
+        data = _read_json(self.out, LOCK)
+        return data if data is not None else ({} if self.out.has(LOCK) else None)
+
+    def _refuse_or_take_over(self, holder: dict) -> None:
+        pid, host = holder.get("pid"), holder.get("host")
+        if host == self.me["host"] and isinstance(pid, int) and not _alive(pid):
+            self.notes.append(f"{self.path}: stale lock of process {pid} (no longer running) taken over")
+            self.out.remove(LOCK)
+            return
+        who = f"process {pid} on {host} since {holder.get('since')}" if holder else "an unreadable lock"
+        raise OutputBusyError(f"{self.out.path}: another conversion is writing here ({who}); wait for it, or if it "
+                              f"is gone, delete {self.path}")
+
+    def __enter__(self) -> OutputLock:
+        text = json.dumps(self.me)
+        if self.out.remote:
+            holder = self._holder()
+            if holder is not None:
+                self._refuse_or_take_over(holder)
+            self.out.write_text(LOCK, text)
+            self.held = True
+            return self
+        self.out.mkdir()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                self._refuse_or_take_over(holder if holder is not None else {})
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            self.held = True
+            return self
+        raise OutputBusyError(f"{self.out.path}: another conversion took the lock {self.path} meanwhile")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held and (self._holder() or {}).get("pid") == self.me["pid"]:
+            self.out.remove(LOCK)
+        self.held = False
