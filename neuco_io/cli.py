@@ -87,11 +87,12 @@ def _error_json(message: str, code: int) -> None:
                                        "exit_code": code}})
 
 
-def _echo(text: str = "", err: bool = False) -> None:
-    """Every line of text output: control characters from ids, paths and labels escaped (render.printable)."""
+def _echo(text: str = "", err: bool = False, clear_line: bool = False) -> None:
+    """Every line of text output: control characters from ids, paths and labels escaped (render.printable).
+    `clear_line` first erases a progress bar drawn on the same line."""
     from .render import printable
 
-    click.echo(printable(text), err=err)
+    click.echo(("\r\033[K" if clear_line else "") + printable(text), err=err)
 
 
 def _fail(message: str, code: int, *, as_json: bool = False) -> None:
@@ -440,7 +441,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     from .converters import convert as run_convert
 
     def note(text: str) -> None:
-        click.echo(("\r\033[K" if bar.enabled else "") + f"neuco-io: note: {text}", err=True)
+        _echo(f"neuco-io: note: {text}", err=True, clear_line=bar.enabled)
 
     options = _storage(storage_options)
     with progress_bar("convert", quiet or dry_run, unit="records") as bar, _resume_hint(out, options):
@@ -486,17 +487,17 @@ def _print_dry_run(plan: Any, output_format: str) -> None:
         return
     action = {"new": "write a new conversion", "resume": "resume the conversion there",
               "replace": "replace the finished conversion there (kept until the new one is complete)"}[plan.action]
-    click.echo(f"dry run: would {action} in {plan.out}")
-    click.echo(f"  {plural(plan.records, 'record')} in {plural(plan.shards, plan.format + ' shard')}, about "
+    _echo(f"dry run: would {action} in {plan.out}")
+    _echo(f"  {plural(plan.records, 'record')} in {plural(plan.shards, plan.format + ' shard')}, about "
                f"{human_bytes(plan.bytes)}")
     if plan.seconds is not None:
-        click.echo(f"  about {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
+        _echo(f"  about {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
                    f"(measured here: {human_bytes(plan.rate)}/s per job on one record)")
     for skipped in plan.skipped:
-        click.echo(f"  would skip {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
+        _echo(f"  would skip {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
     for text in plan.notes:
-        click.echo(f"  note: {text}")
-    click.echo("nothing was written")
+        _echo(f"  note: {text}")
+    _echo("nothing was written")
 
 
 def _duration(seconds: float) -> str:
@@ -602,7 +603,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
             return shown(message, category, *args, **kwargs)
         notes.append(str(message).replace("shift_s2=True", "--shift-s2 on"))
         if output_format != "json":
-            click.echo(f"warning: {notes[-1]}", err=True)
+            _echo(f"warning: {notes[-1]}", err=True)
 
     shift = {"auto": "auto", "on": True, "off": False}[shift_s2]
     with progress_bar("embed", quiet, unit="locations") as bar, warnings.catch_warnings():
@@ -943,7 +944,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(info_text(data))
+        _echo(info_text(data))
 
 
 @main.command()
@@ -992,11 +993,11 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
     if output_format == "json":
         _emit_json(data)
     else:
-        click.echo(stats_text(data, seasons=per_season))
+        _echo(stats_text(data, seasons=per_season))
         if comparison is not None:
-            click.echo(comparison_text(data["comparison"]))
+            _echo(comparison_text(data["comparison"]))
         if out_path:
-            click.echo(f"wrote {out_path}")
+            _echo(f"wrote {out_path}")
     sys.exit(EXIT_FAILED if comparison is not None and comparison.errors else EXIT_OK)
 
 
@@ -1042,7 +1043,7 @@ def quicklook(source: str, out_dir: str, ids: str | None, sample_size: int | Non
         _emit_json({"out": str(result.out), "locations": len(result.ids), "images": [str(p) for p in result.images],
                     "contact_sheets": [str(p) for p in result.sheets]})
     else:
-        click.echo(f"wrote {len(result.images)} location images and {len(result.sheets)} contact sheet(s) to "
+        _echo(f"wrote {len(result.images)} location images and {len(result.sheets)} contact sheet(s) to "
                    f"{result.out}")
 
 

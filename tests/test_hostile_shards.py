@@ -503,7 +503,8 @@ def test_control_characters_from_shards_never_reach_the_terminal_raw(wds, tmp_pa
 def test_every_text_line_of_the_cli_goes_through_printable():
     source = (REPO / "neuco_io" / "cli.py").read_text()
     raw = [line.strip() for line in source.splitlines() if "click.echo(" in line]
-    assert raw == ["click.echo(json.dumps(data, indent=2, default=str))", "click.echo(printable(text), err=err)"]
+    assert raw == ["click.echo(json.dumps(data, indent=2, default=str))",
+                   "click.echo((\"\\r\\033[K\" if clear_line else \"\") + printable(text), err=err)"]
 
 
 # -- readers are closed deterministically --------------------------------------------------------------------
