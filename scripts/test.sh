@@ -7,8 +7,6 @@
 # Arguments go to both pytest runs. STACKS="newest" or STACKS="pinned" runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-<<<<<<< HEAD
-
 # --- headless browser for tests/test_report.py (validate --report) ---------------------------------
 # The HTML report is rendered by a real headless Chromium (Debian's `chromium` package). In CI, running as
 # root with apt-get, install it; elsewhere the test skips and says why (install it with apt-get yourself).
@@ -18,14 +16,6 @@ if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/nu
 fi
 # --- end of the headless browser block ----------------------------------------------------------------
 
-bash scripts/setup.sh
-# torch is optional for users; the tests exercise the torch integration. 2.13.0 is the CPU build on this
-# machine's disk: an unpinned torch would pull a multi-GB CUDA build.
-PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-bash scripts/setup.sh test
-.venv/bin/ruff check neuco_io tests benchmarks scripts
-.venv/bin/python -m pytest -q "$@"
-=======
 PYTHON=${PYTHON:-python3}
 STACKS=${STACKS:-"newest pinned"}
 pip_quiet=(--quiet --disable-pip-version-check)
@@ -71,4 +61,3 @@ done
 # one closing line for both runs: "tests: N passed, N failed, N skipped"
 python3 scripts/test_summary.py "${summary[@]}"
 exit $status
->>>>>>> h-stack
