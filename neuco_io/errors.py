@@ -26,6 +26,10 @@ class NeucoError(Exception):
     """Base class of every neuco-io error."""
 
 
+def _rebuild(cls: type, args: tuple, kwargs: dict) -> NeucoError:
+    return cls(*args, **kwargs)
+
+
 class UsageError(NeucoError, ValueError):
     """The caller asked for something impossible (bad option, unreadable root)."""
 
@@ -41,6 +45,9 @@ class CubeError(NeucoError):
         if reason:
             self.reason = reason
         super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self):  # keyword-only arguments: a worker's error reaches the caller whole
+        return _rebuild, (type(self), (self.path, self.message), {"reason": self.reason})
 
 
 class CubeReadError(CubeError, OSError):
@@ -61,8 +68,12 @@ class ShardError(NeucoError, ValueError):
     def __init__(self, shard: object, message: str, *, key: str | None = None) -> None:
         self.shard = str(shard)
         self.key = key
+        self.message = message
         where = f"{self.shard} [{key}]" if key else self.shard
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):  # keyword-only arguments: a worker's error reaches the caller whole
+        return _rebuild, (type(self), (self.shard, self.message), {"key": self.key})
 
 
 class ManifestError(ShardError):
