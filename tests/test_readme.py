@@ -151,7 +151,7 @@ def _run_webdataset_example() -> None:
     snippet = next(textwrap.dedent(body) for language, body in code_blocks(
         "\n".join(line.strip() if line.strip().startswith("```") else line
                   for line in README.read_text(encoding="utf-8").splitlines()) + "\n")
-        if language == "python" and "webdataset_decoder" in body)
+        if language == "python" and "wds.WebDataset(urls" in body)
     snippet = snippet.replace('sample["s2l2a.blosc"]', 'seen.append(sample["s2l2a.blosc"])')
     scope: dict = {"seen": []}
     with warnings.catch_warnings(record=True) as caught:
