@@ -414,6 +414,9 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=2, show_default=True,
               help="Parquet: rows per row group (bounds memory).")
+@click.option("--parquet-arrays", type=click.Choice(["binary", "tensor"]), default="binary", show_default=True,
+              help="Parquet: binary (one value per array: fast, about the source bytes) or tensor "
+                   "(fixed_shape_tensor columns, read as lists by DuckDB/polars; several times slower).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted conversion in OUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid cubes (listed in the manifest) and go on; "
@@ -427,7 +430,8 @@ def _csv_list(value: str | None) -> list[str] | None:
 @quiet_option
 @handle_errors
 def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, max_records: int | None,
-            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int, resume: bool,
+            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int,
+            parquet_arrays: str, resume: bool,
             overwrite: bool, skip_invalid: bool, dry_run: bool, jobs: int | None, scheduler: str | None,
             storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Convert the cubes under ROOT to WebDataset or Parquet shards in OUT.
@@ -447,7 +451,8 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     with progress_bar("convert", quiet or dry_run, unit="records") as bar, _resume_hint(out, options):
         result = run_convert(root, out, to=to, layout=layout, shard_size=shard_size, max_records=max_records,
                              modalities=_csv_list(modalities), tasks=_csv_list(tasks), codec=codec, prefix=prefix,
-                             row_group_size=row_group_size, jobs=jobs, resume=resume, overwrite=overwrite,
+                             row_group_size=row_group_size, parquet_arrays=parquet_arrays, jobs=jobs, resume=resume,
+                             overwrite=overwrite,
                              skip_invalid=skip_invalid, dry_run=dry_run, progress=bar, on_start=bar.start,
                              on_note=None if output_format == "json" else note, storage_options=options,
                              scheduler=scheduler)

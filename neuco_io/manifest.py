@@ -15,6 +15,7 @@ from typing import Any
 from . import spec
 from .errors import ManifestError, UsageError
 from .names import name_problem, relative_path_problem
+from .shardformat import check_format_version
 from .storage import file_size, open_read
 
 __all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "check_manifest", "read_manifest"]
@@ -62,6 +63,10 @@ def check_manifest(manifest: Any, path: Any) -> None:
 
     if not isinstance(manifest, dict):
         refuse(f"not a JSON object but a {type(manifest).__name__}")
+    try:
+        check_format_version(manifest.get("format_version"))
+    except ValueError as exc:  # written by a newer neuco-io, or nonsense
+        refuse(str(exc))
     fmt = manifest.get("output_format")
     if fmt not in SHARD_SUFFIXES:
         refuse(f"output_format {fmt!r} is not one of {', '.join(SHARD_SUFFIXES)}")

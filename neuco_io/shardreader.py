@@ -12,7 +12,7 @@ import contextlib
 import json
 import struct
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -20,10 +20,10 @@ import numpy as np
 
 from .errors import ShardError
 from .names import name_problem, relative_path_problem
-from .shardformat import BLOSC_EXT, MAX_ARRAY_BYTES, decode_key, decode_member
+from .shardformat import BLOSC_EXT, MAX_ARRAY_BYTES, check_format_version, decode_key, decode_member
 
-__all__ = ["RawRecord", "check_record", "count_tar_records", "data_errors", "decode_record", "iter_parquet_records",
-           "iter_tar_records"]
+__all__ = ["RawRecord", "check_array", "check_record", "count_tar_records", "data_errors", "decode_record",
+           "expected_specs", "iter_parquet_records", "iter_tar_records"]
 
 MAX_JSON_BYTES = 16 << 20
 MAX_MEMBER_BYTES = MAX_ARRAY_BYTES + (1 << 20)
@@ -305,6 +305,35 @@ def check_record(meta: Any, shard: str, key: str | None) -> None:
         refuse("`sample_index` is not a non-negative integer")
 
 
+def expected_specs(meta: dict[str, Any], shard: str, key: str | None) -> dict[str, tuple[str, list[int]]]:
+    """Array name -> (dtype, shape) as the JSON record states them; ShardError when it cannot say."""
+    try:
+        expected = {**{m: (meta["dtypes"][m], meta["shapes"][m]) for m in meta.get("modalities", [])},
+                    **{n: (a["dtype"], a["shape"]) for n, a in meta.get("arrays", {}).items()}}
+        return {name: (str(dtype), [int(n) for n in shape]) for name, (dtype, shape) in expected.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ShardError(shard, f"JSON record lacks dtypes/shapes ({exc})", key=key) from None
+
+
+def check_array(array: np.ndarray, expected: tuple[str, list[int]] | None, where: str, shard: str,
+                key: str | None, take: Sequence[int] | None = None) -> None:
+    """The decoded array must have the dtype and shape the JSON record states (`take`: timestamps kept)."""
+    if expected is None:
+        return
+    dtype, shape = expected
+    want = list(shape) if take is None else [len(take), *shape[1:]]
+    if str(array.dtype) != dtype or list(array.shape) != want:
+        raise ShardError(shard, f"{where} is {array.dtype} {list(array.shape)}; the JSON record says {dtype} {shape}",
+                         key=key)
+
+
+def check_record_version(meta: dict[str, Any], shard: str, key: str | None) -> None:
+    try:
+        check_format_version(meta.get("format_version"))
+    except ValueError as exc:
+        raise ShardError(shard, f"record: {exc}", key=key) from None
+
+
 def decode_record(record: RawRecord, names: list[str] | None = None,
                   take: list[int] | None = None) -> dict[str, np.ndarray]:
     """Decode the array members the JSON record lists (or just `names`); check dtypes and shapes against it.
@@ -317,56 +346,26 @@ def decode_record(record: RawRecord, names: list[str] | None = None,
 
 def _decode_record(record: RawRecord, names: list[str] | None, take: list[int] | None) -> dict[str, np.ndarray]:
     meta = record.meta
+    check_record_version(meta, record.shard, record.key)
     members = meta.get("members")
     if not isinstance(members, dict):
         raise ShardError(record.shard, "JSON record lacks `members`", key=record.key)
-    try:
-        expected = {**{m: (meta["dtypes"][m], meta["shapes"][m]) for m in meta.get("modalities", [])},
-                    **{n: (a["dtype"], a["shape"]) for n, a in meta.get("arrays", {}).items()}}
-    except (KeyError, TypeError) as exc:
-        raise ShardError(record.shard, f"JSON record lacks dtypes/shapes ({exc})", key=record.key) from None
+    expected = expected_specs(meta, record.shard, record.key)
     arrays = {}
     for name in names if names is not None else list(members):
         member = members.get(name)
-        data = record.members.get(member) if member else None
+        data = record.members.get(member) if isinstance(member, str) else None
         if data is None:
             raise ShardError(record.shard, f"array {name} is missing", key=record.key)
         array = decode_member(member, data, shard=record.shard, key=record.key, take=take)
-        if name in expected:
-            dtype, shape = expected[name]
-            want = list(shape) if take is None else [len(take), *shape[1:]]
-            if str(array.dtype) != dtype or list(array.shape) != want:
-                raise ShardError(record.shard, f"member {member} is {array.dtype} {list(array.shape)}; the JSON "
-                                 f"record says {dtype} {shape}", key=record.key)
+        check_array(array, expected.get(name), f"member {member}", record.shard, record.key, take)
         arrays[name] = array
     return arrays
 
 
 def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | None = None
                          ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """(JSON record, arrays) per row of a neuco-io Parquet shard, one row group at a time."""
-    import pyarrow.parquet as pq
+    """(JSON record, arrays) per row of a neuco-io Parquet shard (either array layout), one row group at a time."""
+    from .parquetreader import iter_parquet_records as parquet_records
 
-    pf = None
-    try:
-        pf = pq.ParquetFile(source, pre_buffer=False)
-        for group in range(pf.num_row_groups):
-            # One thread: parallelism comes from DataLoader workers, and Arrow's thread pool still running at
-            # interpreter exit is what aborted processes (SIGABRT, "terminate called...") now and then.
-            table = pf.read_row_group(group, columns=columns, use_threads=False)
-            records = [json.loads(v) for v in table.column("record").to_pylist()]
-            for meta in records:
-                check_record(meta, shard, str(meta.get("key"))[:100] if isinstance(meta, dict) else None)
-            array_columns = {}
-            for name in records[0].get("members", {}) if records else []:
-                if name in table.column_names:
-                    array_columns[name] = table.column(name).combine_chunks().to_numpy_ndarray()
-            for row, meta in enumerate(records):
-                yield meta, {name: values[row] for name, values in array_columns.items()}
-    except ShardError:
-        raise
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError... on damaged files
-        raise ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {str(exc)[:300]}") from None
-    finally:  # closed now, not by the garbage collector at interpreter exit (which could abort)
-        if pf is not None:
-            pf.close()
+    yield from parquet_records(source, shard, columns)

@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ from ..errors import UsageError
 from ..execution import Executor, Progress, make_executor
 from ..layout import Layout, discover
 from ..manifest import MANIFEST, read_manifest
-from ..shardformat import CODECS, FORMAT_VERSION
-from ..storage import Folder, as_path, file_size, is_remote
+from ..shardformat import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
+from ..storage import Folder, as_path, file_size, is_remote, open_read
+from .card import CARD, dataset_card, is_our_card
 from .estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
 from .outdir import (
     JOURNAL,
@@ -125,6 +126,40 @@ def _check_prefix(prefix: str) -> None:
                          "names must fit the file system's 255-byte limit)")
 
 
+def _has_our_card(out: Folder, names: list[str]) -> bool:
+    if CARD not in names or not (out.has(CARD) if out.remote else (out.path / CARD).is_file()):
+        return False  # absent, a folder, a FIFO...: not a card of ours
+    try:
+        return is_our_card(out.read_text(CARD)[:1 << 16])
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _check_card(out: Folder) -> None:
+    """convert --to parquet writes README.md (the dataset card): never over a file of the user's."""
+    names = out.names() if out.exists() else []
+    if CARD in names and not _has_our_card(out, names):
+        raise UsageError(f"{out.path / CARD}: exists and is not a dataset card neuco-io wrote; move it away "
+                         "(convert --to parquet writes the dataset card there)")
+
+
+def _has_our_card(out: Folder, names: list[str]) -> bool:
+    if CARD not in names or not (out.has(CARD) if out.remote else (out.path / CARD).is_file()):
+        return False  # absent, a folder, a FIFO...: not a card of ours
+    try:
+        return is_our_card(out.read_text(CARD)[:1 << 16])
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _check_card(out: Folder) -> None:
+    """convert --to parquet writes README.md (the dataset card): never over a file of the user's."""
+    names = out.names() if out.exists() else []
+    if CARD in names and not _has_our_card(out, names):
+        raise UsageError(f"{out.path / CARD}: exists and is not a dataset card neuco-io wrote; move it away "
+                         "(convert --to parquet writes the dataset card there)")
+
+
 def _options(**options: Any) -> dict[str, Any]:
     """The options that shape the output (not --jobs, --resume...), as recorded in the manifest."""
     return {k: v for k, v in options.items() if v is not None}
@@ -143,6 +178,7 @@ def convert(
     codec: str = "blosc",
     prefix: str = "shard",
     row_group_size: int = 2,
+    parquet_arrays: str = "binary",
     jobs: int | None = None,
     executor: Executor | None = None,
     resume: bool = False,
@@ -165,6 +201,8 @@ def convert(
         raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
     if codec not in CODECS:
         raise UsageError(f"--codec must be one of {', '.join(CODECS)}")
+    if parquet_arrays not in PARQUET_ARRAYS:
+        raise UsageError(f"--parquet-arrays must be one of {', '.join(PARQUET_ARRAYS)}")
     if shard_size <= 0 or (max_records is not None and max_records <= 0) or row_group_size <= 0:
         raise UsageError("--shard-size, --max-records and --row-group-size must be positive")
     if resume and overwrite:
@@ -173,6 +211,8 @@ def convert(
     out = Folder(out, storage_options)
     ds = discover(root, layout, storage_options)
     check_location(ds.root, out)
+    if to == "parquet":
+        _check_card(out)
     chosen = choose_modalities(ds, modalities)
     notes: list[str] = []
 
@@ -194,9 +234,14 @@ def convert(
             executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.root, out.path)))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
+        parquet = to == "parquet"
         options = _options(to=to, codec=codec, shard_size=shard_size, max_records=max_records,
                            modalities=chosen, tasks=sorted(plan.tasks), prefix=prefix,
-                           row_group_size=row_group_size if to == "parquet" else None, skip_invalid=skip_invalid)
+                           row_group_size=row_group_size if parquet else None,
+                           parquet_arrays=parquet_arrays if parquet else None, skip_invalid=skip_invalid)
+        if parquet:  # the Parquet settings shape the shards too: a resumed run must use the same
+            plan = replace(plan, fingerprint=hashlib.sha256(
+                f"{plan.fingerprint}/{parquet_arrays}/{row_group_size}".encode()).hexdigest())
         advice = parallelism_note(plan, executor.jobs, max_records)
         if dry_run:
             return _dry_run(ds.root, out, plan, options, executor.jobs, resume, overwrite, skip_invalid,
@@ -267,7 +312,7 @@ def _shard_jobs(root: Path, target: Any, plan: Plan, options: dict, skip_invalid
         ShardJob(root, target, options["to"], options["codec"], plan.layout, plan.modalities, plan.tasks,
                  {task: {s.id: labels[s.id] for s in shard.sources if s.id in labels}
                   for task, labels in plan.labels.items()},
-                 shard, skip_invalid, row_group_size)
+                 shard, skip_invalid, row_group_size, options.get("parquet_arrays", "binary"))
         for shard in plan.shards if shard.name not in done
     ]
 
@@ -407,6 +452,9 @@ def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor,
     elif action == "resume" and state.manifest is not None and state.journal is not None:
         remove_finished(out, state, keep=names | {LABELS})  # an interrupted replace, finished in place
     manifest = _manifest(root, plan, options, results, skipped)
+    if options["to"] == "parquet":
+        manifest["card"] = CARD
+        out.write_text(CARD, dataset_card(manifest, _shard_schema(out, results)))
     out.write_text(MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n")
     remove_state(out, names)
     written = len(jobs)
@@ -421,6 +469,17 @@ def _swap_in(out: Folder, old: OutState, new: set[str]) -> None:
     remove_finished(out, old, keep=new)
     for name in sorted(new):
         os.replace(out.path / STAGING / name, out.path / name)
+
+
+def _shard_schema(out: Folder, results: list[ShardResult]) -> Any:
+    """The Arrow schema of the first non-empty shard (None when every shard is empty)."""
+    import pyarrow.parquet as pq
+
+    for result in results:
+        if result.records:
+            with open_read(out.path / result.name) as fh:
+                return pq.read_schema(fh)
+    return None
 
 
 def _warm_pyarrow() -> None:

@@ -98,6 +98,7 @@ class OutState:
         if self.manifest is None:
             return set()
         names = {s.get("name") for s in self.manifest.get("shards", []) if isinstance(s, dict)}
+        names.add(self.manifest.get("card"))  # the dataset card of a Parquet conversion
         return {MANIFEST} | ({LABELS} if self.manifest.get("labels") else set()) | {n for n in names if plain_name(n)}
 
     def planned(self) -> set[str]:

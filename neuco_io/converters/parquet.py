@@ -1,15 +1,25 @@
-"""Parquet shards: one row per location, arrays as fixed-shape tensor columns.
+"""Parquet shards: one row per location, each array one value of a column.
 
-Each array column is Arrow's `fixed_shape_tensor` extension type in the
-array's native dtype, so pyarrow alone gets the arrays back:
+Two array layouts (`--parquet-arrays`):
 
-    pq.read_table(path, columns=["s2l1c"])["s2l1c"].combine_chunks().to_numpy_ndarray()
-    # -> (rows, time, band, 264, 264) int16
+- `binary` (default): one binary value per array. With the default codec the
+  value is the `.blosc` container a WebDataset shard holds (the source's own
+  Blosc chunks, passed through: about the source's bytes, nothing
+  re-encoded); with `--codec none` it is the array's raw little-endian bytes
+  (C order) in zstd-compressed pages, which pyarrow alone turns back into the
+  array:
 
-DuckDB and polars read the same columns as fixed-size arrays. Labels are one
-nullable float64 column per task (`label_<task>`), the full JSON record is in
-`record`, and v1.1 locations get `center_lat`, `center_lon`, `crs` columns.
-Row groups hold `row_group_size` rows, so memory stays bounded.
+      field = table.schema.field("s2l1c").metadata   # dtype, shape, bands, encoding
+      np.frombuffer(table["s2l1c"][0].as_buffer(), field[b"dtype"].decode()).reshape(json.loads(field[b"shape"]))
+
+- `tensor`: Arrow's `fixed_shape_tensor` in the native dtype, which DuckDB and
+  polars read as nested lists. Parquet encodes those element by element:
+  several times slower to write and read (see the README).
+
+Labels are one nullable float64 column per task (`label_<task>`), the full
+JSON record is in `record`, and v1.1 locations get `center_lat`,
+`center_lon`, `crs` columns. Dictionaries and statistics are written for the
+`id` column only: on arrays they cost time and say nothing.
 """
 
 from __future__ import annotations
@@ -21,26 +31,70 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..shardformat import FORMAT_VERSION
+from ..shardformat import FORMAT_VERSION, blosc_member_parts
 from .records import Record
 from .shards import ShardJob, record_json
 
-__all__ = ["ParquetShardWriter", "label_column", "tensor_column"]
+__all__ = ["ParquetShardWriter", "array_encoding", "label_column"]
 
 
 def label_column(task: str) -> str:
     return f"label_{task}"
 
 
-def tensor_column(arrays: list[np.ndarray]) -> pa.Array:
-    stacked = np.ascontiguousarray(np.stack(arrays))
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)
+def array_encoding(layout: str, codec: str) -> str:
+    """How an array value is stored: `blosc` (the container), `raw` (bytes) or `tensor` (fixed_shape_tensor)."""
+    if layout == "tensor":
+        return "tensor"
+    return "raw" if codec == "none" else "blosc"
+
+
+def _array_field(name: str, record: Record, encoding: str) -> pa.Field:
+    dtype, shape = record.specs[name]
+    dtype = np.dtype(dtype)
+    bands = record.meta.get("bands", {}).get(name)
+    metadata = {"dtype": dtype.str, "shape": json.dumps([int(n) for n in shape]), "encoding": encoding}
+    if bands is not None:
+        metadata["bands"] = json.dumps(bands)
+    if encoding == "tensor":
+        typ: pa.DataType = pa.fixed_shape_tensor(pa.from_numpy_dtype(dtype), list(shape))
+    else:
+        typ = pa.binary()
+    return pa.field(name, typ, metadata=metadata)
+
+
+def _binary_value(record: Record, name: str, encoding: str) -> pa.Array:
+    """One row's value as a one-element binary array: the raw array viewed (no copy) or the blosc pieces joined."""
+    if encoding == "raw":
+        array = np.ascontiguousarray(record.array(name))
+        data = pa.py_buffer(array.reshape(-1).view(np.uint8)) if array.size else pa.py_buffer(b"")
+    else:
+        frames = record.frames.get(name)
+        dtype, shape = record.specs[name]
+        if frames is None:  # a source chunked otherwise: compress the decoded array
+            from ..shardformat import encode_blosc_array
+
+            data = pa.py_buffer(encode_blosc_array(record.array(name)))
+        else:
+            data = pa.py_buffer(b"".join(blosc_member_parts(dtype, shape, frames)))
+    offsets = pa.py_buffer(np.array([0, data.size], dtype=np.int32))
+    return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, data])
+
+
+def _column(rows: list[Record], field: pa.Field) -> pa.ChunkedArray:
+    encoding = field.metadata[b"encoding"].decode()
+    if encoding == "tensor":
+        stacked = np.ascontiguousarray(np.stack([r.array(field.name) for r in rows]))
+        return pa.chunked_array([pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)], field.type)
+    # One chunk per row: no copy of a row's bytes into a common buffer, and no 2 GiB limit per row group.
+    return pa.chunked_array([_binary_value(r, field.name, encoding) for r in rows], field.type)
 
 
 class ParquetShardWriter:
     def __init__(self, path: Path, job: ShardJob) -> None:
         self.path = path
         self.job = job
+        self.encoding = array_encoding(job.parquet_arrays, job.codec)
         self.rows: list[Record] = []
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
@@ -51,19 +105,41 @@ class ParquetShardWriter:
             self.flush()
 
     def _table(self, rows: list[Record]) -> pa.Table:
-        columns: dict[str, pa.Array] = {"id": pa.array([r.id for r in rows], pa.string())}
+        fields = [pa.field("id", pa.string())]
+        columns: list = [pa.array([r.id for r in rows], pa.string())]
         for name in rows[0].specs:
-            columns[name] = tensor_column([r.array(name) for r in rows])
+            fields.append(_array_field(name, rows[0], self.encoding))
+            columns.append(_column(rows, fields[-1]))
         for task in self.job.tasks:
-            columns[label_column(task)] = pa.array([r.meta.get("labels", {}).get(task) for r in rows], pa.float64())
+            fields.append(pa.field(label_column(task), pa.float64()))
+            columns.append(pa.array([r.meta.get("labels", {}).get(task) for r in rows], pa.float64()))
         for name, typ in (("center_lat", pa.float64()), ("center_lon", pa.float64()), ("crs", pa.int64())):
             if name in rows[0].meta:
-                columns[name] = pa.array([r.meta.get(name) for r in rows], typ)
-        columns["record"] = pa.array([record_json(r, "parquet").decode() for r in rows], pa.string())
-        table = pa.table(columns)
+                fields.append(pa.field(name, typ))
+                columns.append(pa.array([r.meta.get(name) for r in rows], typ))
+        fields.append(pa.field("record", pa.string()))
+        columns.append(pa.array([record_json(r, self.job.codec, self.job.parquet_arrays).decode() for r in rows],
+                                pa.string()))
         meta = {"neuco-io": json.dumps({"format_version": FORMAT_VERSION, "layout": self.job.layout,
-                                        "modalities": self.job.modalities, "tasks": self.job.tasks})}
-        return table.replace_schema_metadata(meta)
+                                        "modalities": self.job.modalities, "tasks": self.job.tasks,
+                                        "parquet_arrays": self.job.parquet_arrays, "codec": self.job.codec})}
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=meta))
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        arrays = [f.name for f in schema if f.metadata and b"encoding" in f.metadata]
+        options: dict = {"use_dictionary": ["id"], "write_statistics": ["id"]}
+        if self.encoding == "tensor":
+            # Byte-stream split makes float16/float32 elements compress better (S1: 0.81x instead of 0.93x).
+            floats = [f"{f.name}.list.element" for f in schema
+                      if f.name in arrays and pa.types.is_floating(f.type.value_type)]
+            options["use_byte_stream_split"] = floats or False
+            compressed = self.job.codec != "none"
+        else:
+            # Blosc values are compressed already; raw bytes (--codec none) get zstd-1 pages.
+            compressed = self.encoding == "raw"
+        compression = {f.name: ("zstd" if compressed else "none") if f.name in arrays else "zstd" for f in schema}
+        levels = {name: 1 for name, codec in compression.items() if codec == "zstd"}
+        return pq.ParquetWriter(self.path, schema, compression=compression, compression_level=levels, **options)
 
     def flush(self) -> None:
         if not self.rows:
@@ -71,11 +147,8 @@ class ParquetShardWriter:
         table = self._table(self.rows)
         if self.writer is None:
             self.schema = table.schema
-            codec = {"compression": "zstd", "compression_level": 1} if self.job.codec != "none" else \
-                {"compression": "none"}
-            self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=["id"], write_statistics=["id"],
-                                           **codec)
-        elif not table.schema.equals(self.schema):
+            self.writer = self._open(table.schema)
+        elif not table.schema.equals(self.schema, check_metadata=True):
             raise ValueError(f"{self.path}: record schema changed within a shard ({table.schema} vs {self.schema})")
         self.writer.write_table(table, row_group_size=len(self.rows))
         self.rows = []

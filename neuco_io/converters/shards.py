@@ -36,6 +36,8 @@ class ShardJob:
     spec: ShardSpec
     skip_invalid: bool
     row_group_size: int = 2
+    parquet_arrays: str = "binary"
+    """Parquet: `binary` (one value per array) or `tensor` (fixed_shape_tensor columns)."""
 
 
 @dataclass
@@ -92,10 +94,14 @@ class _TarSink:
             self._write(b"\0" * pad)
 
 
-def record_json(record: Record, codec: str) -> bytes:
+def record_json(record: Record, codec: str, parquet_arrays: str | None = None) -> bytes:
     """The JSON record; `members` names where each array is: a tar member, or (Parquet) a column."""
     meta = dict(record.meta, codec=codec)
-    meta["members"] = {name: name if codec == "parquet" else member_name(name, codec) for name in record.specs}
+    if parquet_arrays is not None:
+        meta["parquet_arrays"] = parquet_arrays
+        meta["members"] = {name: name for name in record.specs}
+    else:
+        meta["members"] = {name: member_name(name, codec) for name in record.specs}
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -117,7 +123,7 @@ def _relative(path: str, root: Any) -> str:
 
 def _records(job: ShardJob, result: ShardResult):
     # Pass-through shards keep the source chunks compressed (decoded once to prove them sound, not re-encoded).
-    decode = not (job.fmt == "webdataset" and job.codec == "blosc")
+    decode = not (job.codec == "blosc" and (job.fmt == "webdataset" or job.parquet_arrays == "binary"))
     with RecordBuilder(job.root, job.layout, job.modalities, job.tasks, job.labels, decode=decode) as builder:
         for source in job.spec.sources:
             try:

@@ -22,7 +22,8 @@ from ..errors import CubeError, ShardError, UsageError
 from ..execution import Executor, Progress, make_executor
 from ..labels import LabelFileError, read_task_labels
 from ..manifest import MANIFEST
-from ..shardreader import data_errors, decode_record, iter_parquet_records, iter_tar_records
+from ..parquetreader import open_parquet_shard
+from ..shardreader import data_errors, decode_record, iter_tar_records
 from ..storage import as_path, file_size, is_remote, open_read, sha256_file
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
@@ -167,10 +168,10 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Mismatch], int, int]:
                     seen.append(raw.id)
                     compare(raw.meta, lambda raw=raw: decode_record(raw), raw.key)
         else:
-            with open_read(path) as fh:
-                for meta, arrays in iter_parquet_records(fh, name):
-                    seen.append(str(meta.get("id")))
-                    compare(meta, lambda arrays=arrays: arrays, meta.get("id"))
+            with open_parquet_shard(path, name) as shard:
+                for row in shard.rows():
+                    seen.append(row.id)
+                    compare(row.meta, lambda row=row: row.arrays(), row.id)
     except ShardError as exc:
         found.append(Mismatch("verify.unreadable-shard", name, str(exc), exc.key))
     except OSError as exc:

@@ -27,7 +27,8 @@ from ..errors import CubeError, ShardError, UsageError
 from ..execution import single_threaded_codecs
 from ..labels import read_task_labels
 from ..layout import CubeFile, Layout, discover
-from ..shardreader import data_errors, decode_record, iter_parquet_records, iter_tar_records
+from ..parquetreader import open_parquet_shard
+from ..shardreader import decode_record, iter_tar_records
 from ..storage import open_read
 from ..validators.cubes import require_usable
 from .assemble import SampleOptions
@@ -369,27 +370,21 @@ class ShardDataset(_IterBase):
                 records.close()
 
     def _read_parquet(self, path: Any, wanted: set[int], last: int, count: int):
-        columns = ["record", *self.options.modalities]
-        with open_read(path) as fh:
-            rows = iter_parquet_records(fh, path.name, columns=columns)
+        # Closed when the generator ends or is dropped: no reader left for interpreter exit to tear down.
+        with open_parquet_shard(path) as shard:
+            if shard.num_rows != count:  # DataLoader lengths and equal_per_rank rely on the manifest's counts
+                raise ShardError(path.name, f"holds {shard.num_rows} records, the manifest says {count}")
+            rows = shard.rows(self.options.modalities, wanted.__contains__, last)
             try:
-                yield from self._parquet_rows(rows, path.name, wanted, last, count)
+                for row in rows:
+                    try:
+                        arrays = row.arrays(self.options.modalities, self._selection(row.id))
+                    except ShardError as exc:
+                        self._fail(exc)
+                        continue
+                    yield row.id, arrays, self._labels(row.meta), self._s2_offset(row.meta)
             finally:
                 rows.close()
-
-    def _parquet_rows(self, rows: Iterator, name: str, wanted: set[int], last: int, count: int):
-        for row, (meta, arrays) in _counted(rows, name, last, count, lambda item: item[0].get("id")):
-            if row not in wanted:
-                continue
-            try:
-                with data_errors(name, meta.get("id")):
-                    loc_id = str(meta["id"])
-                    times = self._selection(loc_id)
-                    picked = {m: arrays[m][times] for m in self.options.modalities}
-            except ShardError as exc:
-                self._fail(exc)
-                continue
-            yield loc_id, picked, self._labels(meta), self._s2_offset(meta)
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
