@@ -167,22 +167,6 @@ def test_hugging_face_datasets_reads_codec_none(tmp_path):
         np.testing.assert_array_equal(row["s2l2a.npy"], cube.read("bands", (0,)))
 
 
-def test_parquet_readable_by_pyarrow_duckdb_polars(tmp_path):
-    duckdb = pytest.importorskip("duckdb")
-    polars = pytest.importorskip("polars")
-    convert(SOURCES["v11"], tmp_path / "out", to="parquet", jobs=1)
-    path = str(next((tmp_path / "out").glob("shard-*.parquet")))
-    # pyarrow alone: native dtype and shape back in one line
-    s1 = pq.read_table(path, columns=["s1"])["s1"].combine_chunks().to_numpy_ndarray()
-    assert s1.dtype == np.float16 and s1.shape == (5, 4, 2, 264, 264)
-    rows = duckdb.sql(f"select id, len(s2l1c) as n, center_lat from '{path}' order by id").fetchall()
-    assert len(rows) == 5 and rows[0][1] == 4 * 13 * 264 * 264
-    df = polars.read_parquet(path)
-    assert df.height == 5 and "cloud_mask" in df.columns
-    meta = pq.ParquetFile(path).metadata
-    assert meta.num_row_groups == 3 and meta.row_group(0).column(0).compression == "ZSTD"  # 2 rows a group
-
-
 def test_parquet_row_groups_are_bounded(sample_downstream, tmp_path):
     convert(sample_downstream, tmp_path / "out", to="parquet", jobs=1, row_group_size=2)
     path = next((tmp_path / "out").glob("shard-*.parquet"))

@@ -66,13 +66,14 @@ def upload(fs, local: Path) -> str:
 
 
 def shard_digests(fs_or_none, where) -> dict[str, str]:
-    """sha256 of every shard and label file (the manifest differs only by its source root)."""
+    """sha256 of every shard and label file (the manifest and the dataset card differ only by the source root)."""
+    named = ("manifest.json", "README.md")
     if fs_or_none is None:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(where.iterdir())
-                if p.is_file() and p.name != "manifest.json"}
+                if p.is_file() and p.name not in named}
     return {name.rpartition("/")[2]: hashlib.sha256(fs_or_none.cat_file(name)).hexdigest()
             for name in sorted(fs_or_none.ls(where, detail=False))
-            if fs_or_none.isfile(name) and not name.endswith("manifest.json")}
+            if fs_or_none.isfile(name) and not name.endswith(named)}
 
 
 def without_root(manifest: dict) -> dict:

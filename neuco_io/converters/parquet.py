@@ -105,11 +105,12 @@ class ParquetShardWriter:
             self.flush()
 
     def _table(self, rows: list[Record]) -> pa.Table:
-        fields = [pa.field("id", pa.string())]
-        columns: list = [pa.array([r.id for r in rows], pa.string())]
-        for name in rows[0].specs:
-            fields.append(_array_field(name, rows[0], self.encoding))
-            columns.append(_column(rows, fields[-1]))
+        # The record and the small columns come first, the arrays last: the record plus any leading run of
+        # arrays is one contiguous byte range of a row group, fetched with one read.
+        fields = [pa.field("id", pa.string()), pa.field("record", pa.string())]
+        columns: list = [pa.array([r.id for r in rows], pa.string()),
+                         pa.array([record_json(r, self.job.codec, self.job.parquet_arrays).decode() for r in rows],
+                                  pa.string())]
         for task in self.job.tasks:
             fields.append(pa.field(label_column(task), pa.float64()))
             columns.append(pa.array([r.meta.get("labels", {}).get(task) for r in rows], pa.float64()))
@@ -117,9 +118,9 @@ class ParquetShardWriter:
             if name in rows[0].meta:
                 fields.append(pa.field(name, typ))
                 columns.append(pa.array([r.meta.get(name) for r in rows], typ))
-        fields.append(pa.field("record", pa.string()))
-        columns.append(pa.array([record_json(r, self.job.codec, self.job.parquet_arrays).decode() for r in rows],
-                                pa.string()))
+        for name in rows[0].specs:
+            fields.append(_array_field(name, rows[0], self.encoding))
+            columns.append(_column(rows, fields[-1]))
         meta = {"neuco-io": json.dumps({"format_version": FORMAT_VERSION, "layout": self.job.layout,
                                         "modalities": self.job.modalities, "tasks": self.job.tasks,
                                         "parquet_arrays": self.job.parquet_arrays, "codec": self.job.codec})}
