@@ -1,8 +1,10 @@
 """Read neuco-io Parquet shards, either array layout, row group by row group.
 
-A row group's columns are fetched together (pyarrow's pre-buffering joins
-the column chunks a read needs into one positioned read, one range request
-on object stores); row groups holding no wanted row are not read at all.
+A local shard is memory-mapped (its pages are decoded where they lie); from
+a file object or a URL, a row group's columns are fetched together
+(pyarrow's pre-buffering joins the column chunks a read needs into one
+positioned read, one range request on object stores). Row groups holding no
+wanted row are not read at all.
 Binary values are decoded from pyarrow's buffers without copying them:
 `.blosc` containers straight into the output array (only the timestamps
 asked for), raw bytes as a read-only view. Every array is checked against
@@ -86,7 +88,7 @@ class ParquetRow:
             return array if take is None or list(take) == list(range(array.shape[0])) else array[list(take)]
         if not (pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)):
             raise ShardError(self.shard, f"column {column} has type {field.type}, not an array column", key=key)
-        buffer = values[self._index].as_buffer()
+        buffer = _binary_value(values, self._index)
         if buffer is None:
             raise ShardError(self.shard, f"array {name} is null", key=key)
         encoding = (field.metadata or {}).get(b"encoding", b"").decode("utf-8", "replace")
@@ -115,6 +117,23 @@ def _locate(values: Any, index: int) -> tuple[Any, int]:
             return chunk, index
         index -= len(chunk)
     raise IndexError(index)
+
+
+def _binary_value(values: Any, index: int) -> Any:
+    """A binary value as a slice of the column's data buffer (a scalar would copy it), or None when null."""
+    chunk, index = _locate(values, index)
+    if chunk.null_count and not chunk.is_valid()[index].as_py():
+        return None
+    _, offsets, data = chunk.buffers()
+    width = np.int64 if chunk.type.id == _large_binary_id() else np.int32
+    start, end = np.frombuffer(offsets, dtype=width)[chunk.offset + index:chunk.offset + index + 2].tolist()
+    return data.slice(start, end - start)
+
+
+def _large_binary_id() -> int:
+    import pyarrow as pa
+
+    return pa.large_binary().id
 
 
 def _field_agrees(field: Any, expected: tuple[str, list[int]], shard: str, key: str) -> None:
@@ -151,8 +170,8 @@ class ParquetShard:
                 self.file = pq.ParquetFile(self._handle, pre_buffer=True)
             elif hasattr(source, "read"):
                 self.file = pq.ParquetFile(source, pre_buffer=True)
-            else:  # a local path: pyarrow's own positioned reads, without the GIL
-                self.file = pq.ParquetFile(str(source), pre_buffer=True)
+            else:  # a local file is mapped: pages are read where they lie, no copy, no I/O thread
+                self.file = pq.ParquetFile(str(source), memory_map=True, pre_buffer=False)
             schema = self.file.schema_arrow
             info = json.loads((schema.metadata or {}).get(b"neuco-io", b"{}"))
             check_format_version(info.get("format_version") if isinstance(info, dict) else None)
@@ -207,7 +226,8 @@ class ParquetShard:
                     return
                 continue
             try:
-                table = self.file.read_row_group(group, columns=list(dict.fromkeys(columns)))
+                # One thread: a reader is one core, like a DataLoader worker.
+                table = self.file.read_row_group(group, columns=list(dict.fromkeys(columns)), use_threads=False)
                 records = table.column("record").to_pylist()
             except Exception as exc:
                 raise _error(self.shard, exc) from None

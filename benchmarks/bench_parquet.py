@@ -1,0 +1,163 @@
+"""Parquet against WebDataset: converting, reading, bytes, memory (issue 15).
+
+    .venv/bin/python benchmarks/bench_parquet.py [--locations 120] [--repeat 3] [--layouts]
+
+Goals, each a ratio measured in the same run on the same `neuco-io sample` locations:
+- `convert --to parquet` (default layout) <= 1.5x the time of `convert --to webdataset` (default codec),
+  through the CLI, `--jobs 1` and `--jobs 2`;
+- `ShardDataset` over default Parquet >= 0.8x the locations/s over default WebDataset, float32 and native,
+  and >= 4x the reference-like loader (benchmarks/reference_loader.py);
+- default Parquet <= 1.15x the source bytes;
+- peak memory (whole process tree) < 1 GiB converting and reading.
+
+Runs are interleaved (webdataset, parquet, webdataset, ...) and the best of `--repeat` is kept: the machine
+is shared. `--layouts` also measures the layouts and page settings that were weighed (in-process, one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numcodecs
+
+from common import describe_machine, sample_dataset, warm
+from memory import run_measured
+
+EXE = str(Path(sys.executable).with_name("neuco-io"))
+MODALITIES = ["s1", "s2l1c", "s2l2a"]
+READ_SCRIPT = """
+import sys, numcodecs
+numcodecs.blosc.use_threads = False
+from neuco_io.loader import ShardDataset
+n = sum(1 for _ in ShardDataset(sys.argv[1], modalities=["s1", "s2l1c", "s2l2a"]))
+assert n == int(sys.argv[2]), n
+"""
+
+
+def size_of(folder: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern))
+
+
+def convert_cli(root: Path, out: Path, fmt: str, jobs: int, *extra: str) -> tuple[float, int]:
+    cmd = [EXE, "convert", str(root), str(out), "--to", fmt, "--jobs", str(jobs), "--quiet", "--overwrite", *extra]
+    seconds, total, _ = run_measured(cmd, stdout=subprocess.DEVNULL)
+    return seconds, total
+
+
+def rate(factory, n: int) -> float:
+    started = time.perf_counter()
+    count = sum(1 for _ in factory())
+    assert count == n, (count, n)
+    return n / (time.perf_counter() - started)
+
+
+def goals(root: Path, out: Path, n: int, repeat: int) -> None:
+    from neuco_io.loader import ShardDataset
+
+    from reference_loader import ReferenceLikeDataset
+
+    source = size_of(root, "data/*/*/*.zarr.zip")
+    folders = {"webdataset": out / "webdataset", "parquet": out / "parquet"}
+    times: dict[tuple[str, int], list[float]] = {}
+    peaks: dict[tuple[str, int], int] = {}
+    for _ in range(repeat):
+        for jobs in (1, 2):
+            for fmt, folder in folders.items():
+                seconds, peak = convert_cli(root, folder, fmt, jobs)
+                times.setdefault((fmt, jobs), []).append(seconds)
+                peaks[(fmt, jobs)] = max(peaks.get((fmt, jobs), 0), peak)
+    print(f"source: {n} downstream locations, {source / 1e6:.0f} MB of cubes")
+    for jobs in (1, 2):
+        wds, pq = min(times[("webdataset", jobs)]), min(times[("parquet", jobs)])
+        print(f"convert --jobs {jobs} (CLI, best of {repeat}): webdataset {wds:.2f} s, parquet {pq:.2f} s = "
+              f"{pq / wds:.2f}x (goal <= 1.5x); all runs wds {[round(t, 2) for t in times[('webdataset', jobs)]]} "
+              f"parquet {[round(t, 2) for t in times[('parquet', jobs)]]}")
+        print(f"  peak memory, whole process tree: webdataset {peaks[('webdataset', jobs)] / 2**20:.0f} MiB, "
+              f"parquet {peaks[('parquet', jobs)] / 2**20:.0f} MiB (goal < 1024)")
+    for fmt, folder in folders.items():
+        ext = "tar" if fmt == "webdataset" else "parquet"
+        print(f"bytes, {fmt}: {size_of(folder, f'*.{ext}') / source:.3f}x the source (parquet goal <= 1.15x)")
+    for folder in folders.values():
+        warm(folder)
+
+    kinds = {"float32": {}, "native": {"dtype": "native", "concat": False}}
+    rates: dict[tuple[str, str], float] = {}
+    reference = 0.0
+    for _ in range(repeat):
+        reference = max(reference, rate(lambda: (ReferenceLikeDataset(str(root / "data"), MODALITIES)[i]
+                                                 for i in range(n)), n))
+        for kind, options in kinds.items():
+            for fmt, folder in folders.items():
+                got = rate(lambda folder=folder, options=options: iter(ShardDataset(folder, modalities=MODALITIES,
+                                                                                    **options)), n)
+                rates[(fmt, kind)] = max(rates.get((fmt, kind), 0.0), got)
+    print(f"reference-like loader (xarray.open_zarr + dask, float32): {reference:.1f} locations/s")
+    for kind in kinds:
+        wds, pq = rates[("webdataset", kind)], rates[("parquet", kind)]
+        print(f"ShardDataset {kind}: webdataset {wds:.1f}/s, parquet {pq:.1f}/s = {pq / wds:.2f}x (goal >= 0.8x); "
+              f"parquet = {pq / reference:.1f}x the reference (goal >= 4x)")
+    for fmt, folder in folders.items():
+        _, peak, _ = run_measured([sys.executable, "-c", READ_SCRIPT, str(folder), str(n)])
+        print(f"peak memory reading every location, {fmt}: {peak / 2**20:.0f} MiB (goal < 1024)")
+
+
+def layouts(root: Path, out: Path, n: int, repeat: int) -> None:
+    """The layouts and page settings that were weighed, on the same records, in-process on one core."""
+    from neuco_io.converters import convert
+    from neuco_io.loader import ShardDataset
+
+    source = size_of(root, "data/*/*/*.zarr.zip")
+    variants = [
+        ("webdataset", "blosc", "binary", 2), ("parquet", "blosc", "binary", 2),
+        ("parquet", "none", "binary", 2), ("parquet", "blosc", "tensor", 2),
+        ("parquet", "blosc", "binary", 1), ("parquet", "blosc", "binary", 4), ("parquet", "blosc", "binary", 8),
+    ]
+    best: dict[tuple, list[float]] = {}
+    for _ in range(repeat):
+        for fmt, codec, arrays, group in variants:
+            folder = out / f"{fmt}-{codec}-{arrays}-{group}"
+            started = time.perf_counter()
+            convert(root, folder, to=fmt, codec=codec, parquet_arrays=arrays, row_group_size=group, jobs=1,
+                    overwrite=True)
+            write = n / (time.perf_counter() - started)
+            read = rate(lambda folder=folder: iter(ShardDataset(folder, modalities=MODALITIES, dtype="native",
+                                                                concat=False)), n)
+            old = best.get((fmt, codec, arrays, group), [0.0, 0.0])
+            best[(fmt, codec, arrays, group)] = [max(old[0], write), max(old[1], read)]
+    print(f"layouts ({n} locations, library calls, --jobs 1, best of {repeat}; read = ShardDataset native):")
+    for (fmt, codec, arrays, group), (write, read) in best.items():
+        folder = out / f"{fmt}-{codec}-{arrays}-{group}"
+        ext = "tar" if fmt == "webdataset" else "parquet"
+        label = fmt if fmt == "webdataset" else f"parquet {arrays}, codec {codec}, {group} rows/group"
+        print(f"  {label:45s} {size_of(folder, f'*.{ext}') / source:.3f}x bytes  write {write:6.1f}/s  "
+              f"read {read:6.1f}/s")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    numcodecs.blosc.use_threads = False  # one core per process, for every party
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--locations", type=int, default=120)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("/dev/shm/neuco-parquet-bench"))
+    parser.add_argument("--layouts", action="store_true", help="also measure the layouts that were weighed")
+    parser.add_argument("--skip-goals", action="store_true")
+    args = parser.parse_args()
+    root = sample_dataset("downstream", args.locations)
+    warm(root)
+    shutil.rmtree(args.out, ignore_errors=True)
+    print(f"machine: {describe_machine()}")
+    if not args.skip_goals:
+        goals(root, args.out, args.locations, args.repeat)
+    if args.layouts:
+        layouts(root, args.out, args.locations, args.repeat)
+    shutil.rmtree(args.out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
