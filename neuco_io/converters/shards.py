@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import CubeError
 from ..shardformat import blosc_member_parts, encode_blosc_array, encode_npy, member_name
-from ..storage import Folder, sha256_file
+from ..storage import Folder
 from .plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
 from .records import Record, RecordBuilder
 
@@ -53,23 +53,50 @@ class ShardResult:
     """Size and mtime of each source file read, when the shard was written."""
 
 
-class _TarSink:
+class _HashingSink:
+    """A binary file that hashes and counts what is written to it: no second pass to hash a shard."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    _write = write
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Closing the sink leaves the file to its owner (pyarrow closes what it is given)."""
+        self.closed = True
+
+
+class _TarSink(_HashingSink):
     """A deterministic tar writer that hashes and counts as it writes.
 
     Headers come from the standard library (`TarInfo.tobuf`, PAX format, so
     long ids work); each member's data is written in one call, which is what
     keeps a multi-GB shard cheap to write.
     """
-
-    def __init__(self, fh) -> None:
-        self.fh = fh
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def _write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.sha.update(data)
-        self.size += len(data)
 
     def add(self, name: str, parts: list[bytes]) -> None:
         size = sum(len(p) for p in parts)
@@ -150,12 +177,13 @@ def _write_tar(job: ShardJob, temp: Path, result: ShardResult) -> None:
 def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
     from .parquet import ParquetShardWriter
 
-    with ParquetShardWriter(temp, job) as writer:
-        for row, record in enumerate(_records(job, result)):
-            writer.add(record)
-            result.index.append([record.id, row, -1, -1])
-    result.bytes = temp.stat().st_size
-    result.sha256 = sha256_file(temp)
+    with open(temp, "wb", buffering=0) as fh:
+        sink = _HashingSink(fh)
+        with ParquetShardWriter(sink, job) as writer:
+            for row, record in enumerate(_records(job, result)):
+                writer.add(record)
+                result.index.append([record.id, row, -1, -1])
+    result.bytes, result.sha256 = sink.size, sink.sha.hexdigest()
 
 
 def write_shard(job: ShardJob) -> ShardResult:
