@@ -164,14 +164,16 @@ class ParquetShard:
 
         self.shard = shard
         self._handle = None
+        self._local: str | None = None
         try:
             if is_remote(source):
                 self._handle = open_read(source)
                 self.file = pq.ParquetFile(self._handle, pre_buffer=True)
             elif hasattr(source, "read"):
                 self.file = pq.ParquetFile(source, pre_buffer=True)
-            else:  # a local file is mapped: pages are read where they lie, no copy, no I/O thread
-                self.file = pq.ParquetFile(str(source), memory_map=True, pre_buffer=False)
+            else:  # a local file: mapped one row group at a time (`_read_group`)
+                self._local = str(source)
+                self.file = pq.ParquetFile(self._local, pre_buffer=False)
             schema = self.file.schema_arrow
             info = json.loads((schema.metadata or {}).get(b"neuco-io", b"{}"))
             check_format_version(info.get("format_version") if isinstance(info, dict) else None)
@@ -226,14 +228,27 @@ class ParquetShard:
                     return
                 continue
             try:
-                # One thread: a reader is one core, like a DataLoader worker.
-                table = self.file.read_row_group(group, columns=list(dict.fromkeys(columns)), use_threads=False)
+                table = self._read_group(group, list(dict.fromkeys(columns)))
                 records = table.column("record").to_pylist()
             except Exception as exc:
                 raise _error(self.shard, exc) from None
             for number in numbers:
                 yield ParquetRow(number, self._record(records[number - first], number), self.shard, table,
                                  number - first)
+
+    def _read_group(self, group: int, columns: list[str]) -> Any:
+        """One thread: a reader is one core, like a DataLoader worker. A local file is mapped for this row group
+        only: its pages are decoded where they lie (no read, no copy), and unmapping them afterwards keeps the
+        resident memory to one row group however large the shard."""
+        if self._local is None:
+            return self.file.read_row_group(group, columns=columns, use_threads=False)
+        import pyarrow.parquet as pq
+
+        mapped = pq.ParquetFile(self._local, memory_map=True, pre_buffer=False, metadata=self.file.metadata)
+        try:
+            return mapped.read_row_group(group, columns=columns, use_threads=False)
+        finally:
+            mapped.close()
 
     def _record(self, text: Any, number: int) -> dict[str, Any]:
         where = f"row {number}"

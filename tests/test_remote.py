@@ -322,3 +322,19 @@ def test_memory_filesystem_round_trip(sample_downstream):
     assert len(ids) == 5
     with pytest.raises(UsageError, match="memory://"):
         verify(sample_downstream, out, scheduler="local:1")
+
+
+def test_parquet_over_http_fetches_only_the_row_groups_it_reads(http_folder, sample_v11):
+    """Range requests: a rank that owns one record of a Parquet shard downloads about that row group only."""
+    folder, base, handler = http_folder
+    if not issubclass(handler, _RangeHandler):
+        pytest.skip("needs a server that honours Range")
+    convert(sample_v11, folder / "ds", to="parquet", jobs=1, max_records=8, row_group_size=1)
+    shard = json.loads((folder / "ds" / "manifest.json").read_text())["shards"][0]
+    assert shard["records"] == 7
+    handler.sent = 0
+    url = f"{base}/ds/{shard['name']}"
+    got = [s["id"] for s in ShardDataset([url], return_id=True, rank=3, world_size=7)]
+    local = [s["id"] for s in ShardDataset([folder / "ds" / shard["name"]], return_id=True, rank=3, world_size=7)]
+    assert got == local and len(got) == 1
+    assert 0 < handler.sent < shard["bytes"] / 3, (handler.sent, shard["bytes"])
