@@ -198,6 +198,8 @@ def test_tensor_layout_keeps_typed_columns(tmp_path):
     encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
     assert "BYTE_STREAM_SPLIT" in encodings["s1.list.element"]  # float16: split bytes compress better
     assert "BYTE_STREAM_SPLIT" not in encodings["s2l1c.list.element"]
+    compression = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
+    assert compression["s1.list.element"] == compression["s2l1c.list.element"] == compression["record"] == "ZSTD"
 
 
 class CountingFile:
