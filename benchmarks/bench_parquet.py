@@ -17,6 +17,7 @@ is shared. `--layouts` also measures the layouts and page settings that were wei
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,17 +44,25 @@ def size_of(folder: Path, pattern: str) -> int:
     return sum(p.stat().st_size for p in folder.glob(pattern))
 
 
-def convert_cli(root: Path, out: Path, fmt: str, jobs: int, *extra: str) -> tuple[float, int]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def convert_cli(root: Path, out: Path, fmt: str, jobs: int, *extra: str) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of the whole process tree, peak memory of the tree."""
     cmd = [EXE, "convert", str(root), str(out), "--to", fmt, "--jobs", str(jobs), "--quiet", "--overwrite", *extra]
+    cpu = children_cpu()
     seconds, total, _ = run_measured(cmd, stdout=subprocess.DEVNULL)
-    return seconds, total
+    return seconds, children_cpu() - cpu, total
 
 
-def rate(factory, n: int) -> float:
-    started = time.perf_counter()
+def rate(factory, n: int) -> tuple[float, float]:
+    """Locations per wall second and per CPU second (the second moves less when others load the machine)."""
+    started, cpu = time.perf_counter(), time.process_time()
     count = sum(1 for _ in factory())
     assert count == n, (count, n)
-    return n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started), n / (time.process_time() - cpu)
 
 
 def goals(root: Path, out: Path, n: int, repeat: int) -> None:
@@ -64,19 +73,24 @@ def goals(root: Path, out: Path, n: int, repeat: int) -> None:
     source = size_of(root, "data/*/*/*.zarr.zip")
     folders = {"webdataset": out / "webdataset", "parquet": out / "parquet"}
     times: dict[tuple[str, int], list[float]] = {}
+    cpus: dict[tuple[str, int], list[float]] = {}
     peaks: dict[tuple[str, int], int] = {}
     for _ in range(repeat):
         for jobs in (1, 2):
             for fmt, folder in folders.items():
-                seconds, peak = convert_cli(root, folder, fmt, jobs)
+                seconds, cpu, peak = convert_cli(root, folder, fmt, jobs)
                 times.setdefault((fmt, jobs), []).append(seconds)
+                cpus.setdefault((fmt, jobs), []).append(cpu)
                 peaks[(fmt, jobs)] = max(peaks.get((fmt, jobs), 0), peak)
     print(f"source: {n} downstream locations, {source / 1e6:.0f} MB of cubes")
     for jobs in (1, 2):
         wds, pq = min(times[("webdataset", jobs)]), min(times[("parquet", jobs)])
+        wds_cpu, pq_cpu = min(cpus[("webdataset", jobs)]), min(cpus[("parquet", jobs)])
         print(f"convert --jobs {jobs} (CLI, best of {repeat}): webdataset {wds:.2f} s, parquet {pq:.2f} s = "
               f"{pq / wds:.2f}x (goal <= 1.5x); all runs wds {[round(t, 2) for t in times[('webdataset', jobs)]]} "
               f"parquet {[round(t, 2) for t in times[('parquet', jobs)]]}")
+        print(f"  CPU time of the process tree: webdataset {wds_cpu:.2f} s, parquet {pq_cpu:.2f} s = "
+              f"{pq_cpu / wds_cpu:.2f}x")
         print(f"  peak memory, whole process tree: webdataset {peaks[('webdataset', jobs)] / 2**20:.0f} MiB, "
               f"parquet {peaks[('parquet', jobs)] / 2**20:.0f} MiB (goal < 1024)")
     for fmt, folder in folders.items():
@@ -86,21 +100,24 @@ def goals(root: Path, out: Path, n: int, repeat: int) -> None:
         warm(folder)
 
     kinds = {"float32": {}, "native": {"dtype": "native", "concat": False}}
-    rates: dict[tuple[str, str], float] = {}
-    reference = 0.0
+    rates: dict[tuple[str, str], list[float]] = {}
+    reference = [0.0, 0.0]
     for _ in range(repeat):
-        reference = max(reference, rate(lambda: (ReferenceLikeDataset(str(root / "data"), MODALITIES)[i]
-                                                 for i in range(n)), n))
+        got = rate(lambda: (ReferenceLikeDataset(str(root / "data"), MODALITIES)[i] for i in range(n)), n)
+        reference = [max(a, b) for a, b in zip(reference, got)]
         for kind, options in kinds.items():
             for fmt, folder in folders.items():
                 got = rate(lambda folder=folder, options=options: iter(ShardDataset(folder, modalities=MODALITIES,
                                                                                     **options)), n)
-                rates[(fmt, kind)] = max(rates.get((fmt, kind), 0.0), got)
-    print(f"reference-like loader (xarray.open_zarr + dask, float32): {reference:.1f} locations/s")
+                rates[(fmt, kind)] = [max(a, b) for a, b in zip(rates.get((fmt, kind), [0.0, 0.0]), got)]
+    print(f"reference-like loader (xarray.open_zarr + dask, float32): {reference[0]:.1f} locations/s "
+          f"({reference[1]:.1f} per CPU second)")
     for kind in kinds:
-        wds, pq = rates[("webdataset", kind)], rates[("parquet", kind)]
+        (wds, wds_cpu), (pq, pq_cpu) = rates[("webdataset", kind)], rates[("parquet", kind)]
         print(f"ShardDataset {kind}: webdataset {wds:.1f}/s, parquet {pq:.1f}/s = {pq / wds:.2f}x (goal >= 0.8x); "
-              f"parquet = {pq / reference:.1f}x the reference (goal >= 4x)")
+              f"parquet = {pq / reference[0]:.1f}x the reference (goal >= 4x); per CPU second: webdataset "
+              f"{wds_cpu:.1f}, parquet {pq_cpu:.1f} = {pq_cpu / wds_cpu:.2f}x, {pq_cpu / reference[1]:.1f}x the "
+              "reference")
     for fmt, folder in folders.items():
         _, peak, _ = run_measured([sys.executable, "-c", READ_SCRIPT, str(folder), str(n)])
         print(f"peak memory reading every location, {fmt}: {peak / 2**20:.0f} MiB (goal < 1024)")
@@ -125,8 +142,8 @@ def layouts(root: Path, out: Path, n: int, repeat: int) -> None:
             convert(root, folder, to=fmt, codec=codec, parquet_arrays=arrays, row_group_size=group, jobs=1,
                     overwrite=True)
             write = n / (time.perf_counter() - started)
-            read = rate(lambda folder=folder: iter(ShardDataset(folder, modalities=MODALITIES, dtype="native",
-                                                                concat=False)), n)
+            read, _ = rate(lambda folder=folder: iter(ShardDataset(folder, modalities=MODALITIES, dtype="native",
+                                                                   concat=False)), n)
             old = best.get((fmt, codec, arrays, group), [0.0, 0.0])
             best[(fmt, codec, arrays, group)] = [max(old[0], write), max(old[1], read)]
     print(f"layouts ({n} locations, library calls, --jobs 1, best of {repeat}; read = ShardDataset native):")
