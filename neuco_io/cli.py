@@ -409,8 +409,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.option("--tasks", default=None, help="Comma-separated task names whose labels to include (default: all).")
 @click.option("--codec", type=click.Choice(["blosc", "none"]), default="blosc", show_default=True,
               help="blosc: the source's compressed chunks, passed through (lossless, ~1x the source bytes); "
-                   "none: plain .npy members any tool reads. Parquet: blosc means zstd columns, none "
-                   "uncompressed ones.")
+                   "none: plain .npy members any tool reads (Parquet: raw array bytes in zstd pages).")
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
 @click.option("--row-group-size", type=click.IntRange(min=1), default=2, show_default=True,
               help="Parquet: rows per row group (bounds memory).")
