@@ -11,7 +11,8 @@ Goals, each a ratio measured in the same run on the same `neuco-io sample` locat
 - peak memory (whole process tree) < 1 GiB converting and reading.
 
 Runs are interleaved (webdataset, parquet, webdataset, ...) and the best of `--repeat` is kept: the machine
-is shared. `--layouts` also measures the layouts and page settings that were weighed (in-process, one core).
+is shared. `--layouts` also measures the layouts and row-group sizes that were weighed (in-process, one core),
+`--pages N` the page settings on N locations with pyarrow alone.
 """
 
 from __future__ import annotations
@@ -157,6 +158,88 @@ def layouts(root: Path, out: Path, n: int, repeat: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def page_settings(root: Path, n: int, repeat: int) -> None:
+    """Parquet settings on the array columns of `n` locations, with pyarrow alone (one array per value)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from neuco_io.cube import Cube
+    from neuco_io.layout import discover
+    from neuco_io.shardformat import blosc_member_parts, decode_blosc
+
+    locations = list(discover(root).downstream_locations(MODALITIES))[:n]
+    source = sum(f.path.stat().st_size for loc in locations for f in loc.files.values())
+    blosc, raw = [], []
+    for loc in locations:
+        b, r = {}, {}
+        for modality, f in loc.files.items():
+            with Cube(f.path) as cube:
+                array = cube.read_sample("bands", 0)[0]
+                b[modality] = b"".join(blosc_member_parts(array.dtype, array.shape, cube.sample_frames("bands", 0)))
+                r[modality] = array
+        blosc.append(b)
+        raw.append(r)
+
+    def table(kind: str, rows: range) -> pa.Table:
+        if kind == "tensor":
+            return pa.table({m: pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack([raw[i][m] for i in rows]))
+                             for m in MODALITIES})
+        values = blosc if kind == "blosc" else raw
+        return pa.table({m: pa.chunked_array([pa.array([memoryview(np.ascontiguousarray(values[i][m])).cast("B")
+                                                         if kind == "raw" else values[i][m]], pa.binary())
+                                               for i in rows]) for m in MODALITIES})
+
+    def write(path: Path, kind: str, **options) -> None:
+        with pq.ParquetWriter(path, table(kind, range(2)).schema, **options) as writer:
+            for start in range(0, n, 2):
+                writer.write_table(table(kind, range(start, min(start + 2, n))))
+
+    def read(path: Path, kind: str) -> None:
+        pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
+        for group in range(pf.num_row_groups):
+            columns = pf.read_row_group(group, use_threads=False)
+            for m in MODALITIES:
+                column = columns[m].combine_chunks()
+                if kind == "tensor":
+                    column.to_numpy_ndarray()
+                    continue
+                for value in column:
+                    if kind == "blosc":
+                        decode_blosc(value.as_buffer())
+                    else:
+                        np.frombuffer(value.as_buffer(), raw[0][m].dtype)
+
+    plain = {"use_dictionary": False, "write_statistics": False}
+    variants = [
+        ("binary, blosc values, uncompressed pages (the default)", "blosc", {"compression": "none", **plain}),
+        ("binary, blosc values, zstd-1 pages", "blosc", {"compression": "zstd", "compression_level": 1, **plain}),
+        ("binary, blosc values, dictionary + statistics on", "blosc", {"compression": "none"}),
+        ("binary, raw values, uncompressed", "raw", {"compression": "none", **plain}),
+        ("binary, raw values, lz4 pages", "raw", {"compression": "lz4", **plain}),
+        ("binary, raw values, zstd-1 pages (--codec none)", "raw",
+         {"compression": "zstd", "compression_level": 1, **plain}),
+        ("tensor, zstd-1", "tensor", {"compression": "zstd", "compression_level": 1, **plain}),
+        ("tensor, zstd-1, byte-stream split on S1 (float16)", "tensor",
+         {"compression": "zstd", "compression_level": 1, "use_byte_stream_split": ["s1.list.element"], **plain}),
+    ]
+    print(f"page settings ({n} locations, {source / 1e6:.0f} MB of cubes, pyarrow alone, one core, best of {repeat}; "
+          "read = read every row group and decode every array to numpy):")
+    path = Path("/dev/shm/neuco-page-settings.parquet")
+    for label, kind, options in variants:
+        write_s = read_s = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            write(path, kind, **options)
+            write_s = min(write_s, time.perf_counter() - started)
+            started = time.perf_counter()
+            read(path, kind)
+            read_s = min(read_s, time.perf_counter() - started)
+        print(f"  {label:55s} {path.stat().st_size / source:.3f}x bytes  write {n / write_s:6.1f}/s  "
+              f"read {n / read_s:6.1f}/s")
+    path.unlink()
+
+
 def main() -> None:
     numcodecs.blosc.use_threads = False  # one core per process, for every party
     parser = argparse.ArgumentParser()
@@ -164,6 +247,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("/dev/shm/neuco-parquet-bench"))
     parser.add_argument("--layouts", action="store_true", help="also measure the layouts that were weighed")
+    parser.add_argument("--pages", type=int, default=0, metavar="N",
+                        help="also measure page settings on N locations with pyarrow alone")
     parser.add_argument("--skip-goals", action="store_true")
     args = parser.parse_args()
     root = sample_dataset("downstream", args.locations)
@@ -174,6 +259,8 @@ def main() -> None:
         goals(root, args.out, args.locations, args.repeat)
     if args.layouts:
         layouts(root, args.out, args.locations, args.repeat)
+    if args.pages:
+        page_settings(root, args.pages, args.repeat)
     shutil.rmtree(args.out, ignore_errors=True)
 
 
