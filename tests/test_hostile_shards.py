@@ -516,9 +516,11 @@ def test_live_parquet_iterators_are_closed_at_exit(outputs, tmp_path):
     script = tmp_path / "live.py"
     script.write_text(f"""
 import os
+import numcodecs
 from neuco_io.loader import ShardDataset
 from neuco_io.loader import datasets
 import pyarrow.parquet
+numcodecs.blosc.use_threads = False  # Parquet arrays are Blosc values: Blosc's own decoder threads are not Arrow's
 threads = len(os.listdir("/proc/self/task"))
 alive = []
 for _ in range(3):
