@@ -1051,5 +1051,32 @@ def quicklook(source: str, out_dir: str, ids: str | None, sample_size: int | Non
                    f"{result.out}")
 
 
+def run() -> None:
+    """The console entry point: `main`, then leave without the interpreter's teardown.
+
+    Once a command has finished and flushed its output there is nothing left to do, and tearing down
+    the native libraries it loaded (pyarrow's thread pools after worker processes ran) can abort the
+    process ("terminate called without an active exception", SIGABRT) after a correct run.
+    """
+    code: int | str | None = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # click and sys.exit accept a message: printed, exit 1
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{code}\n")
+            sys.stderr.flush()
+        code = 1
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -31,3 +31,16 @@ def test_errors_survive_pickling(error):
     assert type(copy) is type(error) and str(copy) == str(error)
     for field in ("path", "message", "reason", "shard", "key", "errno", "filename"):
         assert getattr(copy, field, None) == getattr(error, field, None)
+
+
+def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path):
+    """`neuco_io.cli.run` leaves with os._exit after flushing: output whole, exit codes as documented."""
+    import json
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "neuco_io.cli", "--version"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.strip()
+    usage = subprocess.run([sys.executable, "-m", "neuco_io.cli", "validate", str(tmp_path / "absent"), "--format",
+                            "json"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and json.loads(usage.stdout)["ok"] is False
