@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,18 +15,6 @@ from neuco_io.cubewriter import BLOSC_LZ4, CubeWriter
 FIXTURES = Path(__file__).parent / "fixtures"
 ORIGINAL = FIXTURES / "original"
 SIZE = spec.SIZE
-
-
-def _neuco_bench() -> Path:
-    """NeuCo-Bench's evaluation code (read-only, never copied): $NEUCO_BENCH, else the snapshot beside the repo."""
-    if os.environ.get("NEUCO_BENCH"):
-        return Path(os.environ["NEUCO_BENCH"])
-    here = Path(__file__).resolve().parents[1]
-    candidates = [here.parent / "shared" / "neuco-bench", here.parent.parent / "shared" / "neuco-bench"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-NEUCO_BENCH = _neuco_bench()
 
 
 def tiny_bands(modality: str, seed: int, n_samples: int = 1, *, offset: bool = False,

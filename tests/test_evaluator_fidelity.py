@@ -16,11 +16,10 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from test_neucobench import need
 
 from neuco_io import evaluator
 from neuco_io.submission import check, check_submission
-
-from helpers import NEUCO_BENCH
 
 # Spellings of numbers, odd and ordinary. None of them is a zero, so a 0 in the evaluator's output means
 # "it could not read this" (load_submission fills NaN with 0).
@@ -63,11 +62,8 @@ def _reported_cells(report) -> dict[tuple[int, str], str]:
 
 
 def _load_submission():
-    """NeuCo-Bench's own load_submission, or a skip saying why it is not available."""
-    module_path = NEUCO_BENCH / "benchmark" / "data" / "embeddings.py"
-    if not module_path.is_file():
-        pytest.skip(f"NeuCo-Bench snapshot not found at {NEUCO_BENCH} (set NEUCO_BENCH)")
-    pytest.importorskip("torch", reason="the evaluator's embeddings module imports torch")
+    """NeuCo-Bench's own load_submission, or a skip saying why it is not available (a failure in CI)."""
+    module_path = need("torch", file="benchmark/data/embeddings.py")  # the module imports torch
     spec_ = importlib.util.spec_from_file_location("neuco_bench_embeddings", module_path)
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)

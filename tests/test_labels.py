@@ -6,12 +6,13 @@ import csv
 import re
 
 import pytest
+from test_neucobench import need
 
 from neuco_io import spec
 from neuco_io.labels import LabelFileError, parse_task_name, read_label_table, read_task_labels
 from neuco_io.validators import validate
 
-from helpers import NEUCO_BENCH, write_location
+from helpers import write_location
 
 
 @pytest.mark.parametrize(("name", "task", "kind", "accepted"), [
@@ -37,10 +38,8 @@ def test_task_names(name, task, kind, accepted):
 def test_task_types_are_exactly_what_the_evaluators_probes_accept():
     """spec.TASK_TYPES against the probes' own code (read from the NeuCo-Bench snapshot when present)."""
     assert set(spec.TASK_TYPES) == {"regression", "regr", "classification", "cls"}
-    if not NEUCO_BENCH.is_dir():
-        pytest.skip(f"NeuCo-Bench snapshot not at {NEUCO_BENCH}")
     for probe in ("linear.py", "svm.py"):
-        text = (NEUCO_BENCH / "benchmark" / "evaluation" / "probes" / probe).read_text()
+        text = need(file=f"benchmark/evaluation/probes/{probe}").read_text()
         found = set(re.findall(r'self\.task_type in \(("[a-z]+"), ("[a-z]+")\)', text))
         assert {t.strip('"') for pair in found for t in pair} == set(spec.TASK_TYPES), probe
         assert "Unsupported task_type" in text
