@@ -39,7 +39,8 @@ def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path):
     import subprocess
     import sys
 
-    ok = subprocess.run([sys.executable, "-m", "neuco_io.cli", "--version"], capture_output=True, text=True, timeout=300)
+    ok = subprocess.run([sys.executable, "-m", "neuco_io.cli", "--version"], capture_output=True, text=True,
+                        timeout=300)
     assert ok.returncode == 0 and ok.stdout.strip()
     usage = subprocess.run([sys.executable, "-m", "neuco_io.cli", "validate", str(tmp_path / "absent"), "--format",
                             "json"], capture_output=True, text=True, timeout=300)
