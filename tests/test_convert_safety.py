@@ -44,7 +44,7 @@ def test_overwrite_removes_only_what_a_manifest_lists(downstream, tmp_path):
     out = tmp_path / "out"
     convert(downstream, out, to="webdataset", jobs=1, max_records=1)
     mine = {"shard-notes.tar": b"notes", "old.partial": b"x", ".draft.partial": b"draft",
-            ".shard-000009.tar.partial": b"not ours either"}
+            ".shard-000009.tar.partial": b"not ours either", ".notes.txt.123-abcdef01.partial": b"an editor's"}
     for name, data in mine.items():
         (out / name).write_bytes(data)
     (out / "shard-photos.tar").mkdir()

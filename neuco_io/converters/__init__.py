@@ -259,7 +259,10 @@ def _after_failure(out: Folder, exc_type: type | None, existed: bool) -> bool:
     finished no shard, everything it wrote (OUT is left as it was found)."""
     if exc_type is None:
         return False
-    state = inspect(out) if out.remote or out.exists() else OutState([])
+    try:
+        state = inspect(out) if out.remote or out.exists() else OutState([])
+    except (UsageError, OSError):
+        return False  # OUT is not ours to clean (the run stopped for that very reason)
     if state.journal is not None and state.journal.get("run") == os.getpid() and not state.finished_shards:
         remove_journal(out, state)
     elif not out.remote:

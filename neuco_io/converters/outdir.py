@@ -237,7 +237,10 @@ class OutputLock:
             self.out.write_text(LOCK, text)
             self.held = True
             return self
-        self.out.mkdir()
+        try:
+            self.out.mkdir()
+        except OSError as exc:
+            raise UsageError(f"{self.out.path}: cannot create OUT: {exc.strerror or exc}") from None
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -245,6 +248,8 @@ class OutputLock:
                 holder = self._holder()
                 self._refuse_or_take_over(holder if holder is not None else {})
                 continue
+            except OSError as exc:
+                raise UsageError(f"{self.out.path}: cannot write in OUT: {exc.strerror or exc}") from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
             self.held = True
