@@ -32,6 +32,7 @@ from ..shardreader import decode_record, iter_tar_records
 from ..storage import open_read
 from ..validators.cubes import require_usable
 from .assemble import SampleOptions
+from .epoch import EpochMixin, SharedEpoch
 from .sources import resolve_shards
 from .split import current_consumer, plan_epoch, records_per_rank
 
@@ -67,7 +68,7 @@ def _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2
                          output=output, seed=seed)
 
 
-class CubeDataset(_MapBase):
+class CubeDataset(EpochMixin, _MapBase):
     """Map-style dataset over the `.zarr.zip` cubes of either layout (one item per location).
 
     Options follow the NeuCo-Bench reference loader: `modalities` (in the
@@ -108,7 +109,7 @@ class CubeDataset(_MapBase):
         self.layout = ds.layout
         self.s2_offset = ds.layout == "v1.1"
         warn_double_shift(self.options, self.s2_offset, ds.root)
-        self.epoch = 0
+        self._epoch = SharedEpoch()  # shared: persistent DataLoader workers see set_epoch too
         mods = self.options.modalities
         self._items: list[tuple[str, dict[str, Any], int]] = []  # paths stay Path/UPath: URLs keep options
         if ds.layout == "downstream":
@@ -132,10 +133,6 @@ class CubeDataset(_MapBase):
     @property
     def ids(self) -> list[str]:
         return [item[0] for item in self._items]
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed `randomize_seasons` (with a DataLoader, call it before each epoch, like DistributedSampler)."""
-        self.epoch = epoch
 
     def _cube(self, path: Any, modality: str) -> Cube:
         if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
@@ -210,7 +207,7 @@ def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     return {task: read_task_labels(files[task]) for task in tasks}
 
 
-class ShardDataset(_IterBase):
+class ShardDataset(EpochMixin, _IterBase):
     """Iterable dataset over the WebDataset or Parquet shards written by `convert`.
 
     `source`: the output folder of `convert` (its manifest gives shards and
@@ -269,11 +266,7 @@ class ShardDataset(_IterBase):
         self.rank, self.world_size = rank, world_size
         self.equal_per_rank = equal_per_rank
         self.on_error = on_error
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """A new shuffle (and season draw) per epoch; call it before each epoch, like DistributedSampler."""
-        self.epoch = epoch
+        self._epoch = SharedEpoch()  # shared: persistent DataLoader workers see set_epoch too
 
     def __len__(self) -> int:
         consumer = current_consumer(self.rank, self.world_size)
@@ -288,11 +281,12 @@ class ShardDataset(_IterBase):
         consumer = current_consumer(self.rank, self.world_size)
         if consumer.num_workers > 1:
             single_threaded_codecs()  # a DataLoader worker: one core each
-        runs = plan_epoch(self.source.counts, consumer, epoch=self.epoch, seed=self.seed,
+        epoch = self.epoch  # read once: the plan and the buffer shuffle must agree
+        runs = plan_epoch(self.source.counts, consumer, epoch=epoch, seed=self.seed,
                           shuffle=self.shuffle > 0, equal_per_rank=self.equal_per_rank)
         records = (record for shard, rows in runs for record in self._read(shard, rows))
         if self.shuffle > 1:
-            rng = np.random.default_rng([self.seed, self.epoch, consumer.index, 1])
+            rng = np.random.default_rng([self.seed, epoch, consumer.index, 1])
             records = _buffer_shuffle(records, self.shuffle, rng)
         warned = bool(self.source.manifest)
         try:
