@@ -29,6 +29,7 @@ import click
 from . import __version__, spec
 from .errors import NO_SPACE, NeucoError, UsageError
 from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
+from .layout import LAYOUTS
 from .progress import ProgressBar
 from .wording import plural
 
@@ -205,6 +206,10 @@ def format_option(fn: Callable) -> Callable:
                         show_default=True, help="Report as readable text or one JSON object on stdout.")(fn)
 
 
+def layout_option(fn: Callable) -> Callable:
+    return click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Skip layout detection.")(fn)
+
+
 def quiet_option(fn: Callable) -> Callable:
     """Every command takes --quiet, also those without a progress bar (yet), so scripts can pass it everywhere."""
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(fn)
@@ -250,7 +255,7 @@ def main() -> None:
 # -- sample --------------------------------------------------------------------
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default="downstream", show_default=True)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="downstream", show_default=True)
 @click.option("--locations", type=click.IntRange(min=2), default=24, show_default=True,
               help="Number of locations to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
@@ -289,8 +294,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
 # -- validate ------------------------------------------------------------------
 @main.command()
 @click.argument("root")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None,
-              help="Skip layout detection.")
+@layout_option
 @click.option("--deep", is_flag=True, help="Decode every chunk: corrupt chunks, empty timestamps, NaN in S2.")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--max-findings", type=click.IntRange(min=0), default=10, show_default=True,
@@ -401,7 +405,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.argument("root")
 @click.argument("out")
 @click.option("--to", "to", type=click.Choice(["webdataset", "parquet"]), required=True, help="Output format.")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@layout_option
 @click.option("--shard-size", type=ByteSize(), default="1GB", show_default=True,
               help="Target bytes per shard (1GB, 500MB, 2GiB...).")
 @click.option("--max-records", type=click.IntRange(min=1), default=None, help="At most this many records per shard.")
@@ -577,7 +581,7 @@ def _seasons(value: str) -> int | list[int]:
                    "on: always (warns on v1.1 data); off: never.")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None)
+@layout_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @storage_option
 @format_option
@@ -928,7 +932,7 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
 # -- info / stats ----------------------------------------------------------------------------
 @main.command()
 @click.argument("path")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@layout_option
 @storage_option
 @format_option
 @quiet_option
@@ -953,7 +957,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
 
 @main.command()
 @click.argument("source")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@layout_option
 @click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
               help="Read only N locations (records), chosen at random with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample: same seed, same locations.")
@@ -1014,7 +1018,7 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
 @click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
               help="Draw N locations chosen at random with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
-@click.option("--layout", type=click.Choice(["downstream", "v1.1"]), default=None, help="Skip layout detection.")
+@layout_option
 @click.option("--tile", type=click.IntRange(min=8), default=264, show_default=True,
               help="Pixels per season tile in the per-location images.")
 @click.option("--per-page", type=click.IntRange(min=1), default=24, show_default=True,

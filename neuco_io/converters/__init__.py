@@ -143,23 +143,6 @@ def _check_card(out: Folder) -> None:
                          "(convert --to parquet writes the dataset card there)")
 
 
-def _has_our_card(out: Folder, names: list[str]) -> bool:
-    if CARD not in names or not (out.has(CARD) if out.remote else (out.path / CARD).is_file()):
-        return False  # absent, a folder, a FIFO...: not a card of ours
-    try:
-        return is_our_card(out.read_text(CARD)[:1 << 16])
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _check_card(out: Folder) -> None:
-    """convert --to parquet writes README.md (the dataset card): never over a file of the user's."""
-    names = out.names() if out.exists() else []
-    if CARD in names and not _has_our_card(out, names):
-        raise UsageError(f"{out.path / CARD}: exists and is not a dataset card neuco-io wrote; move it away "
-                         "(convert --to parquet writes the dataset card there)")
-
-
 def _options(**options: Any) -> dict[str, Any]:
     """The options that shape the output (not --jobs, --resume...), as recorded in the manifest."""
     return {k: v for k, v in options.items() if v is not None}
