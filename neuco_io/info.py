@@ -16,7 +16,7 @@ from .cube import Cube, CubeInfo
 from .errors import NeucoError, UsageError
 from .labels import parse_task_name, read_label_table
 from .layout import Dataset, discover
-from .storage import as_path, file_size, is_remote
+from .storage import as_path, is_remote, size_or_zero
 
 __all__ = ["cube_info", "dataset_info", "info", "shards_info"]
 
@@ -80,11 +80,6 @@ def _label_summary(path: Any) -> dict[str, Any]:
     return entry
 
 
-def _size(path: Any) -> int:
-    try:
-        return file_size(path) or 0
-    except OSError:
-        return 0
 
 
 def _example_cubes(ds: Dataset) -> dict[str, dict[str, Any]]:
@@ -113,7 +108,7 @@ def dataset_info(root: Any, layout: str | None = None, storage_options: dict | N
     per_modality = Counter(c.modality for c in ds.cubes)
     sizes: Counter[str] = Counter()
     for cube_file in ds.cubes:
-        sizes[cube_file.modality] += _size(cube_file.path)
+        sizes[cube_file.modality] += size_or_zero(cube_file.path)
     out: dict[str, Any] = {
         "kind": "dataset",
         "root": str(ds.root),
@@ -151,7 +146,7 @@ def shards_info(source: Any, storage_options: dict | None = None) -> dict[str, A
         "manifest": manifest is not None,
     }
     if manifest is None:
-        out["bytes"] = sum(_size(p) for p in shards.paths)
+        out["bytes"] = sum(size_or_zero(p) for p in shards.paths)
         return out
     entries = manifest.get("shards", [])
     out.update({

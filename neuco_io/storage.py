@@ -28,7 +28,7 @@ from .errors import UsageError
 
 __all__ = ["AnyPath", "Folder", "as_path", "error_text", "file_kind", "file_size", "in_process_only", "is_remote",
            "open_read",
-           "parse_storage_options", "read_only", "sha256_file", "signature", "upload_atomic"]
+           "parse_storage_options", "read_only", "sha256_file", "signature", "size_or_zero", "upload_atomic"]
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
 READ_ONLY = ("http", "https")
@@ -245,6 +245,14 @@ def file_size(path: Path) -> int | None:
         return path.stat().st_size if path.is_file() else None
     except FileNotFoundError:
         return None
+
+
+def size_or_zero(path: Path) -> int:
+    """Bytes of a file for summaries: 0 when it is absent or cannot be asked about."""
+    try:
+        return file_size(path) or 0
+    except OSError:
+        return 0
 
 
 class Folder:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import spec
 from ..execution import Executor, Progress, batched, make_executor
 from ..layout import Dataset, Layout, discover
-from ..storage import file_size
+from ..storage import size_or_zero
 from .cubes import CubeResult, CubeTask, check_cubes, majority
 from .findings import Finding, Report
 from .ids import check_downstream_ids, check_evaluator_ids, check_v11_ids
@@ -129,7 +129,7 @@ def _summary(ds: Dataset, results: list[CubeResult], labels: list[dict], deep: b
         "cubes": len(results),
         "cubes_by_modality": {m: per_modality[m] for m in spec.MODALITIES if per_modality[m]},
         # sizes the workers saw; only cubes that did not open are looked up again (a request each on a store)
-        "bytes": sum(r.size if r.size is not None else _size(r.cube.path) for r in results),
+        "bytes": sum(r.size if r.size is not None else size_or_zero(r.cube.path) for r in results),
         "offset_examined": sum(1 for r in results if r.offset_vote),
     }
     if ds.layout == "downstream":
@@ -142,8 +142,3 @@ def _summary(ds: Dataset, results: list[CubeResult], labels: list[dict], deep: b
     return summary
 
 
-def _size(path: Path) -> int:
-    try:
-        return file_size(path) or 0
-    except OSError:
-        return 0
