@@ -141,7 +141,8 @@ def inspect(out: Folder) -> OutState:
 
 def remove_state(out: Folder, names: set[str]) -> None:
     """Remove the journal, the state files and the staging area of a run that planned `names` (its own
-    entries only: a folder is removed when that leaves it empty)."""
+    entries only, including the temporary files of a worker killed mid-write: a folder is removed when
+    that leaves it empty)."""
     for name in names:
         out.remove(state_name(name))
         out.remove(f"{STAGING}/{name}")
@@ -150,6 +151,7 @@ def remove_state(out: Folder, names: set[str]) -> None:
     if not out.remote:
         remove_partials(out.path, names | {LABELS, MANIFEST})
         remove_partials(out.path / STAGING, names | {LABELS})
+        remove_partials(out.path / STATE_DIR / "shards", {f"{name}.json" for name in names})
         for folder in (STAGING, f"{STATE_DIR}/shards", STATE_DIR):
             with contextlib.suppress(OSError):
                 (out.path / folder).rmdir()  # only when empty: a user's own files there are kept
