@@ -164,9 +164,9 @@ def page_settings(root: Path, n: int, repeat: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from neuco_io.cube import Cube
+    from neuco_io.cube.reader import Cube
     from neuco_io.layout import discover
-    from neuco_io.shardformat import blosc_member_parts, decode_blosc
+    from neuco_io.shards.codecs import blosc_member_parts, decode_blosc
 
     locations = list(discover(root).downstream_locations(MODALITIES))[:n]
     source = sum(f.path.stat().st_size for loc in locations for f in loc.files.values())

@@ -23,7 +23,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neuco_io import spec  # noqa: E402
-from neuco_io.rasters import interpolation_taps, resample  # noqa: E402
+from neuco_io.cube.rasters import interpolation_taps, resample  # noqa: E402
 
 from common import best_of, describe_machine  # noqa: E402
 

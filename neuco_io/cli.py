@@ -26,12 +26,12 @@ from typing import Any
 
 import click
 
-from . import __version__, spec
-from .errors import NO_SPACE, NeucoError, UsageError
-from .execution import UnitFailed, WorkerDiedError, single_threaded_codecs
-from .layout import LAYOUTS
-from .progress import ProgressBar
-from .wording import plural
+from neuco_io import __version__, spec
+from neuco_io.errors import NO_SPACE, NeucoError, UsageError
+from neuco_io.execution import UnitFailed, WorkerDiedError, single_threaded_codecs
+from neuco_io.layout import LAYOUTS
+from neuco_io.progress import ProgressBar
+from neuco_io.wording import plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
@@ -52,7 +52,7 @@ def _stop_code() -> int:
 def _force_exit() -> None:
     """The clean-up after an interrupt did not end in time, or a second signal came: kill the workers and
     leave now (their temporary files carry the .partial suffix that --resume removes)."""
-    from .execution import kill_all_workers
+    from neuco_io.execution import kill_all_workers
 
     kill_all_workers()
     with contextlib.suppress(Exception):
@@ -91,7 +91,7 @@ def _error_json(message: str, code: int) -> None:
 def _echo(text: str = "", err: bool = False, clear_line: bool = False) -> None:
     """Every line of text output: control characters from ids, paths and labels escaped (render.printable).
     `clear_line` first erases a progress bar drawn on the same line."""
-    from .render import printable
+    from neuco_io.render import printable
 
     click.echo(("\r\033[K" if clear_line else "") + printable(text), err=err)
 
@@ -193,8 +193,8 @@ def _resume_hint(out: str, storage_options: dict[str, Any] | None) -> Iterator[N
         raise NeucoError(f"{exc}\n{hint}") from None
     except KeyboardInterrupt as exc:
         with contextlib.suppress(Exception):
-            from .converters.outdir import JOURNAL
-            from .storage import Folder
+            from neuco_io.converters.outdir import JOURNAL
+            from neuco_io.storage import Folder
 
             if Folder(out, storage_options).has(JOURNAL):
                 exc.neuco_hint = hint  # type: ignore[attr-defined]
@@ -233,7 +233,7 @@ def storage_option(fn: Callable) -> Callable:
 
 
 def _storage(pairs: tuple[str, ...]) -> dict[str, Any] | None:
-    from .storage import parse_storage_options
+    from neuco_io.storage import parse_storage_options
 
     return parse_storage_options(pairs) or None
 
@@ -273,7 +273,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
     and (downstream) label files for two regression tasks and one binary
     classification task, one with empty labels. Deterministic for a seed.
     """
-    from .sample import write_sample
+    from neuco_io.sample import write_sample
 
     with progress_bar("sample", quiet or output_format == "json", unit="locations") as bar:
         bar.start(locations)
@@ -284,7 +284,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
     if output_format == "json":
         _emit_json(data)
     else:
-        from .render import human_bytes
+        from neuco_io.render import human_bytes
 
         tasks = f"; tasks: {', '.join(summary.tasks)}" if summary.tasks else ""
         _echo(f"wrote {summary.root}: {summary.layout} layout, {summary.locations} locations, "
@@ -316,11 +316,11 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
     when there are, 2 for a usage error or an unreadable ROOT. Every finding
     code is listed in the README.
     """
-    from .render import validation_text
-    from .validators import validate as run_validate
+    from neuco_io.render import validation_text
+    from neuco_io.validators import validate as run_validate
 
     if report_path:
-        from .quicklook import require_pillow
+        from neuco_io.quicklook import require_pillow
 
         require_pillow()  # before the work, not after it
     with progress_bar("validate", quiet) as bar:
@@ -340,15 +340,15 @@ def validate(root: str, layout: str | None, deep: bool, strict: bool, max_findin
 def _html_report(report, path: str, *, deep: bool, jobs: int | None, scheduler: str | None,
                  storage_options: dict | None, quiet: bool) -> None:
     """Thumbnails, per-band statistics after --deep (a second pass: `stats`), then the HTML file."""
-    from .errors import NeucoError
-    from .htmlreport import cube_thumbnails, report_html
+    from neuco_io.errors import NeucoError
+    from neuco_io.htmlreport import cube_thumbnails, report_html
 
     with progress_bar("thumbnails", quiet, unit="cubes") as bar:
         flagged, clean, not_drawn = cube_thumbnails(report, progress=bar, storage_options=storage_options)
     stats, stats_error = None, None
     if deep:
-        from .stats import dataset_stats
-        from .validators.cubes import BLOCKING_CODES
+        from neuco_io.stats import dataset_stats
+        from neuco_io.validators.cubes import BLOCKING_CODES
 
         unusable = {f.path for f in report.findings if f.code in BLOCKING_CODES}
         try:
@@ -363,7 +363,7 @@ def _html_report(report, path: str, *, deep: bool, jobs: int | None, scheduler: 
 
 
 def _write_text(path: str, text: str) -> None:
-    from .atomic import atomic_path
+    from neuco_io.storage.atomic import atomic_path
 
     try:
         with atomic_path(path, fsync=False) as temp:
@@ -445,7 +445,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     shard with its sha256 and maps each id to its shard. Writes are atomic and
     deterministic; an interrupted run is finished with --resume.
     """
-    from .converters import convert as run_convert
+    from neuco_io.converters import convert as run_convert
 
     def note(text: str) -> None:
         _echo(f"neuco-io: note: {text}", err=True, clear_line=bar.enabled)
@@ -468,7 +468,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     if output_format == "json":
         _emit_json(data)
     else:
-        from .render import human_bytes
+        from neuco_io.render import human_bytes
 
         kept = result.shards - result.written
         reused = {"interrupted": f" ({kept} reused from the interrupted run)",
@@ -483,7 +483,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
 
 def _print_dry_run(plan: Any, output_format: str) -> None:
     """`convert --dry-run`: the plan and the estimate, nothing written."""
-    from .render import human_bytes
+    from neuco_io.render import human_bytes
 
     data = {"dry_run": True, "out": str(plan.out), "format": plan.format, "action": plan.action,
             "records": plan.records, "shards": plan.shards, "estimated_bytes": plan.bytes, "jobs": plan.jobs,
@@ -534,7 +534,7 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
     Shard sizes and sha256 against the manifest, every array against the
     source cube, every label against the label files. Exit 0 when all match.
     """
-    from .converters import verify as run_verify
+    from neuco_io.converters import verify as run_verify
 
     with progress_bar("verify", quiet, unit="shards") as bar:
         report = run_verify(root, out, jobs=jobs, progress=bar, on_start=bar.start,
@@ -558,7 +558,7 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
 # -- embed / labels ------------------------------------------------------------------
 def _seasons(value: str) -> int | list[int]:
     """`4` (the first n) or `0,2` (season indices; names like spring,fall work too)."""
-    from . import spec
+    from neuco_io import spec
 
     if "," not in value and value.strip().isdigit():
         return int(value)
@@ -595,14 +595,14 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
     The encoder takes a batch {"id": [...], "<modality>": float32 [B, T, C, H, W]} and
     returns [B, D]. The output is written atomically.
     """
-    from .embed import embed as run_embed
+    from neuco_io.embed import embed as run_embed
 
     try:
         season_arg = _seasons(seasons)
     except ValueError as exc:
         raise click.BadParameter(f"{seasons!r}: the first n (a number), or season names or indices separated by "
                                  f"commas; {exc}", param_hint="--seasons") from None
-    from .loader import DoubleShiftWarning
+    from neuco_io.loader import DoubleShiftWarning
 
     notes: list[str] = []
 
@@ -655,7 +655,7 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
     --rename-types, and an OUT_DIR holding other CSV files the evaluator would
     stop on.
     """
-    from .labels import export_labels
+    from neuco_io.tasks.labels import export_labels
 
     written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite, rename_types=rename_types)
     if output_format == "json":
@@ -677,8 +677,8 @@ def labels_fix(target: str, dry_run: bool, output_format: str, quiet: bool) -> N
     Each file is rewritten atomically, labels untouched. Exit 1 if a file
     cannot be read or is not UTF-8.
     """
-    from .labelfix import fix_labels
-    from .render import label_fix_line
+    from neuco_io.render import label_fix_line
+    from neuco_io.tasks.labelfix import fix_labels
 
     fixes = fix_labels(target, dry_run=dry_run)
     failed = [f for f in fixes if f.error]
@@ -727,7 +727,7 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     Locations that cannot be imported are listed and the others go on; the
     command then exits 1. A rerun skips the cubes already written.
     """
-    from .converters.task_import import import_task
+    from neuco_io.tasks.importer import import_task
 
     with progress_bar("import", quiet, unit="locations") as bar:
         result = import_task(src, root, pattern=pattern, ids=id_mode, mapping=mapping, locations=locations,
@@ -768,8 +768,8 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
 def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, label_col: str,
                 mapping: str | None, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
-    from .render import finding_line
-    from .tasks import make_task_labels
+    from neuco_io.render import finding_line
+    from neuco_io.tasks.custom import make_task_labels
 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
@@ -805,8 +805,8 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
 def task_pack(root: str, task_name: str, out_path: str, description: str, data_source: str, licence: str,
               overwrite: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
-    from .render import finding_line
-    from .tasks import PackRefused, pack_task
+    from neuco_io.render import finding_line
+    from neuco_io.tasks.custom import PackRefused, pack_task
 
     try:
         with progress_bar("validate", quiet) as bar:
@@ -835,7 +835,7 @@ def submission() -> None:
 
 
 def _expected(dataset: str | None, labels_dir: str | None, ids_file: str | None):
-    from .submission import expected_ids
+    from neuco_io.submission import expected_ids
 
     return expected_ids(dataset=dataset, labels=labels_dir, ids_file=ids_file)
 
@@ -858,9 +858,9 @@ def _expected(dataset: str | None, labels_dir: str | None, ids_file: str | None)
 def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_file: str | None, dim: int | None,
                      profile: str, strict: bool, max_findings: int, output_format: str, quiet: bool) -> None:
     """Check EMB.csv (id,0,1,...) before it is evaluated or submitted."""
-    from .render import finding_line
-    from .submission import check_submission
-    from .submission.check import SHOWN, finding_totals
+    from neuco_io.render import finding_line
+    from neuco_io.submission import check_submission
+    from neuco_io.submission.check import SHOWN, finding_totals
 
     expected = _expected(dataset, labels_dir, ids_file)
     with progress_bar("check", quiet, unit="bytes") as bar:
@@ -903,10 +903,10 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
 def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int | None, dataset: str | None,
                     labels_dir: str | None, profile: str, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write a correct submission CSV from EMB.npy + --ids, a Parquet file, or a sloppy CSV."""
-    from .render import finding_line
-    from .submission import pack_submission
-    from .submission.check import finding_totals
-    from .submission.pack import PackRefused
+    from neuco_io.render import finding_line
+    from neuco_io.submission import pack_submission
+    from neuco_io.submission.check import finding_totals
+    from neuco_io.submission.pack import PackRefused
 
     expected = _expected(dataset, labels_dir, None)
     try:
@@ -945,8 +945,8 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
     with label counts. Shards: the manifest (format version, options, shard
     count, records, sha256).
     """
-    from .info import info as describe
-    from .summaries import info_text
+    from neuco_io.info import info as describe
+    from neuco_io.summaries import info_text
 
     data = describe(path, layout=layout, storage_options=_storage(storage_options))
     if output_format == "json":
@@ -984,9 +984,9 @@ def stats(source: str, layout: str | None, sample_size: int | None, seed: int, r
     on --jobs). With --compare, exit 1 when an offset or band-order error is
     flagged.
     """
-    from .stats import dataset_stats
-    from .statscompare import compare
-    from .summaries import comparison_text, stats_text
+    from neuco_io.stats import dataset_stats
+    from neuco_io.statscompare import compare
+    from neuco_io.summaries import comparison_text, stats_text
 
     with progress_bar("stats", quiet) as bar:
         result = dataset_stats(source, layout=layout, sample=sample_size, seed=seed, jobs=jobs, scheduler=scheduler,
@@ -1039,7 +1039,7 @@ def quicklook(source: str, out_dir: str, ids: str | None, sample_size: int | Non
     of many locations per page. Same data, same PNG bytes. Needs Pillow:
     pip install 'neuco-io[quicklook]'.
     """
-    from .gallery import write_quicklooks
+    from neuco_io.gallery import write_quicklooks
 
     if ids and sample_size:
         raise UsageError("--ids and --sample exclude each other")

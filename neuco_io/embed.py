@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
-from .atomic import atomic_path
-from .errors import NeucoError, UsageError
-from .execution import Progress
-from .submission.writer import EmbeddingWriter
+from neuco_io import spec
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.execution import Progress
+from neuco_io.storage.atomic import atomic_path
+from neuco_io.submission.writer import EmbeddingWriter
 
 __all__ = ["EmbedError", "EmbedResult", "EncoderFailed", "MeanEncoder", "embed", "load_encoder"]
 
@@ -112,9 +112,9 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
-    from .converters import refuse_interrupted
-    from .loader import CubeDataset, ShardDataset
-    from .storage import as_path, file_size
+    from neuco_io.converters import refuse_interrupted
+    from neuco_io.loader import CubeDataset, ShardDataset
+    from neuco_io.storage import as_path, file_size
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
                "return_id": True, "storage_options": storage_options}
@@ -143,7 +143,7 @@ def _batches(dataset, batch_size: int, workers: int) -> Iterator[dict[str, Any]]
             raise UsageError("--workers needs PyTorch: pip install 'neuco-io[torch]'") from None
         yield from DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
         return
-    from .loader import CubeDataset
+    from neuco_io.loader import CubeDataset
 
     items: Iterator = (dataset[i] for i in range(len(dataset))) if isinstance(dataset, CubeDataset) else iter(dataset)
     pending: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from .errors import NeucoError, UsageError
+from neuco_io.errors import NeucoError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -410,7 +410,7 @@ def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str |
     """A Dask executor when `scheduler` is given; else `jobs` worker processes (None: all cores),
     never more than there are units to share. `places` are the paths the units touch: an in-process
     filesystem (memory://) among them keeps the work in this process, where its files live."""
-    from .storage import in_process_only
+    from neuco_io.storage import in_process_only
 
     local_only = [str(p) for p in places if in_process_only(p)]
     if local_only:

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
-from .atomic import atomic_path
-from .errors import UsageError
-from .quicklook import LocationImages, contact_sheet, location_figure, png_bytes, require_pillow
-from .stats import choose_sample, is_shard_source
+from neuco_io import spec
+from neuco_io.errors import UsageError
+from neuco_io.quicklook import LocationImages, contact_sheet, location_figure, png_bytes, require_pillow
+from neuco_io.stats import choose_sample, is_shard_source
+from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["QuicklookResult", "write_quicklooks"]
 
@@ -49,7 +49,7 @@ def _pick(ids: list[str], wanted: Sequence[str] | None, sample: int | None, seed
 
 def _cube_locations(root: Any, layout: str | None, wanted, sample, seed, storage_options
                     ) -> tuple[int, Iterator[tuple[str, dict[str, np.ndarray]]]]:
-    from .loader import CubeDataset
+    from neuco_io.loader import CubeDataset
 
     ds = CubeDataset(root, dtype="native", concat=False, return_id=True, layout=layout,  # type: ignore[arg-type]
                      storage_options=storage_options)
@@ -65,7 +65,7 @@ def _cube_locations(root: Any, layout: str | None, wanted, sample, seed, storage
 
 def _shard_locations(source: Any, wanted, sample, seed, storage_options
                      ) -> tuple[int, Iterator[tuple[str, dict[str, np.ndarray]]]]:
-    from .loader import ShardDataset
+    from neuco_io.loader import ShardDataset
 
     ds = ShardDataset(source, dtype="native", concat=False, return_id=True, storage_options=storage_options)
     total = sum(ds.source.counts)

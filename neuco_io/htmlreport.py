@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
-from .cube import Cube
-from .errors import NeucoError
-from .layout import CubeFile, discover
-from .quicklook import GAP, modality_tiles, png_bytes, require_pillow
-from .render import _relative
-from .storage import is_remote
-from .validators import CHECKS, Finding, Report
+from neuco_io import spec
+from neuco_io.cube.reader import Cube
+from neuco_io.errors import NeucoError
+from neuco_io.findings import CHECKS, Finding, Report
+from neuco_io.layout import CubeFile, discover
+from neuco_io.quicklook import GAP, modality_tiles, png_bytes, require_pillow
+from neuco_io.render import _relative
+from neuco_io.storage import is_remote
 
 __all__ = ["MAX_FINDING_THUMBNAILS", "Thumbnail", "cube_thumbnails", "report_html"]
 

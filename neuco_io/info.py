@@ -11,12 +11,12 @@ import os
 from collections import Counter
 from typing import Any
 
-from . import spec
-from .cube import Cube, CubeInfo
-from .errors import NeucoError, UsageError
-from .labels import parse_task_name, read_label_table
-from .layout import Dataset, discover
-from .storage import as_path, is_remote, size_or_zero
+from neuco_io import spec
+from neuco_io.cube.reader import Cube, CubeInfo
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.layout import Dataset, discover
+from neuco_io.storage import as_path, is_remote, size_or_zero
+from neuco_io.tasks.labels import parse_task_name, read_label_table
 
 __all__ = ["cube_info", "dataset_info", "info", "shards_info"]
 
@@ -133,7 +133,7 @@ def dataset_info(root: Any, layout: str | None = None, storage_options: dict | N
 
 def shards_info(source: Any, storage_options: dict | None = None) -> dict[str, Any]:
     """A conversion's manifest (format version, options, shards, sha256) or, without one, the shards found."""
-    from .loader.sources import resolve_shards
+    from neuco_io.loader.sources import resolve_shards
 
     shards = resolve_shards(source, storage_options)
     manifest = shards.manifest
@@ -171,7 +171,7 @@ def shards_info(source: Any, storage_options: dict | None = None) -> dict[str, A
 def info(path: str | os.PathLike[str], *, layout: str | None = None,
          storage_options: dict | None = None) -> dict[str, Any]:
     """What PATH is and holds: a cube file, a convert output (or shard files), or a dataset ROOT."""
-    from .stats import is_shard_source
+    from neuco_io.stats import is_shard_source
 
     text = os.fspath(path)
     if text.endswith(spec.CUBE_SUFFIX):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import spec
-from .errors import UsageError
-from .storage import as_path, error_text, is_remote
+from neuco_io import spec
+from neuco_io.errors import UsageError
+from neuco_io.storage import as_path, error_text, is_remote
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
-from .errors import UsageError
+from neuco_io import spec
+from neuco_io.errors import UsageError
 
 __all__ = ["LocationImages", "contact_sheet", "location_figure", "modality_tiles", "plot_sample", "png_bytes",
            "require_pillow"]

@@ -6,12 +6,12 @@ import os
 import unicodedata
 from typing import TYPE_CHECKING
 
-from . import spec
-from .validators import CHECKS, Finding, Report
-from .wording import plural
+from neuco_io import spec
+from neuco_io.findings import CHECKS, Finding, Report
+from neuco_io.wording import plural
 
 if TYPE_CHECKING:
-    from .labelfix import LabelFix
+    from neuco_io.tasks.labelfix import LabelFix
 
 __all__ = ["finding_line", "human_bytes", "label_fix_line", "plural", "printable", "validation_text"]
 

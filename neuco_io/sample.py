@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import spec
-from .atomic import atomic_path
-from .cubewriter import CubeWriter
-from .errors import UsageError
+from neuco_io import spec
+from neuco_io.cube.writer import CubeWriter
+from neuco_io.errors import UsageError
+from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["SampleSummary", "write_sample"]
 

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import NeucoError
+from neuco_io.errors import NeucoError
 
 __all__ = ["PERCENTILES", "UnsupportedDtype", "ValueHistogram", "add_bands", "summarize"]
 

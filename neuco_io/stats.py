@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, spec
-from .cube import Cube
-from .errors import NeucoError, UsageError
-from .execution import Executor, Progress, make_executor
-from .layout import Layout, discover
-from .shardreader import decode_record, iter_parquet_records, iter_tar_records
-from .sketch import PERCENTILES, ValueHistogram, add_bands, summarize
-from .storage import as_path, open_read
+from neuco_io import __version__, spec
+from neuco_io.cube.reader import Cube
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.layout import Layout, discover
+from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
+from neuco_io.storage import as_path, open_read
 
 __all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats", "is_shard_source"]
 
@@ -190,7 +190,7 @@ def is_shard_source(source: Any, storage_options: dict | None = None) -> bool:
     text = os.fspath(source)
     if "{" in text or text.endswith((".tar", ".parquet")):
         return True
-    from .storage import file_size
+    from neuco_io.storage import file_size
 
     return file_size(as_path(source, storage_options) / "manifest.json") is not None
 
@@ -258,7 +258,7 @@ def _plan_cubes(root: Any, layout: Layout | None, sample: int | None, seed: int,
 
 def _plan_shards(source: Any, sample: int | None, seed: int, storage_options: dict | None, stride: int = 1
                  ) -> _Plan:
-    from .loader.sources import resolve_shards
+    from neuco_io.loader.sources import resolve_shards
 
     shards = resolve_shards(source, storage_options)
     manifest = shards.manifest or {}

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
-from .errors import UsageError
-from .stats import DatasetStats
+from neuco_io import spec
+from neuco_io.errors import UsageError
+from neuco_io.stats import DatasetStats
 
 __all__ = ["Comparison", "Flag", "compare"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import human_bytes
+from neuco_io.render import human_bytes
 
 __all__ = ["comparison_text", "info_text", "stats_text"]
 

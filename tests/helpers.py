@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from neuco_io import spec
-from neuco_io.cubewriter import BLOSC_LZ4, CubeWriter
+from neuco_io.cube.writer import BLOSC_LZ4, CubeWriter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ORIGINAL = FIXTURES / "original"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from neuco_io.cli import main
-from neuco_io.validators import CODES
+from neuco_io.findings import CODES
 
 from helpers import ORIGINAL, TINY_IDS, cube_path
 

@@ -22,11 +22,11 @@ from click.testing import CliRunner
 
 from neuco_io.cli import main
 from neuco_io.converters import convert, load_manifest, verify
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
-from neuco_io.labels import read_task_labels
-from neuco_io.shardformat import decode_member, encode_key, webdataset_decoder
-from neuco_io.shardreader import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.shards.codecs import decode_member, encode_key, webdataset_decoder
+from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL, TINY_IDS, cube_path, write_location
 
@@ -314,7 +314,7 @@ def test_verify_finds_missing_shard_and_label_change(tmp_path):
 
 def test_decoder_refuses_hostile_members():
     from neuco_io.errors import ShardError
-    from neuco_io.shardformat import MAGIC, encode_blosc_array
+    from neuco_io.shards.codecs import MAGIC, encode_blosc_array
 
     good = encode_blosc_array(np.zeros((2, 3, 4), np.int16))
     np.testing.assert_array_equal(decode_member("x.blosc", good), np.zeros((2, 3, 4), np.int16))
@@ -334,7 +334,7 @@ def test_decoder_refuses_hostile_members():
 
 def test_fix_an_invalid_cube_then_resume(downstream, tmp_path):
     """The run stops at the bad cube; after the fix, --resume redoes only what is owed."""
-    from neuco_io.cubewriter import write_cube
+    from neuco_io.cube.writer import write_cube
 
     from helpers import tiny_bands
 

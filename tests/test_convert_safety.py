@@ -121,7 +121,7 @@ def test_a_file_in_the_way_of_a_shard_is_never_overwritten(downstream, tmp_path)
 
 
 def test_resume_on_a_finished_output_rechecks_the_source(downstream, tmp_path):
-    from neuco_io.cubewriter import write_cube
+    from neuco_io.cube.writer import write_cube
 
     from helpers import tiny_bands
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
-from neuco_io.cube import Cube, open_cube, read_cube_info
-from neuco_io.cubewriter import write_cube
+from neuco_io.cube.reader import Cube, open_cube, read_cube_info
+from neuco_io.cube.writer import write_cube
+from neuco_io.cube.zarrcompat import is_zarr3, open_format2_group, open_xarray, zip_store
 from neuco_io.errors import CubeFormatError, CubeReadError
-from neuco_io.zarrcompat import is_zarr3, open_format2_group, open_xarray, zip_store
 
 from helpers import ORIGINAL, edit_cube, tiny_bands
 
@@ -128,7 +128,7 @@ def test_fortran_order_falls_back_to_zarr(tmp_path):
     write_cube(path, "s1", data, ["x"], fsync=False)
 
     def to_fortran(members):
-        from neuco_io.cubewriter import BLOSC_LZ4
+        from neuco_io.cube.writer import BLOSC_LZ4
 
         for t in range(4):
             chunk = np.asfortranarray(data[:, t:t + 1])
@@ -170,7 +170,7 @@ def test_writer_metadata_matches_the_original_stack(tmp_path):
 
 def test_writer_is_atomic(tmp_path):
     path = tmp_path / "x.zarr.zip"
-    from neuco_io.cubewriter import CubeWriter
+    from neuco_io.cube.writer import CubeWriter
 
     with pytest.raises(RuntimeError), CubeWriter(path, "s1", ["x"], fsync=False) as writer:
         writer.write_sample(0, tiny_bands("s1", 0)[0])

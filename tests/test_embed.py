@@ -16,7 +16,7 @@ from neuco_io.cli import main
 from neuco_io.converters import convert
 from neuco_io.embed import EmbedError, MeanEncoder, embed
 from neuco_io.errors import UsageError
-from neuco_io.labels import read_task_labels
+from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL
 

@@ -264,7 +264,7 @@ def test_spreadsheet_lost_leading_zeros_is_one_hint(tmp_path, downstream):
 def test_task_labels_show_the_users_ids_and_readable_statistics(tmp_path):
     import numpy as np
 
-    from neuco_io.converters.task_import import import_task
+    from neuco_io.tasks.importer import import_task
 
     src = tmp_path / "src"
     rng = np.random.default_rng(0)

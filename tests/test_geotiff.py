@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
-from neuco_io.converters.task_import import import_task
-from neuco_io.cube import Cube
-from neuco_io.rasters import RasterError, interpolation_taps, read_raster, resample
+from neuco_io.cube.rasters import RasterError, interpolation_taps, read_raster, resample
+from neuco_io.cube.reader import Cube
+from neuco_io.tasks.importer import import_task
 
 rasterio = pytest.importorskip("rasterio", reason="rasterio (test extra) writes the GDAL GeoTIFFs")
 tifffile = pytest.importorskip("tifffile")

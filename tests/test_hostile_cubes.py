@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
-from neuco_io.cube import Cube, open_cube
+from neuco_io.cube.reader import Cube, open_cube
 from neuco_io.errors import CubeError, CubeFormatError, CubeReadError, NeucoError
 from neuco_io.layout import CubeFile
 from neuco_io.sample import write_sample
@@ -476,7 +476,7 @@ def test_thousands_of_members(root, monkeypatch):
     members.update({f"junk/{i}": b"" for i in range(5000)})
     write_members(path, members)
     assert codes_for(validate(root, jobs=1, deep=True), path) == []
-    from neuco_io import safezip
+    from neuco_io.cube import members as safezip
 
     monkeypatch.setattr(safezip, "MAX_MEMBERS", 1000)
     assert codes_for(validate(root, jobs=1), path) == ["cubes.unreadable"]
@@ -521,7 +521,7 @@ def test_a_fifo_named_like_a_label_file(root, tmp_path):
     assert_clean_exit(proc)
     assert "height__regr.csv" in proc.stderr
     assert_clean_exit(run_cli("convert", root, tmp_path / "out", "--to", "webdataset", "-q", "--jobs", "1"))
-    script = ("from neuco_io.loader import CubeDataset\nfrom neuco_io.labels import LabelFileError\n"
+    script = ("from neuco_io.loader import CubeDataset\nfrom neuco_io.tasks.labels import LabelFileError\n"
               f"try:\n    CubeDataset({str(root)!r}, tasks=['height'])\nexcept LabelFileError as exc:\n"
               "    print('refused', exc)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT,

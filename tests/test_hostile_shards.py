@@ -225,7 +225,7 @@ import json
 from pathlib import Path
 from neuco_io.errors import ShardError
 from neuco_io.loader import ShardDataset
-from neuco_io.shardreader import decode_record, iter_tar_records
+from neuco_io.shards.tar import decode_record, iter_tar_records
 outcomes = {{}}
 for path in sorted(Path({str(tmp_path)!r}).glob("*.tar")):
     try:
@@ -325,7 +325,7 @@ def test_unparsable_manifests_are_manifest_errors(text, wds):
 
 
 def test_a_manifest_larger_than_the_limit_is_refused_before_reading(wds, monkeypatch):
-    import neuco_io.manifest as manifest_module
+    import neuco_io.shards.manifest as manifest_module
 
     monkeypatch.setattr(manifest_module, "MAX_MANIFEST_BYTES", 1000)
     with pytest.raises(ManifestError, match="exceeds"):
@@ -451,7 +451,7 @@ def _evil_tar(clean: Path, dst: Path, marker: Path) -> None:
 def test_the_documented_webdataset_recipes_run_nothing_from_a_shard(flavour, outputs, tmp_path):
     """The README's recipes, with real webdataset, on a shard carrying pickles that would create a file."""
     wds = pytest.importorskip("webdataset")
-    from neuco_io.shardformat import decode_sample, webdataset_decoder
+    from neuco_io.shards.codecs import decode_sample, webdataset_decoder
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.tar"

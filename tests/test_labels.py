@@ -9,7 +9,7 @@ import pytest
 from test_neucobench import need
 
 from neuco_io import spec
-from neuco_io.labels import LabelFileError, parse_task_name, read_label_table, read_task_labels
+from neuco_io.tasks.labels import LabelFileError, parse_task_name, read_label_table, read_task_labels
 from neuco_io.validators import validate
 
 from helpers import write_location

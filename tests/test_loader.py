@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neuco_io.converters import convert
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.errors import ShardError, UsageError
 from neuco_io.loader import CubeDataset, ShardDataset
 from neuco_io.loader.split import Consumer, rank_records, records_per_rank
@@ -92,7 +92,7 @@ def test_sample_semantics_match_the_reference_loader():
 
 
 def test_shift_s2_native_does_not_overflow(tmp_path):
-    from neuco_io.cubewriter import write_cube
+    from neuco_io.cube.writer import write_cube
 
     from helpers import write_location
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
+from neuco_io.cube.zarrcompat import is_zarr3
 from neuco_io.loader import CubeDataset
-from neuco_io.zarrcompat import is_zarr3
 
 REPO = Path(__file__).resolve().parents[1]
 # beside the clone (CI), or beside the folder holding a git worktree of it

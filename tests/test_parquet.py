@@ -15,13 +15,13 @@ from click.testing import CliRunner
 
 from neuco_io.cli import main
 from neuco_io.converters import convert, load_manifest, verify
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.embed import embed
 from neuco_io.errors import ShardError
-from neuco_io.labels import read_task_labels
 from neuco_io.loader import CubeDataset, ShardDataset
-from neuco_io.parquetreader import ParquetShard, iter_parquet_records
-from neuco_io.shardformat import FORMAT_VERSION, decode_member
+from neuco_io.shards.codecs import FORMAT_VERSION, decode_member
+from neuco_io.shards.parquet import ParquetShard, iter_parquet_records
+from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL
 

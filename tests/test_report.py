@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from neuco_io import spec
 from neuco_io.cli import main
-from neuco_io.cube import Cube
-from neuco_io.cubewriter import CubeWriter
+from neuco_io.cube.reader import Cube
+from neuco_io.cube.writer import CubeWriter
 
 from helpers import TINY_IDS, cube_path
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
-from neuco_io.labels import parse_task_name, read_label_table
 from neuco_io.layout import discover
 from neuco_io.sample import write_sample
+from neuco_io.tasks.labels import parse_task_name, read_label_table
 from neuco_io.validators import validate
 
 from helpers import ORIGINAL

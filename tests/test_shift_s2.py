@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from neuco_io import spec
 from neuco_io.cli import main
 from neuco_io.converters import convert
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
 from neuco_io.loader import CubeDataset, DoubleShiftWarning, ShardDataset
 

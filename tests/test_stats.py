@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from neuco_io import spec
 from neuco_io.cli import main
-from neuco_io.cube import Cube
-from neuco_io.cubewriter import CubeWriter
+from neuco_io.cube.reader import Cube
+from neuco_io.cube.writer import CubeWriter
 from neuco_io.sketch import ValueHistogram, add_bands, summarize
 from neuco_io.stats import dataset_stats
 from neuco_io.statscompare import compare

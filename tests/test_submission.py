@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from neuco_io.cli import main
+from neuco_io.findings import CODES
 from neuco_io.submission import check_submission, pack_submission
 from neuco_io.submission.pack import PackRefused
-from neuco_io.validators import CODES
 
 IDS = ["000123", "abc", "f" * 64]
 

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 
 from neuco_io import spec
 from neuco_io.cli import main
-from neuco_io.converters.task_import import import_task
-from neuco_io.cube import Cube
+from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
-from neuco_io.labels import read_task_labels
 from neuco_io.layout import discover
 from neuco_io.loader import CubeDataset
-from neuco_io.tasks import PackRefused, make_task_labels, pack_task
+from neuco_io.tasks.custom import PackRefused, make_task_labels, pack_task
+from neuco_io.tasks.importer import import_task
+from neuco_io.tasks.labels import read_task_labels
 from neuco_io.validators import validate
 
 tifffile = pytest.importorskip("tifffile")
@@ -253,7 +253,7 @@ def test_task_pack_bundle_and_refusal(imported, tmp_path):
     if True:  # the unpacked folder is itself a valid dataset
         assert validate(tmp_path / "bundle", jobs=1).ok
     # a georeferencing leak is refused, and nothing is written
-    from neuco_io.cubewriter import write_cube
+    from neuco_io.cube.writer import write_cube
 
     victim = next((imported / "data" / "s1").rglob("*.zarr.zip"))
     with Cube(victim) as cube:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from neuco_io import spec
-from neuco_io.cubewriter import CubeWriter, write_cube
-from neuco_io.validators import CODES, validate
+from neuco_io.cube.writer import CubeWriter, write_cube
+from neuco_io.findings import CODES
+from neuco_io.validators import validate
 
 from helpers import (
     TINY_IDS,

@@ -31,17 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, spec
-from ..atomic import remove_partials
-from ..errors import UsageError
-from ..execution import Executor, Progress, make_executor
-from ..layout import Layout, discover
-from ..manifest import MANIFEST, read_manifest
-from ..shardformat import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
-from ..storage import Folder, as_path, file_size, is_remote, open_read
-from .card import CARD, dataset_card, is_our_card
-from .estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
-from .outdir import (
+from neuco_io import __version__, spec
+from neuco_io.converters.card import CARD, dataset_card, is_our_card
+from neuco_io.converters.estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
+from neuco_io.converters.outdir import (
     JOURNAL,
     LABELS,
     STAGING,
@@ -54,11 +47,18 @@ from .outdir import (
     remove_state,
     state_name,
 )
-from .outdir import (
+from neuco_io.converters.outdir import (
     STATE_DIR as STATE_DIR,
 )
-from .plan import Plan, Skipped, choose_modalities, file_stats, make_plan
-from .shards import ShardJob, ShardResult, write_shard
+from neuco_io.converters.plan import Plan, Skipped, choose_modalities, file_stats, make_plan
+from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
+from neuco_io.errors import UsageError
+from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.layout import Layout, discover
+from neuco_io.shards.codecs import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
+from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.storage import Folder, as_path, file_size, is_remote, open_read
+from neuco_io.storage.atomic import remove_partials
 
 __all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "load_manifest",
            "refuse_interrupted", "verify"]
@@ -90,7 +90,7 @@ class ConvertResult:
 
 
 def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
-    """OUT's manifest, bounded and checked (`neuco_io.manifest`): ManifestError when unusable."""
+    """OUT's manifest, bounded and checked (`neuco_io.shards.manifest`): ManifestError when unusable."""
     folder = out.path if isinstance(out, Folder) else as_path(out, storage_options)
     try:
         return read_manifest(folder)
@@ -522,4 +522,4 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
     }
 
 
-from .verify import VerifyReport, verify  # noqa: E402  (verify imports constants defined above)
+from neuco_io.converters.verify import VerifyReport, verify  # noqa: E402  (verify imports constants defined above)

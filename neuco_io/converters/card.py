@@ -86,7 +86,7 @@ def dataset_card(manifest: dict[str, Any], schema: Any) -> str:
         note = ("Each array is one binary value: its raw little-endian bytes in C order; the field metadata "
                 "(`dtype`, `shape`, `bands`) and the JSON `record` say how to read them.")
     else:
-        decode = "from neuco_io.shardformat import decode_member  # pip install neuco-io\n" + decode
+        decode = "from neuco_io.shards.codecs import decode_member  # pip install neuco-io\n" + decode
         decode += ("s2l1c = decode_member(\"s2l1c.blosc\", table[\"s2l1c\"][0].as_buffer())  # (time, band, y, x)\n")
         note = ("Each array is one binary value: a small container (`NEUCOBL1`, a uint32 header length, a JSON "
                 "header `{dtype, shape, frames}`, then one Blosc frame per timestamp) holding the source cubes' "

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .plan import Plan, Skipped
-from .shards import ShardJob, write_shard
+from neuco_io.converters.plan import Plan, Skipped
+from neuco_io.converters.shards import ShardJob, write_shard
 
 __all__ = ["ConvertEstimate", "measure_rate", "parallelism_note"]
 

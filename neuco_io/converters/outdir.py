@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import remove_partials
-from ..errors import UsageError
-from ..manifest import MANIFEST
-from ..storage import Folder, is_remote
+from neuco_io.errors import UsageError
+from neuco_io.shards.manifest import MANIFEST
+from neuco_io.storage import Folder, is_remote
+from neuco_io.storage.atomic import remove_partials
 
 __all__ = [
     "JOURNAL",

@@ -32,9 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..shardformat import FORMAT_VERSION, blosc_member_parts
-from .records import Record
-from .shards import ShardJob, record_json
+from neuco_io.converters.records import Record
+from neuco_io.converters.shards import ShardJob, record_json
+from neuco_io.shards.codecs import FORMAT_VERSION, blosc_member_parts
 
 __all__ = ["ParquetShardWriter", "array_encoding", "label_column"]
 
@@ -92,7 +92,7 @@ def _binary_value(record: Record, name: str, encoding: str, buffers: _ValueBuffe
         frames = record.frames.get(name)
         dtype, shape = record.specs[name]
         if frames is None:  # a source chunked otherwise: compress the decoded array
-            from ..shardformat import encode_blosc_array
+            from neuco_io.shards.codecs import encode_blosc_array
 
             data = pa.py_buffer(encode_blosc_array(record.array(name)))
         else:

@@ -13,13 +13,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import spec
-from ..errors import NeucoError, UsageError
-from ..execution import Executor, batched
-from ..labels import LabelFileError, parse_task_name, read_task_labels
-from ..layout import Dataset
-from ..storage import file_size, signature
-from ..validators.cubes import CubeResult, CubeTask, blocking, check_cubes
+from neuco_io import spec
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.execution import Executor, batched
+from neuco_io.layout import Dataset
+from neuco_io.storage import file_size, signature
+from neuco_io.tasks.labels import LabelFileError, parse_task_name, read_task_labels
+from neuco_io.validators.cubes import CubeResult, CubeTask, blocking, check_cubes
 
 RECORD_OVERHEAD = 4096
 """Tar headers and the JSON record, per location (a v1.1 record's metadata is larger)."""

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, spec
-from ..cube import Cube
-from ..errors import CubeError, CubeFormatError
-from ..layout import CubeFile
-from ..shardformat import FORMAT_VERSION, encode_key
-from ..storage import as_path
-from ..validators.cubes import require_usable
-from .plan import Source
+from neuco_io import __version__, spec
+from neuco_io.converters.plan import Source
+from neuco_io.cube.reader import Cube
+from neuco_io.errors import CubeError, CubeFormatError
+from neuco_io.layout import CubeFile
+from neuco_io.shards.codecs import FORMAT_VERSION, encode_key
+from neuco_io.storage import as_path
+from neuco_io.validators.cubes import require_usable
 
 __all__ = ["Record", "RecordBuilder"]
 
@@ -37,7 +37,7 @@ class Record:
 
     def array(self, name: str) -> np.ndarray:
         if name not in self.arrays:
-            from ..shardformat import decode_blosc_frames
+            from neuco_io.shards.codecs import decode_blosc_frames
 
             dtype, shape = self.specs[name]
             self.arrays[name] = decode_blosc_frames(dtype, shape, self.frames[name])

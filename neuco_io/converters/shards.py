@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CubeError
-from ..shardformat import blosc_member_parts, encode_blosc_array, encode_npy, member_name
-from ..storage import Folder
-from .plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
-from .records import Record, RecordBuilder
+from neuco_io.converters.plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
+from neuco_io.converters.records import Record, RecordBuilder
+from neuco_io.errors import CubeError
+from neuco_io.shards.codecs import blosc_member_parts, encode_blosc_array, encode_npy, member_name
+from neuco_io.storage import Folder
 
 __all__ = ["ShardJob", "ShardResult", "write_shard"]
 
@@ -175,7 +175,7 @@ def _write_tar(job: ShardJob, temp: Path, result: ShardResult) -> None:
 
 
 def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
-    from .parquet import ParquetShardWriter
+    from neuco_io.converters.parquet import ParquetShardWriter
 
     with open(temp, "wb", buffering=0) as fh:
         sink = _HashingSink(fh)

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from ..cube import Cube
-from ..errors import CubeError, ShardError, UsageError
-from ..execution import Executor, Progress, make_executor
-from ..labels import LabelFileError, read_task_labels
-from ..manifest import MANIFEST
-from ..parquetreader import open_parquet_shard
-from ..shardreader import data_errors, decode_record, iter_tar_records
-from ..storage import as_path, file_size, is_remote, open_read, sha256_file
+from neuco_io.cube.reader import Cube
+from neuco_io.errors import CubeError, ShardError, UsageError
+from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.shards.manifest import MANIFEST
+from neuco_io.shards.parquet import open_parquet_shard
+from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
+from neuco_io.storage import as_path, file_size, is_remote, open_read, sha256_file
+from neuco_io.tasks.labels import LabelFileError, read_task_labels
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
@@ -202,7 +202,7 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from . import index_by_shard, load_manifest
+    from neuco_io.converters import index_by_shard, load_manifest
 
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():

@@ -5,7 +5,7 @@
     loader = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=4)
 """
 
-from .assemble import SampleOptions
-from .datasets import CubeDataset, DoubleShiftWarning, ShardDataset
+from neuco_io.loader.assemble import SampleOptions
+from neuco_io.loader.datasets import CubeDataset, DoubleShiftWarning, ShardDataset
 
 __all__ = ["CubeDataset", "DoubleShiftWarning", "SampleOptions", "ShardDataset"]

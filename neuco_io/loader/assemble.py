@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import spec
-from ..errors import UsageError
+from neuco_io import spec
+from neuco_io.errors import UsageError
 
 __all__ = ["SampleOptions"]
 

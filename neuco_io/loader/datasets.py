@@ -21,20 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from .. import spec
-from ..cube import Cube
-from ..errors import CubeError, ShardError, UsageError
-from ..execution import single_threaded_codecs
-from ..labels import read_task_labels
-from ..layout import CubeFile, Layout, discover
-from ..parquetreader import open_parquet_shard
-from ..shardreader import decode_record, iter_tar_records
-from ..storage import open_read
-from ..validators.cubes import require_usable
-from .assemble import SampleOptions
-from .epoch import EpochMixin, SharedEpoch
-from .sources import resolve_shards
-from .split import current_consumer, plan_epoch, records_per_rank
+from neuco_io import spec
+from neuco_io.cube.reader import Cube
+from neuco_io.errors import CubeError, ShardError, UsageError
+from neuco_io.execution import single_threaded_codecs
+from neuco_io.layout import CubeFile, Layout, discover
+from neuco_io.loader.assemble import SampleOptions
+from neuco_io.loader.epoch import EpochMixin, SharedEpoch
+from neuco_io.loader.sources import resolve_shards
+from neuco_io.loader.split import current_consumer, plan_epoch, records_per_rank
+from neuco_io.shards.parquet import open_parquet_shard
+from neuco_io.shards.tar import decode_record, iter_tar_records
+from neuco_io.storage import open_read
+from neuco_io.tasks.labels import read_task_labels
+from neuco_io.validators.cubes import require_usable
 
 __all__ = ["CubeDataset", "DoubleShiftWarning", "ShardDataset"]
 
@@ -172,7 +172,7 @@ class CubeDataset(EpochMixin, _MapBase):
     def plot(self, index: int, tile: int = spec.SIZE):
         """Location `index` as a PIL image (shown inline in notebooks): S2 true colour, S1 VV/VH in dB, one
         column per season this dataset reads. Needs Pillow (`pip install 'neuco-io[quicklook]'`)."""
-        from ..quicklook import LocationImages, location_figure
+        from neuco_io.quicklook import LocationImages, location_figure
 
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} locations")
@@ -196,7 +196,7 @@ def check_tasks(tasks: Sequence[str], known: Sequence[str], where: object) -> No
 
 
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    from ..labels import parse_task_name
+    from neuco_io.tasks.labels import parse_task_name
 
     files = {}
     for path in ds.label_files:
@@ -301,7 +301,7 @@ class ShardDataset(EpochMixin, _IterBase):
     def plot(self, sample: Any, tile: int = spec.SIZE):
         """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:
         plot samples before a normalizing `transform`. Needs Pillow."""
-        from ..quicklook import plot_sample
+        from neuco_io.quicklook import plot_sample
 
         return plot_sample(sample, self.options, tile)
 

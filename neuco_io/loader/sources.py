@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ShardError, UsageError
-from ..manifest import MANIFEST, read_manifest
-from ..shardreader import count_tar_records
-from ..storage import as_path, file_size, is_remote, open_read
+from neuco_io.errors import ShardError, UsageError
+from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.tar import count_tar_records
+from neuco_io.storage import as_path, file_size, is_remote, open_read
 
 __all__ = ["ShardSource", "resolve_shards"]
 

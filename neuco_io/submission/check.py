@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import evaluator, spec
-from ..errors import UsageError
-from ..execution import Progress
-from ..labels import lost_leading_zeros
-from ..validators.codes import Severity
-from ..validators.findings import Finding, Report
-from ..wording import plural
+from neuco_io import evaluator, spec
+from neuco_io.errors import UsageError
+from neuco_io.execution import Progress
+from neuco_io.findings import Finding, Report, Severity
+from neuco_io.tasks.labels import lost_leading_zeros
+from neuco_io.wording import plural
 
 __all__ = ["PROFILES", "check_submission", "expected_ids", "finding_totals", "read_id_list"]
 
@@ -47,12 +46,12 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
     if len(given) > 1:
         raise UsageError("give one of --dataset, --labels, --ids")
     if dataset is not None:
-        from ..layout import discover
+        from neuco_io.layout import discover
 
         ds = discover(dataset)
         if ds.layout == "downstream":
             return {loc.id for loc in ds.downstream_locations()}
-        from ..cube import Cube
+        from neuco_io.cube.reader import Cube
 
         ids: set[str] = set()
         for files in ds.v11_files():
@@ -60,7 +59,7 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
                 ids.update(cube.sample_ids)
         return ids
     if labels is not None:
-        from ..labels import parse_task_name, read_task_labels
+        from neuco_io.tasks.labels import parse_task_name, read_task_labels
 
         folder = Path(labels)
         if not folder.is_dir():
@@ -376,7 +375,7 @@ def _blocks(path: Path, start: int, header: list[str], dims: list[str]):
     """Summaries of the file's ranges, in order, parsed by a few threads at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..execution import default_jobs
+    from neuco_io.execution import default_jobs
 
     size = path.stat().st_size
     ranges = _line_ranges(path, start, size) if start < size else []

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import spec
-from ..atomic import atomic_path
-from ..errors import NeucoError, UsageError
-from ..validators.findings import Report
-from ..wording import plural
-from .check import check_submission, read_id_list
-from .writer import EmbeddingWriter
+from neuco_io import spec
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.findings import Report
+from neuco_io.storage.atomic import atomic_path
+from neuco_io.submission.check import check_submission, read_id_list
+from neuco_io.submission.writer import EmbeddingWriter
+from neuco_io.wording import plural
 
 __all__ = ["PackRefused", "SubmissionPack", "pack_submission"]
 

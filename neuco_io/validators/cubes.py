@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import spec
-from ..cube import Cube, CubeInfo
-from ..errors import CubeError, CubeFormatError, CubeReadError
-from ..layout import CubeFile
-from .findings import MAX_LISTED, Finding, listed
+from neuco_io import spec
+from neuco_io.cube.reader import Cube, CubeInfo
+from neuco_io.errors import CubeError, CubeFormatError, CubeReadError
+from neuco_io.findings import MAX_LISTED, Finding, listed
+from neuco_io.layout import CubeFile
 
 
 @dataclass(frozen=True)

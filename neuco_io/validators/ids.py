@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from .. import evaluator, spec
-from ..layout import Dataset
-from .cubes import CubeResult
-from .findings import Finding
+from neuco_io import evaluator, spec
+from neuco_io.findings import Finding
+from neuco_io.layout import Dataset
+from neuco_io.validators.cubes import CubeResult
 
 
 def _modalities_of(ds: Dataset, group: str) -> list[str]:

@@ -17,9 +17,16 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .. import spec
-from ..labels import LabelFileError, LabelTable, lost_leading_zeros, parse_label, parse_task_name, read_label_table
-from .findings import MAX_LISTED, Finding, listed
+from neuco_io import spec
+from neuco_io.findings import MAX_LISTED, Finding, listed
+from neuco_io.tasks.labels import (
+    LabelFileError,
+    LabelTable,
+    lost_leading_zeros,
+    parse_label,
+    parse_task_name,
+    read_label_table,
+)
 
 MAX_ROW_FINDINGS = 1000
 """Per file and code: a million-row file with one systematic fault stays readable."""

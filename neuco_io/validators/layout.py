@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import spec
-from ..layout import CubeFile, Dataset
-from .findings import Finding
+from neuco_io import spec
+from neuco_io.findings import Finding
+from neuco_io.layout import CubeFile, Dataset
 
 
 def check_folders(ds: Dataset) -> Iterator[Finding]:

@@ -8,16 +8,16 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import spec
-from ..execution import Executor, Progress, batched, make_executor
-from ..layout import Dataset, Layout, discover
-from ..storage import size_or_zero
-from .cubes import CubeResult, CubeTask, check_cubes, majority
-from .findings import Finding, Report
-from .ids import check_downstream_ids, check_evaluator_ids, check_v11_ids
-from .labels import check_labels
-from .layout import check_layout
-from .splits import check_splits
+from neuco_io import spec
+from neuco_io.execution import Executor, Progress, batched, make_executor
+from neuco_io.findings import Finding, Report
+from neuco_io.layout import Dataset, Layout, discover
+from neuco_io.storage import size_or_zero
+from neuco_io.validators.cubes import CubeResult, CubeTask, check_cubes, majority
+from neuco_io.validators.ids import check_downstream_ids, check_evaluator_ids, check_v11_ids
+from neuco_io.validators.labels import check_labels
+from neuco_io.validators.layout import check_layout
+from neuco_io.validators.splits import check_splits
 
 __all__ = ["validate"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from ..layout import Dataset
-from .findings import Finding
+from neuco_io.findings import Finding
+from neuco_io.layout import Dataset
 
 
 def read_split_list(text: str) -> list[str]:

@@ -22,9 +22,9 @@ from typing import Any
 import numcodecs
 import numpy as np
 
-from . import spec
-from .atomic import atomic_path
-from .zarrcompat import format2_metadata
+from neuco_io import spec
+from neuco_io.cube.zarrcompat import format2_metadata
+from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["BLOSC_LZ4", "CubeWriter", "write_cube"]
 

@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import spec
-from .atomic import atomic_path
-from .errors import NeucoError, UsageError
-from .labels import BOM, LabelFileError
+from neuco_io import spec
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.storage.atomic import atomic_path
+from neuco_io.tasks.labels import BOM, LabelFileError
 
 __all__ = ["LabelFix", "fix_label_file", "fix_labels", "label_files"]
 

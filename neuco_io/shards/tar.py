@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import ShardError
-from .names import name_problem, relative_path_problem
-from .shardformat import BLOSC_EXT, MAX_ARRAY_BYTES, check_format_version, decode_key, decode_member
+from neuco_io.errors import ShardError
+from neuco_io.names import name_problem, relative_path_problem
+from neuco_io.shards.codecs import BLOSC_EXT, MAX_ARRAY_BYTES, check_format_version, decode_key, decode_member
 
 __all__ = ["RawRecord", "check_array", "check_record", "count_tar_records", "data_errors", "decode_record",
            "expected_specs", "iter_parquet_records", "iter_tar_records"]
@@ -366,6 +366,6 @@ def _decode_record(record: RawRecord, names: list[str] | None, take: list[int] |
 def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | None = None
                          ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """(JSON record, arrays) per row of a neuco-io Parquet shard (either array layout), one row group at a time."""
-    from .parquetreader import iter_parquet_records as parquet_records
+    from neuco_io.shards.parquet import iter_parquet_records as parquet_records
 
     yield from parquet_records(source, shard, columns)

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ShardError
-from .shardformat import BLOSC_EXT, _check_dtype, check_format_version, decode_member
-from .shardreader import check_array, check_record, check_record_version, data_errors, expected_specs
-from .storage import is_remote, open_read
+from neuco_io.errors import ShardError
+from neuco_io.shards.codecs import BLOSC_EXT, _check_dtype, check_format_version, decode_member
+from neuco_io.shards.tar import check_array, check_record, check_record_version, data_errors, expected_specs
+from neuco_io.storage import is_remote, open_read
 
 __all__ = ["ParquetRow", "ParquetShard", "iter_parquet_records", "open_parquet_shard"]
 

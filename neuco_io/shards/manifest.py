@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import spec
-from .errors import ManifestError, UsageError
-from .names import name_problem, relative_path_problem
-from .shardformat import check_format_version
-from .storage import file_size, open_read
+from neuco_io import spec
+from neuco_io.errors import ManifestError, UsageError
+from neuco_io.names import name_problem, relative_path_problem
+from neuco_io.shards.codecs import check_format_version
+from neuco_io.storage import file_size, open_read
 
 __all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "check_manifest", "read_manifest"]
 

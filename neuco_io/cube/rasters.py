@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
+from neuco_io import spec
 
 __all__ = ["Raster", "RasterError", "fit_dtype", "interpolation_taps", "read_raster", "resample"]
 

@@ -33,13 +33,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import CubeFormatError, CubeReadError
-from .safezip import LOCAL_HEADER, check_entry_count, check_layout, stored_data_offset
-from .shardformat import check_blosc_frame
-from .spec import BANDS_VAR
-from .storage import as_path, file_kind, is_remote, open_read
-from .zarrcompat import open_format2_group, open_xarray, zip_store
-from .zarrv2 import (
+from neuco_io.cube.members import LOCAL_HEADER, check_entry_count, check_layout, stored_data_offset
+from neuco_io.cube.zarrcompat import open_format2_group, open_xarray, zip_store
+from neuco_io.cube.zarrv2 import (
     MAX_CHUNK_BYTES,
     MAX_READ_BYTES,
     ArrayMeta,
@@ -49,6 +45,10 @@ from .zarrv2 import (
     decode_chunk,
     parse_array,
 )
+from neuco_io.errors import CubeFormatError, CubeReadError
+from neuco_io.shards.codecs import check_blosc_frame
+from neuco_io.spec import BANDS_VAR
+from neuco_io.storage import as_path, file_kind, is_remote, open_read
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 

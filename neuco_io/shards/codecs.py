@@ -36,7 +36,7 @@ from typing import Any
 import numcodecs
 import numpy as np
 
-from .errors import ShardError
+from neuco_io.errors import ShardError
 
 __all__ = [
     "BLOSC_EXT",

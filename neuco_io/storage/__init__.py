@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
-from .errors import UsageError
+from neuco_io.errors import UsageError
 
 __all__ = ["AnyPath", "Folder", "as_path", "error_text", "file_kind", "file_size", "in_process_only", "is_remote",
            "open_read",
@@ -301,7 +301,7 @@ class Folder:
             with upload_atomic(final) as temp:
                 yield temp
         else:
-            from .atomic import atomic_path
+            from neuco_io.storage.atomic import atomic_path
 
             with atomic_path(final) as temp:
                 yield temp

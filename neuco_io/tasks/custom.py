@@ -16,16 +16,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, evaluator, spec
-from .atomic import atomic_path
-from .converters.task_import import mapping_path, read_mapping
-from .errors import NeucoError, UsageError
-from .execution import Progress
-from .labels import LabelRow, LabelTable, TaskName, parse_label, parse_task_name, read_task_labels, write_label_file
-from .layout import discover
-from .storage import sha256_file
-from .validators.codes import Severity
-from .validators.findings import Finding
+from neuco_io import __version__, evaluator, spec
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.execution import Progress
+from neuco_io.findings import Finding, Severity
+from neuco_io.layout import discover
+from neuco_io.storage import sha256_file
+from neuco_io.storage.atomic import atomic_path
+from neuco_io.tasks.importer import mapping_path, read_mapping
+from neuco_io.tasks.labels import (
+    LabelRow,
+    LabelTable,
+    TaskName,
+    parse_label,
+    parse_task_name,
+    read_task_labels,
+    write_label_file,
+)
 
 __all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
 
@@ -68,7 +75,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
                      id_col: str = "id", label_col: str = "label", mapping: str | os.PathLike[str] | None = None,
                      overwrite: bool = False) -> LabelsResult:
     """Write ROOT/labels/NAME__<type>.csv in canonical form from a user's table, if every rule holds."""
-    from .validators.labels import check_label_rows  # pandera: loaded only when labels are checked
+    from neuco_io.validators.labels import check_label_rows  # pandera: loaded only when labels are checked
 
     root, source = Path(root), Path(source)
     kind = spec.task_kind(task_type)
@@ -196,7 +203,7 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
 
     `progress`/`on_start` follow the validation, the step that takes time.
     """
-    from .validators import validate
+    from neuco_io.validators import validate
 
     root, out = Path(root), Path(out)
     report = validate(root, layout="downstream", jobs=jobs, progress=progress, on_start=on_start)

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import spec
-from .errors import NeucoError
-from .storage import as_path, open_read
+from neuco_io import spec
+from neuco_io.errors import NeucoError
+from neuco_io.storage import as_path, open_read
 
 __all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
            "read_task_labels", "write_label_file"]
@@ -179,7 +179,7 @@ def format_label(value: float) -> str:
 
 def write_label_file(path: str | os.PathLike[str], rows: list[tuple[str, float]], *, overwrite: bool = False) -> Path:
     """Write `id,label` rows in canonical form (UTF-8, no BOM, LF), atomically."""
-    from .atomic import atomic_path
+    from neuco_io.storage.atomic import atomic_path
 
     path = Path(path)
     buffer = io.StringIO(newline="")
@@ -233,14 +233,14 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     `rename_types` writes the accepted spelling it means (`reg` -> `regr`), and an OUT_DIR that already holds
     CSV files the evaluator would stop on or mix into a task.
     """
-    from .errors import NeucoError, UsageError
+    from neuco_io.errors import NeucoError, UsageError
 
     source, out_dir = Path(source), Path(out_dir)
     tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
     if (source / "manifest.json").is_file():
         import pyarrow.parquet as pq
 
-        from .converters import load_manifest
+        from neuco_io.converters import load_manifest
 
         manifest = load_manifest(source)  # checked: task names and types make plain file names
         tasks_in = manifest.get("tasks", {})

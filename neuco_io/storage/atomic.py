@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from .errors import NO_SPACE, OutOfSpaceError
+from neuco_io.errors import NO_SPACE, OutOfSpaceError
 
 PARTIAL_SUFFIX = ".partial"
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import evaluator, spec
-from ..atomic import atomic_path
-from ..cubewriter import CubeWriter
-from ..errors import UsageError
-from ..execution import Executor, Progress, make_executor
-from ..rasters import RESAMPLING, RasterError, fit_dtype, read_raster, resample
+from neuco_io import evaluator, spec
+from neuco_io.cube.rasters import RESAMPLING, RasterError, fit_dtype, read_raster, resample
+from neuco_io.cube.writer import CubeWriter
+from neuco_io.errors import UsageError
+from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["ImportResult", "Refusal", "import_task", "mapping_path", "read_mapping"]
 
