@@ -12,14 +12,14 @@ import shutil
 import statistics
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from neuco_io import __version__, evaluator, spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Progress
-from neuco_io.findings import Finding, Severity
+from neuco_io.findings import LISTED_PER_CODE, Finding, Report, Severity
 from neuco_io.layout import discover
 from neuco_io.storage import sha256_file
 from neuco_io.storage.atomic import atomic_path
@@ -41,12 +41,19 @@ __all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
 class LabelsResult:
     path: Path | None
     """The label file written, or None when there were errors."""
-    findings: list[Finding] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    report: Report
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.report.findings
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.report.summary
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity.value == "error" for f in self.findings)
+        return self.report.ok
 
 
 def _user_rows(path: Path, id_col: str, label_col: str) -> list[tuple[int, str, str]]:
@@ -119,9 +126,11 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
         if loc_id in labelled:
             findings.append(Finding("ids.evaluator-changes", where, evaluator.risk_message(loc_id, read),
                                     id=yours.get(loc_id, loc_id), got=read, level=Severity.WARNING))
-    result = LabelsResult(None, findings)
+    report = Report(where, "downstream", checks=("labels", "ids"), listed_per_code=LISTED_PER_CODE)
+    report.extend(findings)
+    result = LabelsResult(None, report)
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
-    result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
+    report.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
                       "statistics": _stats(values, kind)}
     if not result.ok:
