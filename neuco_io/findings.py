@@ -156,8 +156,9 @@ _ALL = [
          "512 for 1,024 dimensions), and `.zarr` is removed anywhere in an id."),
     Code("submission.duplicate-id", E, "An id appears in more than one row (after stripping suffixes)."),
     Code("submission.missing-id", W, "An expected id has no embedding: the evaluator silently leaves it out."),
-    Code("submission.leading-zeros", W, "Ids are expected ids without their leading zeros (7 for 007), as a "
-         "spreadsheet writes them: one finding for all of them (the evaluator misses these ids)."),
+    Code("submission.leading-zeros", W, "Ids are expected ids without their leading zeros (`7` for `007`), as a "
+         "spreadsheet writes them: one finding for all of them, instead of a missing and an unknown id each (the "
+         "evaluator misses them all the same)."),
     Code("submission.unknown-id", W, "An id is not in the dataset (or labels, or --ids): the evaluator ignores "
          "it."),
     Code("submission.not-numeric", E, "A value is not a number to pandas (the evaluator's `to_numeric`): `１２`, "
@@ -165,9 +166,10 @@ _ALL = [
     Code("submission.nan", W, "A value is NaN or empty: the evaluator silently turns it into 0."),
     Code("submission.infinite", E, "A value is infinite, or beyond float32's range: the evaluator's "
          "standardization then yields NaN everywhere."),
-    Code("submission.padding", N, "Trailing zero columns that `submission pack --dim` added on request (one note)."),
+    Code("submission.padding", N, "Trailing zero columns that `submission pack --dim` added on request: one note "
+         "(in either profile)."),
     Code("submission.constant-dim", W, "A dimension has the same value (often 0) in every row: it carries no "
-         "information."),
+         "information. A trailing run of zero columns is one finding."),
     # verify (`neuco-io verify ROOT OUT`)
     Code("verify.missing-shard", E, "A shard the manifest lists does not exist."),
     Code("verify.size", E, "A shard's size differs from the manifest's."),
@@ -291,9 +293,9 @@ class Report:
     """Warnings fail too (`--strict`): `ok`, the verdict and the exit code then agree."""
     listed_per_code: int | None = None
     """Findings listed per code and file (None: all of them)."""
-    unlisted: Counter = field(default_factory=Counter)
+    unlisted: Counter = field(default_factory=Counter, init=False)
     """(code, severity) -> findings counted but not listed."""
-    _seen: Counter = field(default_factory=Counter, repr=False)
+    _seen: Counter = field(default_factory=Counter, init=False, repr=False)
 
     def add(self, finding: Finding) -> None:
         key = (finding.code, finding.path)

@@ -214,7 +214,9 @@ def _parse_with_polars(data: bytes, header: list[str], dims: list[str]):
         raw = np.frombuffer(data, dtype=np.uint8)
         if np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord(",")) != frame.height * (len(header) - 1):
             return None
-    return frame["id"].to_list(), values.to_numpy(order="fortran").astype(np.float32, copy=False)
+    matrix = values.to_numpy(order="fortran").astype(np.float32, copy=False)
+    # polars hands out a read-only view of a single float32 column (an all-NaN one, say): it is written to later
+    return frame["id"].to_list(), matrix if matrix.flags.writeable else matrix.copy(order="F")
 
 
 def _text_columns(data: bytes, header: list[str], names: list[str]):
