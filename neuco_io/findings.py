@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 __all__ = ["CHECKS", "CODES", "LISTED_PER_CODE", "MAX_LISTED", "SECTIONS", "Code", "Finding", "Report", "Severity",
-           "codes_table", "listed"]
+           "and_more", "codes_table", "listed"]
 
 
 class Severity(str, Enum):
@@ -225,11 +225,17 @@ MAX_LISTED = 5
 """How many items (chunk keys, timestamps, columns) one message lists."""
 
 
+def and_more(n: int, *, parens: bool = False) -> str:
+    """` and 12 more` (` (and 12 more)`; nothing for 0): the one wording of a list cut short."""
+    if n <= 0:
+        return ""
+    return f" (and {n:,} more)" if parens else f" and {n:,} more"
+
+
 def listed(items: list[str], limit: int = MAX_LISTED, width: int = 60) -> str:
     """The first few items, each cut to `width` characters, and how many more: messages stay short."""
     shown = [item if len(item) <= width else item[:width] + "..." for item in map(str, items[:limit])]
-    more = f" and {len(items) - limit:,} more" if len(items) > limit else ""
-    return ", ".join(shown) + more
+    return ", ".join(shown) + and_more(len(items) - limit)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from neuco_io import spec
 from neuco_io.errors import NeucoError
+from neuco_io.findings import and_more
 from neuco_io.storage import as_path, open_read
 
 __all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
@@ -284,9 +285,8 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     bad = _unreadable_for_evaluator(out_dir, targets)
     if bad:
         path, why = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise LabelFileError(path, f"{why}; the evaluator reads every *.csv in {out_dir}: remove it, or export "
-                             f"to an empty folder{more}; nothing was written")
+                             f"to an empty folder{and_more(len(bad) - 1, parens=True)}; nothing was written")
     if not overwrite:
         clash = [target for target in targets.values() if target.exists()]
         if clash:
