@@ -375,12 +375,14 @@ class Report:
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
 
+    def verdict_dict(self) -> dict[str, Any]:
+        """`ok` and the listed findings by severity: the JSON every report shares."""
+        return {"ok": self.ok, "errors": [f.to_dict() for f in self.errors],
+                "warnings": [f.to_dict() for f in self.warnings], "notes": [f.to_dict() for f in self.notes]}
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "errors": [f.to_dict() for f in self.errors],
-            "warnings": [f.to_dict() for f in self.warnings],
-            "notes": [f.to_dict() for f in self.notes],
+            **self.verdict_dict(),
             "summary": {"root": self.root, "layout": self.layout, **self.summary, "checks": self.counts(),
                         "counts": self.code_counts(), "unlisted": self.unlisted_counts()},
         }
