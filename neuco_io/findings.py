@@ -43,12 +43,9 @@ class Code:
 CHECKS: tuple[str, ...] = ("layout", "cubes", "ids", "labels", "splits")
 """The checks `validate` reports on, in report order."""
 
-SECTIONS: dict[str, str] = {
-    "layout": "layout", "cubes": "cubes", "ids": "ids", "labels": "labels", "splits": "splits",
-    "submission": "`submission check` and `submission pack`", "verify": "`verify`",
-    "convert": "`convert` (what `--skip-invalid` leaves out)", "import": "`task import`",
-}
-"""Every check or command that emits codes (the README's tables of codes, one per entry, in this order)."""
+SECTIONS: tuple[str, ...] = (*CHECKS, "submission", "verify", "convert", "import")
+"""Every check or command that emits codes (`submission check`/`pack`, `verify`, `convert --skip-invalid`,
+`task import`): the README has one generated table of codes for each."""
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 B = True  # blocking
