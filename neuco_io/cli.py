@@ -769,7 +769,7 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
                 mapping: str | None, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
     from neuco_io.render import finding_line
-    from neuco_io.tasks.custom import make_task_labels
+    from neuco_io.tasks.usertable import make_task_labels
 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
@@ -806,7 +806,7 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
               overwrite: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
     from neuco_io.render import finding_line
-    from neuco_io.tasks.custom import PackRefused, pack_task
+    from neuco_io.tasks.pack import PackRefused, pack_task
 
     try:
         with progress_bar("validate", quiet) as bar:
