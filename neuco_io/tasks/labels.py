@@ -233,24 +233,22 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     `rename_types` writes the accepted spelling it means (`reg` -> `regr`), and an OUT_DIR that already holds
     CSV files the evaluator would stop on or mix into a task.
     """
-    from neuco_io.errors import NeucoError, UsageError
+    from neuco_io.errors import UsageError
+    from neuco_io.shards.labels import read_labels_parquet
+    from neuco_io.shards.manifest import MANIFEST, read_manifest  # numcodecs: loaded only for an export
 
     source, out_dir = Path(source), Path(out_dir)
     tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
-    if (source / "manifest.json").is_file():
-        import pyarrow.parquet as pq
-
-        from neuco_io.converters import load_manifest
-
-        manifest = load_manifest(source)  # checked: task names and types make plain file names
+    if (source / MANIFEST).is_file():
+        manifest = read_manifest(source)  # checked: task names and types make plain file names
         tasks_in = manifest.get("tasks", {})
         labels_path = source / manifest["labels"] if manifest.get("labels") else None
         try:
-            columns = pq.read_table(labels_path).to_pydict() if labels_path else {}
+            columns = read_labels_parquet(labels_path) if labels_path else {}
             for task, info in tasks_in.items():
                 if tasks is not None and task not in tasks:
                     continue
-                task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
+                task_type = _export_type(source / MANIFEST, task, info["type"], rename_types)
                 rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
                 tables[task] = (task_type, rows)
         except LabelFileError:
