@@ -18,7 +18,8 @@ from neuco_io.findings import Finding
 from neuco_io.layout import discover
 from neuco_io.storage import sha256_file
 from neuco_io.storage.atomic import atomic_path
-from neuco_io.tasks.labels import TaskName, parse_task_name, read_task_labels
+from neuco_io.tasks.labels import TaskName
+from neuco_io.tasks.tasklist import dataset_tasks
 from neuco_io.tasks.usertable import _stats
 
 __all__ = ["PackRefused", "PackResult", "pack_task"]
@@ -82,11 +83,9 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
     if report.errors:
         raise PackRefused(report.errors)
     ds = discover(root, "downstream")
-    found = next(((p, t) for p in ds.label_files if (t := parse_task_name(p)) and t.task == task), None)
-    if found is None:
-        raise UsageError(f"{root}: no label file for task {task!r} under labels/")
-    label_file, task_name = found
-    labels = read_task_labels(label_file)
+    task_file = dataset_tasks(ds, [task], strict=False, option="task")[task]
+    label_file, task_name = task_file.path, task_file.name
+    labels = task_file.labels()
     files_by_id = ds.downstream_files()
     members: list[tuple[str, Path]] = [(f"labels/{label_file.name}", label_file)]
     for loc_id in sorted(labels):
