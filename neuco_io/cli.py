@@ -655,7 +655,7 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
     --rename-types, and an OUT_DIR holding other CSV files the evaluator would
     stop on.
     """
-    from neuco_io.tasks.labels import export_labels
+    from neuco_io.tasks.export import export_labels
 
     written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite, rename_types=rename_types)
     if output_format == "json":
