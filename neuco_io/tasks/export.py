@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 from neuco_io import spec
-from neuco_io.errors import NeucoError
-from neuco_io.tasks.labels import LabelFileError, TaskName, parse_task_name, read_task_labels, write_label_file
+from neuco_io.errors import NeucoError, UsageError
+from neuco_io.shards.labels import read_labels_parquet
+from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.tasks.labels import LabelFileError, TaskName, parse_task_name, write_label_file
+from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 
 __all__ = ["export_labels"]
 
@@ -45,6 +48,46 @@ def _unreadable_for_evaluator(out_dir: Path, targets: dict[str, Path]) -> list[t
     return bad
 
 
+Tables = dict[str, tuple[str, list[tuple[str, float]]]]
+"""task -> (the type it is exported with, its (id, label) rows)."""
+
+
+def _tables_from_output(source: Path, tasks: list[str] | None, rename_types: bool) -> Tables:
+    """The tasks of a `convert` output: the manifest names them, `labels.parquet` holds their labels."""
+    manifest = read_manifest(source)  # checked: task names and types make plain file names
+    tasks_in = manifest.get("tasks", {})
+    if tasks is not None:
+        check_tasks(tasks, list(tasks_in), source / MANIFEST, "--tasks")
+    labels_path = source / manifest["labels"] if manifest.get("labels") else None
+    tables: Tables = {}
+    try:
+        columns = read_labels_parquet(labels_path) if labels_path else {}
+        for task, info in tasks_in.items():
+            if tasks is not None and task not in tasks:
+                continue
+            task_type = _export_type(source / MANIFEST, task, info["type"], rename_types)
+            rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
+            tables[task] = (task_type, rows)
+    except LabelFileError:
+        raise
+    except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
+        raise LabelFileError(labels_path, f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
+    return tables
+
+
+def _tables_from_dataset(source: Path, tasks: list[str] | None, rename_types: bool) -> Tables:
+    """The tasks of a dataset root: its `labels/` folder, strictly read."""
+    labels_dir = source / "labels"
+    is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
+    if not labels_dir.is_dir() and not is_dataset:
+        raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
+    tables: Tables = {}
+    for task, task_file in dataset_tasks(labels_dir, tasks, option="--tasks").items():
+        task_type = _export_type(task_file.path, task, task_file.name.type, rename_types)
+        tables[task] = (task_type, list(task_file.labels().items()))
+    return tables
+
+
 def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, tasks: list[str] | None = None,
                   overwrite: bool = False, rename_types: bool = False) -> list[Path]:
     """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output.
@@ -53,51 +96,13 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     `rename_types` writes the accepted spelling it means (`reg` -> `regr`), and an OUT_DIR that already holds
     CSV files the evaluator would stop on or mix into a task.
     """
-    from neuco_io.errors import UsageError
-    from neuco_io.shards.labels import read_labels_parquet
-    from neuco_io.shards.manifest import MANIFEST, read_manifest  # numcodecs: loaded only for an export
-
     source, out_dir = Path(source), Path(out_dir)
-    tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
     if (source / MANIFEST).is_file():
-        manifest = read_manifest(source)  # checked: task names and types make plain file names
-        tasks_in = manifest.get("tasks", {})
-        labels_path = source / manifest["labels"] if manifest.get("labels") else None
-        try:
-            columns = read_labels_parquet(labels_path) if labels_path else {}
-            for task, info in tasks_in.items():
-                if tasks is not None and task not in tasks:
-                    continue
-                task_type = _export_type(source / MANIFEST, task, info["type"], rename_types)
-                rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
-                tables[task] = (task_type, rows)
-        except LabelFileError:
-            raise
-        except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
-            raise LabelFileError(labels_path, f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
+        tables = _tables_from_output(source, tasks, rename_types)
     else:
-        labels_dir = source / "labels"
-        is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
-        if not labels_dir.is_dir() and not is_dataset:
-            raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
-        for path in sorted(labels_dir.glob("*.csv")):
-            name = parse_task_name(path)
-            if name is None:
-                if tasks is not None:
-                    continue
-                raise LabelFileError(path, "not named <task>__<type>.csv (pass --tasks to leave it out)")
-            if tasks is not None and name.task not in tasks:
-                continue
-            if name.task in tables:
-                raise LabelFileError(path, f"task {name.task!r} appears twice")
-            task_type = _export_type(path, name.task, name.type, rename_types)
-            tables[name.task] = (task_type, list(read_task_labels(path).items()))
+        tables = _tables_from_dataset(source, tasks, rename_types)
     if not tables and tasks is None:
         raise NeucoError(f"{source} has no tasks: no label files to export (a dataset keeps them in labels/)")
-    if tasks is not None:
-        unknown = sorted(set(tasks) - set(tables))
-        if unknown:
-            raise UsageError(f"--tasks: no labels for {', '.join(unknown)} in {source}")
     targets = {task: out_dir / TaskName(task, task_type, None).file_name for task, (task_type, _) in tables.items()}
     bad = _unreadable_for_evaluator(out_dir, targets)
     if bad:

@@ -83,7 +83,7 @@ def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[st
     if report.errors:
         raise PackRefused(report.errors)
     ds = discover(root, "downstream")
-    task_file = dataset_tasks(ds, [task], strict=False, option="task")[task]
+    task_file = dataset_tasks(ds, [task], strict=False, option="--task")[task]
     label_file, task_name = task_file.path, task_file.name
     labels = task_file.labels()
     files_by_id = ds.downstream_files()
