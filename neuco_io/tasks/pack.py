@@ -20,7 +20,7 @@ from neuco_io.storage import sha256_file
 from neuco_io.storage.atomic import atomic_path
 from neuco_io.tasks.labels import TaskName
 from neuco_io.tasks.tasklist import dataset_tasks
-from neuco_io.tasks.usertable import _stats
+from neuco_io.tasks.usertable import label_statistics
 
 __all__ = ["PackRefused", "PackResult", "pack_task"]
 
@@ -46,7 +46,7 @@ class PackResult:
 def _data_card(name: str, task: TaskName, labels: dict[str, float], modalities: list[str], description: str,
                source: str, licence: str) -> str:
     task_type, kind = task.type, task.kind
-    stats = _stats(list(labels.values()), kind or "regression")
+    stats = label_statistics(list(labels.values()), kind or "regression")
     stat_lines = "\n".join(f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in stats.items())
     return f"""# NeuCo-Bench task: {name}
 

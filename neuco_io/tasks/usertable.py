@@ -25,7 +25,7 @@ from neuco_io.tasks.labels import (
     write_label_file,
 )
 
-__all__ = ["LabelsResult", "make_task_labels"]
+__all__ = ["LabelsResult", "label_statistics", "make_task_labels"]
 
 
 @dataclass
@@ -114,7 +114,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
-                      "statistics": _stats(values, kind)}
+                      "statistics": label_statistics(values, kind)}
     if not result.ok:
         return result
     target = root / "labels" / TaskName(name, task_type, kind).file_name
@@ -132,7 +132,8 @@ def _same_label(a: str, b: str) -> bool:
     return a == b or (x is not None and y is not None and x == y)
 
 
-def _stats(values: list[float], kind: str) -> dict[str, Any]:
+def label_statistics(values: list[float], kind: str) -> dict[str, Any]:
+    """Class counts or min/max/mean/std of the finite labels: what `task labels` reports and a data card lists."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return {}
