@@ -370,7 +370,7 @@ CF_TIMES = [
 def test_cf_times_decode_exactly_as_xarray_does(units, calendar, values):
     import xarray as xr
 
-    from neuco_io.converters.records import _decode_cf
+    from neuco_io.cube.times import _decode_cf
 
     raw = np.asarray(values, dtype=np.int64)
     attrs = {"units": units, **({"calendar": calendar} if calendar else {})}
