@@ -12,6 +12,7 @@ import numpy as np
 
 from neuco_io import __version__, spec
 from neuco_io.converters.plan import Source
+from neuco_io.cube.passthrough import read_sample, sample_frames
 from neuco_io.cube.reader import Cube
 from neuco_io.cube.times import _decode_cf
 from neuco_io.errors import CubeError, CubeFormatError
@@ -181,11 +182,11 @@ class RecordBuilder:
         return record
 
     def _read(self, record: Record, cube: Cube, member: str, variable: str, sample: int) -> None:
-        frames = None if self.decode or PROVE_PASSTHROUGH else cube.sample_frames(variable, sample)
+        frames = None if self.decode or PROVE_PASSTHROUGH else sample_frames(cube, variable, sample)
         if frames is None:
             # Decoding proves every chunk sound: a Blosc payload can be corrupt under a valid header and a
             # valid zip CRC, and pass-through must not copy it into a shard as if it were data.
-            array, frames = cube.read_sample(variable, sample)
+            array, frames = read_sample(cube, variable, sample)
             if self.decode or frames is None:
                 record.arrays[member] = array
         shape = cube.shape(variable)[1:]
