@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import numpy as np
 from neuco_io import __version__, spec
 from neuco_io.converters.plan import Source
 from neuco_io.cube.passthrough import read_sample, sample_frames
+from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
 from neuco_io.cube.times import _decode_cf
 from neuco_io.errors import CubeError, CubeFormatError
@@ -97,7 +98,8 @@ PROVE_PASSTHROUGH = True
 
 
 class RecordBuilder:
-    """Reads locations from a dataset root; keeps the few cubes it needs open (forked workers open their own)."""
+    """Reads locations from a dataset root; keeps the few cubes it needs open (a `CubePool`: forked workers open
+    their own)."""
 
     def __init__(self, root: str | Path, layout: str, modalities: list[str], tasks: dict[str, dict],
                  labels: dict[str, dict[str, float]], keep_open: int = 8, decode: bool = True) -> None:
@@ -109,27 +111,17 @@ class RecordBuilder:
         self.modalities = modalities
         self.tasks = tasks
         self.labels = labels
-        self._open: OrderedDict[str, _OpenFile] = OrderedDict()
-        self._keep = max(keep_open, len(modalities))
+        self._open: CubePool[_OpenFile] = CubePool(max(keep_open, len(modalities)))
 
     def _file(self, rel: str, modality: str, group: str) -> _OpenFile:
-        handle = self._open.get(rel)
-        if handle is None:
-            # Downstream cubes are checked here, once (the plan only listed them); v1.1 files were
-            # checked by the plan, which needed their sample ids.
-            check = CubeFile(self.root / rel, modality, group, None) if self.layout == "downstream" else None
-            handle = _OpenFile(self.root / rel, check, self.layout)
-            self._open[rel] = handle
-            while len(self._open) > self._keep:
-                self._open.popitem(last=False)[1].close()
-        else:
-            self._open.move_to_end(rel)
-        return handle
+        path = self.root / rel
+        # Downstream cubes are checked when opened, once (the plan only listed them); v1.1 files were
+        # checked by the plan, which needed their sample ids.
+        check = CubeFile(path, modality, group, None) if self.layout == "downstream" else None
+        return self._open.get(path, lambda: _OpenFile(path, check, self.layout))
 
     def close(self) -> None:
-        for handle in self._open.values():
-            handle.close()
-        self._open.clear()
+        self._open.close()
 
     def __enter__(self) -> RecordBuilder:
         return self
