@@ -15,7 +15,7 @@ from neuco_io.converters.plan import Source
 from neuco_io.cube.passthrough import read_sample, sample_frames
 from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
-from neuco_io.cube.times import _decode_cf
+from neuco_io.cube.times import decode_times
 from neuco_io.errors import CubeError, CubeFormatError
 from neuco_io.layout import CubeFile
 from neuco_io.shards.codecs import FORMAT_VERSION, encode_key
@@ -83,7 +83,7 @@ class _OpenFile:
             else:
                 info = self.cube.array_info(name)
                 try:
-                    self.metadata[name] = _decode_cf(name, self.cube.read(name), info.attrs)
+                    self.metadata[name] = decode_times(name, self.cube.read(name), info.attrs)
                 except (ValueError, ImportError, OverflowError) as exc:  # e.g. a calendar that needs cftime
                     self.cube.close()
                     raise CubeFormatError(path, f"{name}: cannot decode its times ({info.attrs.get('units')}): "

@@ -217,8 +217,7 @@ class Cube:
 
     # -- chunks ----------------------------------------------------------
     def chunk_key(self, name: str, index: Sequence[int]) -> str:
-        sep = self.array_meta(name).separator
-        return f"{name}/" + (sep.join(str(i) for i in index) if index else "0")
+        return self.array_meta(name).chunk_key(name, index)
 
     def raw_chunk(self, name: str, index: Sequence[int]) -> bytes | None:
         """The chunk's stored (compressed) bytes, or None when the chunk is absent (fill value)."""
@@ -244,7 +243,7 @@ class Cube:
         raw = self.raw_chunk(name, index)
         if raw is None:
             chunk = out if out is not None else np.empty(meta.chunks, dtype=meta.dtype)
-            chunk[...] = meta.fill_value if meta.fill_value is not None else "" if meta.dtype.hasobject else 0
+            chunk[...] = meta.absent_value
             return chunk
         try:
             return decode_chunk(meta, raw, out)
@@ -260,17 +259,8 @@ class Cube:
         """Grid indices of the chunks the zip holds for an array (absent chunks read as the fill value)."""
         meta = self.array_meta(name)
         prefix = f"{name}/"
-        found = []
-        for key in self._members:
-            if not key.startswith(prefix):
-                continue
-            parts = key[len(prefix):].split(meta.separator)
-            if len(parts) != max(len(meta.shape), 1) or not all(p.isdigit() and p.isascii() for p in parts):
-                continue
-            index = tuple(int(p) for p in parts) if meta.shape else ()
-            if all(i < n for i, n in zip(index, meta.grid)):
-                found.append(index)
-        return sorted(found)
+        indices = (meta.chunk_index(key[len(prefix):]) for key in self._members if key.startswith(prefix))
+        return sorted(index for index in indices if index is not None)
 
     def iter_chunks(self, name: str) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
         """Every chunk of an array, decoded, in C order of the chunk grid."""

@@ -7,13 +7,15 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["decode_times"]
+
 _CF_TIME = re.compile(r"(days|hours|minutes|seconds|milliseconds|microseconds) since "
                       r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
 _CF_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s", "milliseconds": "ms", "microseconds": "us"}
 _CF_MASKING = ("_FillValue", "missing_value", "scale_factor", "add_offset", "_Unsigned")
 
 
-def _decode_cf_simple(raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
+def _decode_simple(raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
     """The common case (integer offsets from a plain ISO date, Gregorian calendar, no masking) in numpy;
     None for anything else. Spares each worker importing xarray and pandas (most of a second)."""
     match = _CF_TIME.fullmatch(str(attrs.get("units", "")).strip())
@@ -32,11 +34,11 @@ def _decode_cf_simple(raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | No
     return reference + raw.astype(np.int64) * np.timedelta64(unit, "ns")
 
 
-def _decode_cf(name: str, raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+def decode_times(name: str, raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     """CF-encoded times (`units: "days since ..."`) as datetime64[ns], exactly as xarray decodes them."""
     if "since" not in str(attrs.get("units", "")):
         return raw
-    simple = _decode_cf_simple(raw, attrs)
+    simple = _decode_simple(raw, attrs)
     if simple is not None:
         return simple
     import xarray as xr

@@ -19,7 +19,7 @@ import lzma
 import math
 import struct
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,24 @@ class ArrayMeta:
     @property
     def grid(self) -> tuple[int, ...]:
         return tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
+
+    @property
+    def absent_value(self) -> Any:
+        """What an absent chunk reads as: the fill value, else zero (an empty string for object arrays)."""
+        return self.fill_value if self.fill_value is not None else "" if self.dtype.hasobject else 0
+
+    def chunk_key(self, name: str, index: Sequence[int]) -> str:
+        """The member holding chunk `index` of array `name` (a 0-d array's one chunk is `name/0`)."""
+        return f"{name}/" + (self.separator.join(str(i) for i in index) if index else "0")
+
+    def chunk_index(self, suffix: str) -> tuple[int, ...] | None:
+        """The grid index a member name (its part after `name/`) stands for; None when it is no chunk of this
+        array (a stray member, or an index outside the grid)."""
+        parts = suffix.split(self.separator)
+        if len(parts) != max(len(self.shape), 1) or not all(p.isdigit() and p.isascii() for p in parts):
+            return None
+        index = tuple(int(p) for p in parts) if self.shape else ()
+        return index if all(i < n for i, n in zip(index, self.grid)) else None
 
 
 _CODECS: dict[str, Any] = {}
