@@ -22,6 +22,7 @@ from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.findings import Finding, Report
+from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
@@ -231,12 +232,9 @@ def verify(
 
 
 def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Finding]:
-    import pyarrow.parquet as pq
-
     tasks = manifest.get("tasks", {})
     try:
-        with open_read(path) as fh:
-            table = pq.read_table(fh).to_pydict()
+        table = read_labels_parquet(path)
     except Exception as exc:
         return [_mismatch("verify.labels-parquet", path.name, f"unreadable: {exc}")]
     found = []
