@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from neuco_io import spec
+from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import single_threaded_codecs
@@ -123,7 +124,7 @@ class CubeDataset(EpochMixin, _MapBase):
         self.labels: dict[str, dict[str, float]] = {}
         if self.options.tasks:
             self.labels = _read_tasks(ds, self.options.tasks)
-        self._cubes: dict[str, Cube] = {}
+        self._cubes: CubePool[Cube] = CubePool()  # emptied in forked workers, and when pickled for spawned ones
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -134,30 +135,20 @@ class CubeDataset(EpochMixin, _MapBase):
         return [item[0] for item in self._items]
 
     def _cube(self, path: Any, modality: str) -> Cube:
-        if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
-            self._cubes = {}
+        if os.getpid() != self._pid:  # a DataLoader worker (the pool opens its own cubes there): one core each
             self._pid = os.getpid()
-            single_threaded_codecs()  # and one core per worker
-        key = str(path)
-        cube = self._cubes.get(key)
-        if cube is None:
-            if len(self._cubes) >= 16:
-                for old in self._cubes.values():
-                    old.close()
-                self._cubes = {}
-            cube = Cube(path)
-            try:  # a cube whose metadata disagrees with the format is refused before any value is read
-                require_usable(cube, CubeFile(path, modality, "", None), self.layout)
-            except CubeError:
-                cube.close()
-                raise
-            self._cubes[key] = cube
-        return cube
+            single_threaded_codecs()
+        return self._cubes.get(path, lambda: self._open_checked(path, modality))
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_cubes"] = {}  # spawned workers open their own
-        return state
+    def _open_checked(self, path: Any, modality: str) -> Cube:
+        """A cube whose metadata disagrees with the format is refused before any value is read."""
+        cube = Cube(path)
+        try:
+            require_usable(cube, CubeFile(path, modality, "", None), self.layout)
+        except CubeError:
+            cube.close()
+            raise
+        return cube
 
     def __getitem__(self, index: int) -> Any:
         if not -len(self) <= index < len(self):

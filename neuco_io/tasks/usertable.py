@@ -7,13 +7,13 @@ import io
 import math
 import os
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from neuco_io import evaluator, spec
 from neuco_io.errors import UsageError
-from neuco_io.findings import Finding, Severity
+from neuco_io.findings import LISTED_PER_CODE, Finding, Report, Severity
 from neuco_io.layout import discover
 from neuco_io.tasks.importer import mapping_path, read_mapping
 from neuco_io.tasks.labels import (
@@ -32,12 +32,19 @@ __all__ = ["LabelsResult", "label_statistics", "make_task_labels"]
 class LabelsResult:
     path: Path | None
     """The label file written, or None when there were errors."""
-    findings: list[Finding] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    report: Report
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.report.findings
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.report.summary
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity.value == "error" for f in self.findings)
+        return self.report.ok
 
 
 def _user_rows(path: Path, id_col: str, label_col: str) -> list[tuple[int, str, str]]:
@@ -110,9 +117,11 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
         if loc_id in labelled:
             findings.append(Finding("ids.evaluator-changes", where, evaluator.risk_message(loc_id, read),
                                     id=yours.get(loc_id, loc_id), got=read, level=Severity.WARNING))
-    result = LabelsResult(None, findings)
+    report = Report(where, "downstream", checks=("labels", "ids"), listed_per_code=LISTED_PER_CODE)
+    report.extend(findings)
+    result = LabelsResult(None, report)
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
-    result.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
+    report.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
                       "statistics": label_statistics(values, kind)}
     if not result.ok:
