@@ -654,7 +654,7 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
     --rename-types, and an OUT_DIR holding other CSV files the evaluator would
     stop on.
     """
-    from neuco_io.tasks.labels import export_labels
+    from neuco_io.tasks.export import export_labels
 
     written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite, rename_types=rename_types)
     if output_format == "json":
@@ -768,7 +768,7 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
                 mapping: str | None, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
     from neuco_io.render import findings_lines
-    from neuco_io.tasks.custom import make_task_labels
+    from neuco_io.tasks.usertable import make_task_labels
 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
@@ -803,7 +803,7 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
               overwrite: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
     from neuco_io.render import findings_lines
-    from neuco_io.tasks.custom import PackRefused, pack_task
+    from neuco_io.tasks.pack import PackRefused, pack_task
 
     try:
         with progress_bar("validate", quiet) as bar:

@@ -19,7 +19,7 @@ from neuco_io.execution import Executor, batched
 from neuco_io.findings import CODES, and_more
 from neuco_io.layout import Dataset
 from neuco_io.storage import file_size, signature
-from neuco_io.tasks.labels import LabelFileError, parse_task_name, read_task_labels
+from neuco_io.tasks.tasklist import dataset_tasks
 from neuco_io.validators.cubes import CubeResult, CubeTask, blocking, check_cubes
 
 RECORD_OVERHEAD = 4096
@@ -168,28 +168,12 @@ def read_labels(ds: Dataset, tasks: list[str] | None) -> tuple[dict[str, dict], 
         if tasks:
             raise UsageError("--tasks: v1.1 datasets have no label files")
         return {}, {}
-    infos: dict[str, dict] = {}
-    labels: dict[str, dict[str, float]] = {}
-    for path in sorted(ds.label_files):
-        name = parse_task_name(path)
-        # a type the evaluator refuses but that plainly means one (`reg`) is carried as written: `labels export`
-        # then refuses it or, with --rename-types, writes the accepted spelling
-        if name is None or name.accepted_type is None:
-            if tasks is None:
-                raise LabelFileError(path, "not named <task>__<type>.csv with a known type; pass --tasks to "
-                                     "choose the tasks to convert")
-            continue
-        if tasks is not None and name.task not in tasks:
-            continue
-        if name.task in infos:
-            raise LabelFileError(path, f"task {name.task!r} also comes from {infos[name.task]['file']}")
-        infos[name.task] = {"type": name.type, "kind": spec.task_kind(name.accepted_type),
-                            "file": f"labels/{path.name}"}
-        labels[name.task] = read_task_labels(path)
-    if tasks is not None:
-        unknown = sorted(set(tasks) - set(infos))
-        if unknown:
-            raise UsageError(f"--tasks: no label file for {', '.join(unknown)}")
+    found = dataset_tasks(ds, tasks, option="--tasks")
+    # a type the evaluator refuses but that plainly means one (`reg`) is carried as written: `labels export`
+    # then refuses it or, with --rename-types, writes the accepted spelling
+    infos = {task: {"type": f.name.type, "kind": spec.task_kind(f.name.accepted_type or ""),
+                    "file": f"labels/{f.path.name}"} for task, f in found.items()}
+    labels = {task: f.labels() for task, f in found.items()}
     return infos, labels
 
 

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.findings import Finding, Report
+from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
@@ -71,10 +73,10 @@ class _Sources:
 
     def __init__(self, root: Path, tasks: dict[str, dict]) -> None:
         self.root = as_path(root)
-        self.cubes: dict[str, Cube] = {}
+        self.cubes: CubePool[Cube] = CubePool()
+        """Source cubes; `cubes.opened` counts those found: none at all means ROOT is not this conversion's source."""
         self.labels: dict[str, dict[str, float]] = {}
         self.label_errors: dict[str, str] = {}
-        self.opened = 0  # source cubes found: none at all means ROOT is not this conversion's source
         for task, info in tasks.items():
             try:
                 self.labels[task] = read_task_labels(root / info["file"])
@@ -82,18 +84,10 @@ class _Sources:
                 self.label_errors[task] = str(exc)
 
     def cube(self, rel: str) -> Cube:
-        if rel not in self.cubes:
-            if len(self.cubes) > 16:
-                for cube in self.cubes.values():
-                    cube.close()
-                self.cubes.clear()
-            self.cubes[rel] = Cube(self.root / rel)
-            self.opened += 1
-        return self.cubes[rel]
+        return self.cubes.get(self.root / rel)
 
     def close(self) -> None:
-        for cube in self.cubes.values():
-            cube.close()
+        self.cubes.close()
 
 
 def _compare(meta: dict, arrays: dict[str, np.ndarray], sources: _Sources, shard: str) -> list[Finding]:
@@ -171,7 +165,7 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Finding], int, int]:
         found.append(_mismatch("verify.unreadable-shard", name, f"cannot read: {exc}"))
     finally:
         sources.close()
-    opened = sources.opened
+    opened = sources.cubes.opened
     if len(seen) != check.shard["records"]:
         found.append(_mismatch("verify.records", name, f"holds {len(seen)} records, the manifest says "
                               f"{check.shard['records']}"))
@@ -238,12 +232,9 @@ def verify(
 
 
 def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Finding]:
-    import pyarrow.parquet as pq
-
     tasks = manifest.get("tasks", {})
     try:
-        with open_read(path) as fh:
-            table = pq.read_table(fh).to_pydict()
+        table = read_labels_parquet(path)
     except Exception as exc:
         return [_mismatch("verify.labels-parquet", path.name, f"unreadable: {exc}")]
     found = []

@@ -59,16 +59,12 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
                 ids.update(cube.sample_ids)
         return ids
     if labels is not None:
-        from neuco_io.tasks.labels import parse_task_name, read_task_labels
+        from neuco_io.tasks.tasklist import dataset_tasks
 
         folder = Path(labels)
         if not folder.is_dir():
             raise UsageError(f"--labels {folder}: not a folder")
-        ids = set()
-        for path in sorted(folder.glob("*.csv")):
-            if parse_task_name(path) is not None:
-                ids.update(read_task_labels(path))
-        return ids
+        return {loc_id for task in dataset_tasks(folder, strict=False).values() for loc_id in task.labels()}
     if ids_file is not None:
         return {spec.strip_cube_suffix(loc_id) for loc_id in read_id_list(ids_file)}
     return None

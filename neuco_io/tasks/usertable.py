@@ -1,28 +1,20 @@
-"""Custom tasks: a label file from a user's table (`task labels`) and a contribution bundle (`task pack`)."""
+"""A label file from a user's table (`task labels`): ids mapped, every label rule checked, written canonically."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
 import os
-import shutil
 import statistics
-import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from neuco_io import __version__, evaluator, spec
-from neuco_io.errors import NeucoError, UsageError
-from neuco_io.execution import Progress
+from neuco_io import evaluator, spec
+from neuco_io.errors import UsageError
 from neuco_io.findings import LISTED_PER_CODE, Finding, Report, Severity
 from neuco_io.layout import discover
-from neuco_io.storage import sha256_file
-from neuco_io.storage.atomic import atomic_path
 from neuco_io.tasks.importer import mapping_path, read_mapping
 from neuco_io.tasks.labels import (
     LabelRow,
@@ -30,11 +22,10 @@ from neuco_io.tasks.labels import (
     TaskName,
     parse_label,
     parse_task_name,
-    read_task_labels,
     write_label_file,
 )
 
-__all__ = ["LabelsResult", "PackResult", "make_task_labels", "pack_task"]
+__all__ = ["LabelsResult", "label_statistics", "make_task_labels"]
 
 
 @dataclass
@@ -132,7 +123,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
     values = [v for r in canonical if (v := parse_label(r.raw)) is not None]
     report.summary = {"rows": len(rows), "labelled": len(canonical), "skipped_empty": skipped,
                       "identical_duplicates": duplicates, "mapped_ids": sum(1 for _, i, _ in rows if i in id_map),
-                      "statistics": _stats(values, kind)}
+                      "statistics": label_statistics(values, kind)}
     if not result.ok:
         return result
     target = root / "labels" / TaskName(name, task_type, kind).file_name
@@ -150,7 +141,8 @@ def _same_label(a: str, b: str) -> bool:
     return a == b or (x is not None and y is not None and x == y)
 
 
-def _stats(values: list[float], kind: str) -> dict[str, Any]:
+def label_statistics(values: list[float], kind: str) -> dict[str, Any]:
+    """Class counts or min/max/mean/std of the finite labels: what `task labels` reports and a data card lists."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return {}
@@ -158,111 +150,3 @@ def _stats(values: list[float], kind: str) -> dict[str, Any]:
         return {"class_0": sum(1 for v in finite if v == 0), "class_1": sum(1 for v in finite if v == 1)}
     return {"min": min(finite), "max": max(finite), "mean": statistics.fmean(finite),
             "std": statistics.pstdev(finite) if len(finite) > 1 else 0.0}
-
-
-# -- pack -----------------------------------------------------------------------------------
-class PackRefused(NeucoError):
-    """The dataset has errors: nothing was packed."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        self.findings = findings
-        first = findings[0]
-        super().__init__(f"refusing to pack: {len(findings)} error(s), first {first.code} in {first.path}: "
-                         f"{first.message} (run `neuco-io validate` for all of them)")
-
-
-@dataclass
-class PackResult:
-    bundle: Path
-    files: int
-    bytes: int
-    locations: int
-
-
-def _data_card(name: str, task: TaskName, labels: dict[str, float], modalities: list[str], description: str,
-               source: str, licence: str) -> str:
-    task_type, kind = task.type, task.kind
-    stats = _stats(list(labels.values()), kind or "regression")
-    stat_lines = "\n".join(f"- {k}: {v:.6g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in stats.items())
-    return f"""# NeuCo-Bench task: {name}
-
-{description or "(no description given)"}
-
-- Task type: {kind} (`{name}__{task_type}.csv`)
-- Locations: {len(labels)}
-- Modalities: {", ".join(modalities)} (four seasons each: {", ".join(spec.SEASONS)})
-- Source: {source or "(not given)"}
-- Licence: {licence or "(not given)"}
-- Written by neuco-io {__version__}; `manifest.json` lists every file with its sha256.
-
-## Label statistics
-{stat_lines}
-
-## Layout
-Cubes follow the SSL4EO-S12-downstream format: `data/<modality>/part-NNNNNN/<id>.zarr.zip`
-(Zarr format 2 in a stored zip, variable `bands` with dims (sample, time, band, y, x)), and the labels
-`labels/{name}__{task_type}.csv` (`id,label`). The cubes carry no georeferencing.
-"""
-
-
-def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[str], *, description: str = "",
-              source: str = "", licence: str = "", overwrite: bool = False, jobs: int | None = 1,
-              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PackResult:
-    """A contribution bundle (folder, or `.zip`) of one task, after validating the whole dataset.
-
-    `progress`/`on_start` follow the validation, the step that takes time.
-    """
-    from neuco_io.validators import validate
-
-    root, out = Path(root), Path(out)
-    report = validate(root, layout="downstream", jobs=jobs, progress=progress, on_start=on_start)
-    if report.errors:
-        raise PackRefused(report.errors)
-    ds = discover(root, "downstream")
-    found = next(((p, t) for p in ds.label_files if (t := parse_task_name(p)) and t.task == task), None)
-    if found is None:
-        raise UsageError(f"{root}: no label file for task {task!r} under labels/")
-    label_file, task_name = found
-    labels = read_task_labels(label_file)
-    files_by_id = ds.downstream_files()
-    members: list[tuple[str, Path]] = [(f"labels/{label_file.name}", label_file)]
-    for loc_id in sorted(labels):
-        for modality in spec.DOWNSTREAM_MODALITIES:
-            cube = files_by_id[loc_id][modality].path
-            members.append((cube.relative_to(root).as_posix(), cube))
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out} exists (use --overwrite)")
-    card = _data_card(task, task_name, labels, list(spec.DOWNSTREAM_MODALITIES), description, source, licence)
-    listing = []
-    for rel, path in members:
-        listing.append({"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
-    card_bytes = card.encode()
-    listing.append({"path": "README.md", "bytes": len(card_bytes), "sha256": hashlib.sha256(card_bytes).hexdigest()})
-    manifest = {"format": "neuco-io.task-bundle", "format_version": 1, "tool_version": __version__, "task": task,
-                "type": task_name.type, "kind": task_name.kind,
-                "locations": len(labels), "description": description, "source": source, "licence": licence,
-                "files": listing}
-    manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-    if out.suffix == ".zip":
-        with atomic_path(out, overwrite=True) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_STORED) as zf:
-            for rel, path in members:
-                zf.write(path, rel)
-            zf.writestr("README.md", card_bytes)
-            zf.writestr("manifest.json", manifest_bytes)
-    else:
-        temp = out.with_name(f".{out.name}.partial")
-        shutil.rmtree(temp, ignore_errors=True)
-        try:
-            for rel, path in members:
-                target = temp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-            (temp / "README.md").write_bytes(card_bytes)
-            (temp / "manifest.json").write_bytes(manifest_bytes)
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(temp, out)
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
-    total = sum(e["bytes"] for e in listing) + len(manifest_bytes)
-    return PackResult(out, len(listing) + 1, total, len(labels))
