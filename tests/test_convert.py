@@ -293,7 +293,7 @@ def test_verify_finds_tampering(tmp_path):
     data[member.offset_data + 1000] ^= 0xFF
     shard.write_bytes(bytes(data))
     report = verify(root, out, jobs=1)
-    codes = {(m.code, m.id, m.member) for m in report.mismatches}
+    codes = {(m.code, m.id, m.member) for m in report.findings}
     assert ("verify.sha256", None, None) in codes
     assert ("verify.array-mismatch", first_id, "s2l1c") in codes
     result = CliRunner().invoke(main, ["verify", str(root), str(out), "--format", "json"])
@@ -308,7 +308,7 @@ def test_verify_finds_missing_shard_and_label_change(tmp_path):
     labels = root / "labels" / "fixture_height__regr.csv"
     labels.write_text(labels.read_text().replace("12.5", "13.5"))
     report = verify(root, out, jobs=1)
-    codes = {m.code for m in report.mismatches}
+    codes = {m.code for m in report.findings}
     assert {"verify.missing-shard", "verify.label-mismatch"} <= codes
 
 

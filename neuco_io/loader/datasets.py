@@ -11,7 +11,6 @@ after fork).
 from __future__ import annotations
 
 import atexit
-import difflib
 import logging
 import os
 import warnings
@@ -34,7 +33,7 @@ from neuco_io.loader.split import current_consumer, plan_epoch, records_per_rank
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.storage import open_read
-from neuco_io.tasks.labels import read_task_labels
+from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
 
 __all__ = ["CubeDataset", "DoubleShiftWarning", "ShardDataset"]
@@ -173,29 +172,9 @@ class CubeDataset(EpochMixin, _MapBase):
         return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=times), tile)
 
 
-def check_tasks(tasks: Sequence[str], known: Sequence[str], where: object) -> None:
-    """An unknown task is an error (never a column of NaN labels): name the known ones and the closest."""
-    unknown = [t for t in tasks if t not in known]
-    if not unknown:
-        return
-    hints = []
-    for task in unknown:
-        close = difflib.get_close_matches(task, list(known), n=1)
-        hints.append(f"{task!r} (did you mean {close[0]!r}?)" if close else repr(task))
-    listed = ", ".join(sorted(known)) if known else "none"
-    raise UsageError(f"tasks: unknown task {', '.join(hints)} in {where}; known tasks: {listed}")
-
-
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    from neuco_io.tasks.labels import parse_task_name
-
-    files = {}
-    for path in ds.label_files:
-        name = parse_task_name(path)
-        if name is not None:
-            files.setdefault(name.task, path)
-    check_tasks(tasks, list(files), ds.root / "labels")
-    return {task: read_task_labels(files[task]) for task in tasks}
+    found = dataset_tasks(ds, tasks, strict=False)
+    return {task: found[task].labels() for task in tasks}
 
 
 class ShardDataset(EpochMixin, _IterBase):
