@@ -15,7 +15,9 @@ from typing import Literal
 
 from neuco_io import spec
 from neuco_io.errors import UsageError
-from neuco_io.storage import as_path, error_text, is_remote
+from neuco_io.storage import as_path, is_remote
+from neuco_io.storage.local import _LocalTree
+from neuco_io.storage.remote import _RemoteTree
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
@@ -136,78 +138,6 @@ class Dataset:
         wanted = modalities or [m for m in self.modalities if m != "s2rgb"]
         return [{m: files[m] for m in wanted} for _, files in self.v11_file_groups(wanted)
                 if all(m in files for m in wanted)]
-
-
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    path: Path
-    is_dir: bool
-
-
-class _LocalTree:
-    """Folder listings from the local filesystem (os.scandir: one system call per folder)."""
-
-    def entries(self, folder: Path) -> list[_Entry]:
-        with os.scandir(folder) as it:
-            items = sorted(it, key=lambda e: e.name)
-        return [_Entry(e.name, Path(e.path), _entry_is_dir(e)) for e in items]
-
-    def is_dir(self, path: Path) -> bool:
-        return path.is_dir()
-
-    def is_file(self, path: Path) -> bool:
-        return path.is_file()
-
-
-def _entry_is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-class _RemoteTree:
-    """Folder listings of an object store, from one recursive listing of ROOT (not a request per folder)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        base = root.path.rstrip("/")
-        try:
-            listing = root.fs.find(root.path, withdirs=True, detail=True)
-        except FileNotFoundError:
-            raise UsageError(f"{root}: no such directory") from None
-        except Exception as exc:  # auth, network, unknown bucket: the backend's own errors
-            raise UsageError(f"{root}: cannot list: {error_text(exc)}") from None
-        self.kinds: dict[str, bool] = {"": True}
-        self.children: dict[str, list[str]] = defaultdict(list)
-        for name, info in listing.items():
-            rel = name.rstrip("/")[len(base):].strip("/")
-            if not rel:
-                continue
-            is_dir = info.get("type") == "directory"
-            self.kinds[rel] = is_dir
-            parts = rel.split("/")
-            for depth in range(1, len(parts)):  # object stores list keys; their prefixes are folders
-                self.kinds.setdefault("/".join(parts[:depth]), True)
-        for rel in self.kinds:
-            if rel:
-                parent, _, _ = rel.rpartition("/")
-                self.children[parent].append(rel)
-
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix().strip("/") if path != self.root else ""
-
-    def entries(self, folder: Path) -> list[_Entry]:
-        rel = self._rel(folder)
-        return [_Entry(child.rpartition("/")[2], self.root / child, self.kinds[child])
-                for child in sorted(self.children.get(rel, []))]
-
-    def is_dir(self, path: Path) -> bool:
-        return self.kinds.get(self._rel(path)) is True
-
-    def is_file(self, path: Path) -> bool:
-        return self.kinds.get(self._rel(path)) is False
 
 
 def detect_layout(root: Path, tree=None) -> Layout:
