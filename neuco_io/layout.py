@@ -15,9 +15,7 @@ from typing import Literal
 
 from neuco_io import spec
 from neuco_io.errors import UsageError
-from neuco_io.storage import as_path, is_remote
-from neuco_io.storage.local import _LocalTree
-from neuco_io.storage.remote import _RemoteTree
+from neuco_io.storage import LocalTree, Store, open_store
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
@@ -81,6 +79,8 @@ class Dataset:
     label_files: list[Path] = field(default_factory=list)
     splits_dir: Path | None = None
     split_lists: dict[str, Path] = field(default_factory=dict)
+    store: Store | None = field(default=None, repr=False, compare=False)
+    """The root as a Store (made once by `discover`, passed on to readers and converters)."""
 
     @property
     def modalities(self) -> list[str]:
@@ -142,7 +142,7 @@ class Dataset:
 
 def detect_layout(root: Path, tree=None) -> Layout:
     """Guess the layout from the folders at the root; UsageError when it is not a dataset."""
-    tree = tree or _LocalTree()
+    tree = tree or LocalTree()
     names = {e.name for e in tree.entries(root) if e.is_dir}
     downstream = bool(names & {*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES, "labels"})
     v11 = bool(names & {*spec.V11_SPLITS, "splits"})
@@ -157,25 +157,20 @@ def detect_layout(root: Path, tree=None) -> Layout:
     )
 
 
-def discover(root: str | os.PathLike[str] | Path, layout: Layout | None = None,
+def discover(root: str | os.PathLike[str] | Path | Store, layout: Layout | None = None,
              storage_options: dict | None = None) -> Dataset:
-    """Inventory a dataset root (a folder or an fsspec URL). UsageError if ROOT cannot be read or is no dataset."""
-    root = as_path(root, storage_options)
-    if is_remote(root):
-        tree = _RemoteTree(root)
-    else:
-        if not root.exists():
-            raise UsageError(f"{root}: no such directory")
-        if not root.is_dir():
-            raise UsageError(f"{root}: not a directory")
-        tree = _LocalTree()
+    """Inventory a dataset root (a folder, an fsspec URL or a Store). UsageError if ROOT cannot be read or is no
+    dataset."""
+    store = open_store(root, storage_options)
+    root = store.path
+    tree = store.tree()
     try:
         layout = layout or detect_layout(root, tree)
     except PermissionError:
         raise UsageError(f"{root}: permission denied") from None
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
-    ds = Dataset(root=root, layout=layout)
+    ds = Dataset(root=root, layout=layout, store=store)
     try:
         (_discover_downstream if layout == "downstream" else _discover_v11)(ds, tree)
     except PermissionError as exc:

@@ -23,12 +23,10 @@ import json
 import lzma
 import math
 import os
-import stat
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -48,7 +46,7 @@ from neuco_io.cube.zarrv2 import (
 from neuco_io.errors import CubeFormatError, CubeReadError
 from neuco_io.shards.codecs import check_blosc_frame
 from neuco_io.spec import BANDS_VAR
-from neuco_io.storage import as_path, file_kind, is_remote, open_read
+from neuco_io.storage import Store, as_path, file_store
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 
@@ -109,15 +107,11 @@ class CubeInfo:
         return [str(b) for b in self.coords.get("band", [])]
 
 
-def _size_or_raise(path: Path) -> int:
-    """The file's size; CubeReadError when it is missing, a directory or empty."""
+def _size_or_raise(store: Store, name: str) -> int:
+    """The file's size; CubeReadError when it is missing, a directory, not a regular file or empty."""
+    path = store.location(name)
     try:
-        if is_remote(path):
-            info = path.fs.info(path.path)
-            is_dir, size = info.get("type") == "directory", int(info.get("size") or 0)
-        else:
-            st = path.stat()
-            is_dir, size = stat.S_ISDIR(st.st_mode), st.st_size
+        info = store.info(name)
     except FileNotFoundError:
         raise CubeReadError(path, "file not found", reason="missing") from None
     except PermissionError:
@@ -126,20 +120,21 @@ def _size_or_raise(path: Path) -> int:
         raise CubeReadError(path, f"cannot stat: {exc.strerror or exc}", reason="io") from None
     except Exception as exc:  # object-store backends raise their own errors
         raise CubeReadError(path, f"cannot stat: {type(exc).__name__}: {exc}", reason="io") from None
-    if is_dir:
+    if info.is_dir:
         raise CubeReadError(path, "is a directory, not a zip file", reason="directory")
-    if not is_remote(path) and not stat.S_ISREG(st.st_mode):
-        raise CubeReadError(path, f"is not a regular file ({file_kind(st.st_mode)})", reason="not-regular")
-    if size == 0:
+    if info.kind is not None:
+        raise CubeReadError(path, f"is not a regular file ({info.kind})", reason="not-regular")
+    if info.size == 0:
         raise CubeReadError(path, "zero-byte file", reason="empty")
-    return size
+    return info.size
 
 
-def _open_zip(path: Path, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
-    """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
+def _open_zip(store: Store, name: str, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
+    """The zip and its open file (with `positioned_reads`, its descriptor serves reads of stored members)."""
+    path = store.location(name)
     fh = None
     try:
-        fh = open_read(path)  # closed by Cube.close
+        fh = store.open(name)  # closed by Cube.close
         check_entry_count(fh, size)
         zf = zipfile.ZipFile(fh)
         check_layout(zf.infolist(), size)
@@ -166,11 +161,12 @@ class Cube:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = as_path(path)
-        self.size = _size_or_raise(self.path)
+        self.storage, name = file_store(self.path)
+        self.size = _size_or_raise(self.storage, name)
         self._store = None  # zarr.storage.ZipStore, when zarr itself is needed
         self._zarr_group = None
-        self._zip, self._fh = _open_zip(self.path, self.size)
-        self._fd: int | None = None if is_remote(self.path) else self._fh.fileno()
+        self._zip, self._fh = _open_zip(self.storage, name, self.size)
+        self._fd: int | None = self._fh.fileno() if self.storage.positioned_reads else None
         try:
             self._members = {info.filename: info for info in self._zip.infolist()}
             self.consolidated = ".zmetadata" in self._members
@@ -250,7 +246,7 @@ class Cube:
     def _zarr(self):  # -> zarr.Group
         """The group through zarr itself (2.18 or 3), opened on first use (zarr is imported only then)."""
         if self._zarr_group is None:
-            if is_remote(self.path):
+            if not self.storage.os_paths:
                 raise CubeFormatError(self.path, "the xarray view reads through zarr, which needs a local copy of "
                                       "the cube", reason="remote")
             self._store = zip_store(self.path)

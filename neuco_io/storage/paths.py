@@ -1,4 +1,9 @@
-"""Locations: a local `pathlib.Path`, or a `upath.UPath` for an fsspec URL."""
+"""Locations: a local `pathlib.Path`, or a `upath.UPath` for an fsspec URL; `open_store` makes either a Store.
+
+Credentials come from the usual environment (AWS_*, GOOGLE_*, HF_TOKEN...)
+and from storage options (`--storage-option key=value` on the command line),
+bound to the UPath.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from neuco_io.errors import UsageError
+from neuco_io.storage.base import Store
+from neuco_io.storage.local import LocalStore
 from neuco_io.storage.options import _with_timeouts
+from neuco_io.storage.remote import FsspecStore
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
-READ_ONLY = ("http", "https")
 
 
-def _is_upath(value: Any) -> bool:
+def is_upath(value: Any) -> bool:
     return type(value).__module__.startswith("upath")
 
 
@@ -21,7 +28,7 @@ def is_remote(path: Any) -> bool:
     """True for a remote UPath, or a URL string other than file://."""
     if isinstance(path, PurePath):
         return False  # pathlib paths, and UPath's own local ones
-    if _is_upath(path):
+    if is_upath(path):
         return True
     if isinstance(path, str):
         return "://" in path and not path.startswith("file://")
@@ -32,7 +39,7 @@ def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
     """A local Path, or a UPath for a URL (with the storage options bound to it)."""
     if isinstance(value, PurePath):
         return Path(value)
-    if _is_upath(value):
+    if is_upath(value):
         return value
     if not isinstance(value, (str, os.PathLike)):
         raise UsageError(f"{value!r} is not a path or URL")
@@ -52,10 +59,15 @@ def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
     return Path(text)
 
 
-def in_process_only(path: Any) -> bool:
-    """memory:// files exist only in this process: worker processes would not see them."""
-    return is_remote(path) and getattr(path, "protocol", "") == "memory"
+def open_store(location: Any, storage_options: dict[str, Any] | None = None) -> Store:
+    """The store of a folder: a path, a URL (with the storage options bound to it) or a Store (kept)."""
+    if isinstance(location, Store):
+        return location
+    path = as_path(location, storage_options)
+    return FsspecStore(path) if is_remote(path) else LocalStore(path)
 
 
-def read_only(path: Any) -> bool:
-    return is_remote(path) and getattr(path, "protocol", "") in READ_ONLY
+def file_store(path: Any) -> tuple[Store, str]:
+    """The store of a file's folder, and the file's name in it."""
+    path = as_path(path)
+    return open_store(path.parent), path.name

@@ -1,4 +1,9 @@
-"""Object stores and http(s) through fsspec."""
+"""Object stores and http(s) through fsspec: `FsspecStore`.
+
+Writes stay atomic without renames: a file is written locally first and then
+uploaded in one PUT, so it appears under its final name only when complete
+(S3 and the others never show a partial object).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,19 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from neuco_io.errors import UsageError
-from neuco_io.storage.base import Entry
+from neuco_io.storage.base import Entry, FileInfo, Store
 from neuco_io.storage.options import error_text
-from neuco_io.storage.paths import read_only
 
+__all__ = ["READ_ONLY", "FsspecStore", "RemoteTree"]
+
+READ_ONLY = ("http", "https")
 SPOOL_IN_MEMORY = 64 << 20
 
 
-def _open_http_seekable(path: Path) -> IO[bytes]:
+def _open_http_seekable(path: Any) -> IO[bytes]:
     """Random access over http(s): range requests when the server honours them; otherwise the file is
     streamed once into a spooled temporary file (memory up to 64 MiB, then disk), so readers that seek
     (Parquet) still work against simple servers."""
@@ -42,23 +49,108 @@ def _open_http_seekable(path: Path) -> IO[bytes]:
     return spool
 
 
-@contextlib.contextmanager
-def upload_atomic(final: Path) -> Iterator[Path]:
-    """A local temporary file to write; uploaded to `final` (one PUT) when the block succeeds."""
-    if read_only(final):
-        raise UsageError(f"{final}: this storage is read-only")
-    fd, name = tempfile.mkstemp(prefix=".neuco-", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
-    try:
-        yield temp
-        final.fs.put_file(str(temp), final.path)
-    finally:
+class FsspecStore(Store):
+    """A folder on an object store (s3://, gs://, az://, hf://, memory://) or behind http(s), as a UPath."""
+
+    def __init__(self, path: Any) -> None:
+        super().__init__(path)
+        protocol = getattr(path, "protocol", "")
+        self.read_only = protocol in READ_ONLY
+        self.in_process_only = protocol == "memory"
+
+    def _key(self, name: str) -> str:
+        return self.location(name).path
+
+    @property
+    def fs(self) -> Any:
+        return self.path.fs
+
+    def info(self, name: str = "") -> FileInfo:
+        info = self.fs.info(self._key(name))
+        return FileInfo(int(info.get("size") or 0), info.get("type") == "directory")
+
+    def size(self, name: str = "") -> int | None:
+        try:
+            return int(self.fs.info(self._key(name)).get("size") or 0)
+        except FileNotFoundError:
+            return None
+
+    def exists(self, name: str = "") -> bool:
+        return not name or self.location(name).exists()
+
+    def is_dir(self, name: str = "") -> bool:
+        return self.location(name).is_dir()
+
+    def is_file(self, name: str = "") -> bool:
+        return self.has(name)
+
+    def signature(self, name: str = "") -> list:
+        try:
+            info = self.fs.info(self._key(name))
+        except OSError:
+            return [-1, -1]
+        return [int(info.get("size") or 0), str(info.get("ETag") or info.get("LastModified") or info.get("mtime")
+                                                or info.get("created") or "")]
+
+    def open(self, name: str = "", *, sequential: bool = False) -> IO[bytes]:
+        """Reads fetch blocks by range requests (never the whole object first); with `sequential` over
+        http(s) the response is streamed, which also works with servers that ignore Range."""
+        path = self.location(name)
+        try:
+            if not self.read_only:
+                return path.open("rb")
+            return self.fs.open(path.path, "rb", block_size=0) if sequential else _open_http_seekable(path)
+        except TimeoutError as exc:
+            raise OSError(f"{path}: {error_text(exc)}") from exc
+        except OSError:
+            raise
+        except Exception as exc:  # fsspec backends raise their own errors for missing buckets, auth...
+            raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+    def names(self, name: str = "") -> list[str]:
+        try:
+            return sorted(entry.rstrip("/").rpartition("/")[2] for entry in self.fs.ls(self._key(name), detail=False))
+        except FileNotFoundError:
+            return []
+
+    def tree(self) -> RemoteTree:
+        return RemoteTree(self.path)
+
+    def glob(self, pattern: str) -> list[str]:
+        protocol = str(self.path).split("://", 1)[0]
+        return sorted(f"{protocol}://{p}" for p in self.fs.glob(self._key(pattern)))
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[Path]:
+        self.check_writable()
+        fd, temp_name = tempfile.mkstemp(prefix=".neuco-", suffix=".partial")
+        os.close(fd)
+        temp = Path(temp_name)
+        try:
+            yield temp
+            self.fs.put_file(str(temp), self._key(name))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    def create(self, name: str, text: str) -> bool:
+        if self.has(name):
+            return False
+        self.write_text(name, text)
+        return True
+
+    def remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            self.fs.rm(self._key(name), recursive=True)
+
+    def mkdir(self, name: str = "") -> None:
+        """Nothing: object stores have no folders, only names with slashes."""
+
+    def remove_if_empty(self, name: str = "") -> None:
+        """Nothing: a folder of an object store vanishes with its last object."""
 
 
-class _RemoteTree:
+class RemoteTree:
     """Folder listings of an object store, from one recursive listing of ROOT (not a request per folder)."""
 
     def __init__(self, root: Path) -> None:
