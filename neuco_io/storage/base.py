@@ -70,7 +70,7 @@ class Store(ABC):
     atomic_rename: bool = False
     """Writes are renamed into place (and may leave `.*.partial` files when killed); else staged, then uploaded."""
     supports_listing: bool = True
-    """Folders can be listed (`names`, `tree`, `glob`)."""
+    """Folders can be listed reliably (`names`, `tree`, `glob`, `is_dir`); http(s) only scrapes index pages."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

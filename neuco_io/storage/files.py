@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from neuco_io.storage.paths import file_store
+from neuco_io.storage.paths import as_path, file_store
 
-__all__ = ["file_size", "open_read", "sha256_file", "signature", "size_or_zero"]
+__all__ = ["file_size", "glob_files", "open_read", "sha256_file", "signature", "size_or_zero"]
 
 
 def open_read(path: Any, *, sequential: bool = False) -> IO[bytes]:
@@ -37,3 +37,9 @@ def size_or_zero(path: Any) -> int:
         return file_size(path) or 0
     except OSError:
         return 0
+
+
+def glob_files(pattern: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Paths (or URLs) matching a glob pattern, sorted."""
+    store, name = file_store(as_path(pattern, storage_options))
+    return store.glob(name)

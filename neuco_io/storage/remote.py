@@ -56,6 +56,7 @@ class FsspecStore(Store):
         super().__init__(path)
         protocol = getattr(path, "protocol", "")
         self.read_only = protocol in READ_ONLY
+        self.supports_listing = not self.read_only  # http(s) "folders" are index pages, listed best effort
         self.in_process_only = protocol == "memory"
 
     def _key(self, name: str) -> str:
@@ -82,7 +83,7 @@ class FsspecStore(Store):
         return self.location(name).is_dir()
 
     def is_file(self, name: str = "") -> bool:
-        return self.has(name)
+        return self.location(name).is_file()
 
     def signature(self, name: str = "") -> list:
         try:
