@@ -141,8 +141,8 @@ def layouts(root: Path, out: Path, n: int, repeat: int) -> None:
         for fmt, codec, arrays, group in variants:
             folder = out / f"{fmt}-{codec}-{arrays}-{group}"
             started = time.perf_counter()
-            convert(root, folder, to=fmt, codec=codec, parquet_arrays=arrays, row_group_size=group, jobs=1,
-                    overwrite=True)
+            parquet = {"parquet_arrays": arrays, "row_group_size": group} if fmt == "parquet" else {}
+            convert(root, folder, to=fmt, codec=codec, jobs=1, overwrite=True, **parquet)
             write = n / (time.perf_counter() - started)
             read, _ = rate(lambda folder=folder: iter(ShardDataset(folder, modalities=MODALITIES, dtype="native",
                                                                    concat=False)), n)

@@ -415,11 +415,12 @@ def _csv_list(value: str | None) -> list[str] | None:
               help="blosc: the source's compressed chunks, passed through (lossless, ~1x the source bytes); "
                    "none: plain .npy members any tool reads (Parquet: raw array bytes in zstd pages).")
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
-@click.option("--row-group-size", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parquet: rows per row group (bounds memory).")
-@click.option("--parquet-arrays", type=click.Choice(["binary", "tensor"]), default="binary", show_default=True,
-              help="Parquet: binary (one value per array: fast, about the source bytes) or tensor "
-                   "(fixed_shape_tensor columns, read as lists by DuckDB/polars; several times slower).")
+@click.option("--row-group-size", type=click.IntRange(min=1), default=None,
+              help="Parquet only: rows per row group (bounds memory)  [default: 2]")
+@click.option("--parquet-arrays", type=click.Choice(["binary", "tensor"]), default=None,
+              help="Parquet only: binary (one value per array: fast, about the source bytes) or tensor "
+                   "(fixed_shape_tensor columns, read as lists by DuckDB/polars; several times slower)  "
+                   "[default: binary]")
 @click.option("--resume", is_flag=True, help="Finish an interrupted conversion in OUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid cubes (listed in the manifest) and go on; "
@@ -433,8 +434,8 @@ def _csv_list(value: str | None) -> list[str] | None:
 @quiet_option
 @handle_errors
 def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, max_records: int | None,
-            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int,
-            parquet_arrays: str, resume: bool,
+            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int | None,
+            parquet_arrays: str | None, resume: bool,
             overwrite: bool, skip_invalid: bool, dry_run: bool, jobs: int | None, scheduler: str | None,
             storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Convert the cubes under ROOT to WebDataset or Parquet shards in OUT.

@@ -372,3 +372,14 @@ def test_version_1_tensor_shards_still_read(tmp_path):
     shutil.copy(path, tmp_path / "old.parquet")
     streamed = list(ShardDataset([tmp_path / "old.parquet"], dtype="native", concat=False, return_id=True))
     assert len(streamed) == 3 and streamed[0]["data"]["s1"].dtype == np.float16
+
+
+@pytest.mark.parametrize("option", [["--parquet-arrays", "tensor"], ["--row-group-size", "4"]])
+def test_parquet_options_are_refused_for_webdataset(tmp_path, option):
+    """A Parquet-only option given with --to webdataset is a usage error, not silently ignored."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(SOURCES["downstream"]), str(out), "--to", "webdataset",
+                                       *option])
+    assert result.exit_code == 2, result.output
+    assert "--to parquet only" in result.output
+    assert not out.exists()
