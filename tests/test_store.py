@@ -224,6 +224,21 @@ class TestStore:
         assert file_size(store.path / "f" / "x.bin") == 3
         assert file_size(store.path / "f" / "y.bin") is None
 
+    def test_a_shard_folder_without_manifest_says_so(self, store):
+        from neuco_io.loader.sources import resolve_shards
+
+        put(store, "shard-000000.tar", b"x")
+        with pytest.raises(UsageError, match=r"no manifest\.json"):
+            resolve_shards(store.path)
+
+    def test_info_of_a_file_that_is_no_cube_or_shard(self, store):
+        from neuco_io.info import info
+
+        put(store, "notes.txt", b"x")
+        options = getattr(store.path, "storage_options", None)
+        with pytest.raises(UsageError, match="not a cube"):
+            info(str(store.path / "notes.txt"), storage_options=dict(options) if options else None)
+
 
 def test_memory_store_refuses_to_be_seen_by_workers():
     """in_process_only: a pool of worker processes would not see memory:// files, so the work stays here."""
