@@ -18,7 +18,7 @@ import pytest
 from test_remote import BUCKET, s3  # noqa: F401 - the S3 server fixture, shared with the remote tests
 
 from neuco_io.errors import UsageError
-from neuco_io.storage import FsspecStore, LocalStore, Store, file_size, file_store, glob_files, open_read, open_store
+from neuco_io.storage import FsspecStore, LocalStore, Store, file_size, glob_files, open_read, open_store
 from neuco_io.storage.atomic import atomic_path
 
 BACKENDS = ["local", "memory", "s3"]
@@ -217,10 +217,12 @@ class TestStore:
         text = store.describe()
         assert text == str(Path(store.path).resolve()) if store.os_paths else text == str(store.path)
 
-    def test_path_helpers_ask_the_files_store(self, store):
+    def test_a_store_rooted_at_a_file_reads_it(self, store):
         put(store, "f/x.bin", b"abc")
-        owner, name = file_store(store.path / "f" / "x.bin")
-        assert owner == store / "f" and name == "x.bin"
+        one = open_store(store.path / "f" / "x.bin")
+        assert one == store / "f" / "x.bin" and one.size() == 3 and one.info().size == 3
+        with one.open() as fh:
+            assert fh.read() == b"abc"
         assert file_size(store.path / "f" / "x.bin") == 3
         assert file_size(store.path / "f" / "y.bin") is None
 

@@ -46,7 +46,7 @@ from neuco_io.cube.zarrv2 import (
 from neuco_io.errors import CubeFormatError, CubeReadError
 from neuco_io.shards.codecs import check_blosc_frame
 from neuco_io.spec import BANDS_VAR
-from neuco_io.storage import Store, as_path, file_store
+from neuco_io.storage import Store, as_path, open_store
 
 __all__ = ["ArrayInfo", "Cube", "CubeInfo", "open_cube", "read_cube_info"]
 
@@ -107,11 +107,12 @@ class CubeInfo:
         return [str(b) for b in self.coords.get("band", [])]
 
 
-def _size_or_raise(store: Store, name: str) -> int:
-    """The file's size; CubeReadError when it is missing, a directory, not a regular file or empty."""
-    path = store.location(name)
+def _size_or_raise(store: Store) -> int:
+    """The size of the file at the store's root; CubeReadError when it is missing, a directory, not a regular
+    file or empty."""
+    path = store.path
     try:
-        info = store.info(name)
+        info = store.info()
     except FileNotFoundError:
         raise CubeReadError(path, "file not found", reason="missing") from None
     except PermissionError:
@@ -129,12 +130,12 @@ def _size_or_raise(store: Store, name: str) -> int:
     return info.size
 
 
-def _open_zip(store: Store, name: str, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
+def _open_zip(store: Store, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
     """The zip and its open file (with `positioned_reads`, its descriptor serves reads of stored members)."""
-    path = store.location(name)
+    path = store.path
     fh = None
     try:
-        fh = store.open(name)  # closed by Cube.close
+        fh = store.open()  # closed by Cube.close
         check_entry_count(fh, size)
         zf = zipfile.ZipFile(fh)
         check_layout(zf.infolist(), size)
@@ -161,11 +162,11 @@ class Cube:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = as_path(path)
-        self.storage, name = file_store(self.path)
-        self.size = _size_or_raise(self.storage, name)
+        self.storage = open_store(self.path)  # the file itself is the store's root
+        self.size = _size_or_raise(self.storage)
         self._store = None  # zarr.storage.ZipStore, when zarr itself is needed
         self._zarr_group = None
-        self._zip, self._fh = _open_zip(self.storage, name, self.size)
+        self._zip, self._fh = _open_zip(self.storage, self.size)
         self._fd: int | None = self._fh.fileno() if self.storage.positioned_reads else None
         try:
             self._members = {info.filename: info for info in self._zip.infolist()}

@@ -51,7 +51,8 @@ class Tree(Protocol):
 
 
 class Store(ABC):
-    """A folder of files. Names are relative to `path` ("" is the folder itself).
+    """A folder of files. Names are relative to `path`; "" is `path` itself, so a store rooted at one file
+    (`open_store(cube_path)`) reads that file without splitting and joining paths.
 
     Writes go through `writing(name)`, which yields a local temporary file;
     the file appears under its name only when complete, by a rename in place

@@ -18,6 +18,8 @@ from neuco_io.storage.base import Entry, FileInfo, Store
 
 __all__ = ["LocalStore", "LocalTree", "file_kind"]
 
+_LOCAL_PATH = type(Path())
+
 
 def file_kind(mode: int) -> str:
     """What a non-regular file is, for messages."""
@@ -71,7 +73,7 @@ class LocalStore(Store):
     atomic_rename = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(Path(path))
+        super().__init__(path if type(path) is _LOCAL_PATH else Path(path))
 
     def info(self, name: str = "") -> FileInfo:
         st = self.location(name).stat()

@@ -18,6 +18,7 @@ from neuco_io.storage.options import _with_timeouts
 from neuco_io.storage.remote import FsspecStore
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
+_LOCAL_PATH = type(Path())
 
 
 def is_upath(value: Any) -> bool:
@@ -37,6 +38,8 @@ def is_remote(path: Any) -> bool:
 
 def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
     """A local Path, or a UPath for a URL (with the storage options bound to it)."""
+    if type(value) is _LOCAL_PATH:
+        return value  # the common case, kept cheap: cubes are opened by the thousand
     if isinstance(value, PurePath):
         return Path(value)
     if is_upath(value):
@@ -65,9 +68,3 @@ def open_store(location: Any, storage_options: dict[str, Any] | None = None) -> 
         return location
     path = as_path(location, storage_options)
     return FsspecStore(path) if is_remote(path) else LocalStore(path)
-
-
-def file_store(path: Any) -> tuple[Store, str]:
-    """The store of a file's folder, and the file's name in it."""
-    path = as_path(path)
-    return open_store(path.parent), path.name
