@@ -16,9 +16,10 @@ from neuco_io.errors import UsageError
 from neuco_io.storage.atomic import atomic_path, remove_partials
 from neuco_io.storage.base import Entry, FileInfo, Store
 
-__all__ = ["LocalStore", "LocalTree", "file_kind"]
+__all__ = ["LOCAL_PATH", "LocalStore", "LocalTree", "file_kind"]
 
-_LOCAL_PATH = type(Path())
+LOCAL_PATH = type(Path())
+"""PosixPath or WindowsPath: a path of this exact type needs no conversion (checked per cube opened)."""
 
 
 def file_kind(mode: int) -> str:
@@ -73,7 +74,7 @@ class LocalStore(Store):
     atomic_rename = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(path if type(path) is _LOCAL_PATH else Path(path))
+        super().__init__(path if type(path) is LOCAL_PATH else Path(path))
 
     def info(self, name: str = "") -> FileInfo:
         st = self.location(name).stat()

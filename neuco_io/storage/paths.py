@@ -13,12 +13,11 @@ from typing import Any
 
 from neuco_io.errors import UsageError
 from neuco_io.storage.base import Store
-from neuco_io.storage.local import LocalStore
+from neuco_io.storage.local import LOCAL_PATH, LocalStore
 from neuco_io.storage.options import _with_timeouts
 from neuco_io.storage.remote import FsspecStore
 
 AnyPath = Path  # a pathlib.Path or an upath.UPath (which follows the same API)
-_LOCAL_PATH = type(Path())
 
 
 def is_upath(value: Any) -> bool:
@@ -38,7 +37,7 @@ def is_remote(path: Any) -> bool:
 
 def as_path(value: Any, storage_options: dict[str, Any] | None = None) -> Path:
     """A local Path, or a UPath for a URL (with the storage options bound to it)."""
-    if type(value) is _LOCAL_PATH:
+    if type(value) is LOCAL_PATH:
         return value  # the common case, kept cheap: cubes are opened by the thousand
     if isinstance(value, PurePath):
         return Path(value)
