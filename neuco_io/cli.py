@@ -194,9 +194,9 @@ def _resume_hint(out: str, storage_options: dict[str, Any] | None) -> Iterator[N
     except KeyboardInterrupt as exc:
         with contextlib.suppress(Exception):
             from neuco_io.converters.outdir import JOURNAL
-            from neuco_io.storage import Folder
+            from neuco_io.storage import open_store
 
-            if Folder(out, storage_options).has(JOURNAL):
+            if open_store(out, storage_options).has(JOURNAL):
                 exc.neuco_hint = hint  # type: ignore[attr-defined]
         raise
 
