@@ -773,9 +773,7 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
     if output_format == "json":
-        _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None,
-                    "errors": [f.to_dict() for f in result.findings if f.severity.value == "error"],
-                    "warnings": [f.to_dict() for f in result.findings if f.severity.value != "error"],
+        _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None, **result.report.verdict_dict(),
                     "summary": {**result.summary, "unlisted": result.report.unlisted_counts()}})
     else:
         for line in findings_lines(result.findings, ".", max_findings=50, report=result.report, option=False):

@@ -23,6 +23,7 @@ import numpy as np
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Progress
+from neuco_io.findings import and_more
 from neuco_io.storage.atomic import atomic_path
 from neuco_io.submission.writer import EmbeddingWriter
 
@@ -174,7 +175,7 @@ def _as_matrix(result: Any, ids: list[str]) -> np.ndarray:
 
 
 def _ids(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return ", ".join(ids[:5]) + and_more(len(ids) - 5)  # whole ids: the user looks them up
 
 
 def embed(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuco_io.errors import ShardError, UsageError
+from neuco_io.findings import and_more
 from neuco_io.shards.manifest import MANIFEST, read_manifest
 from neuco_io.shards.tar import count_tar_records
 from neuco_io.storage import as_path, file_size, glob_files, is_upath, open_read, open_store
@@ -105,8 +106,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     paths = [as_path(n, storage_options) for n in names]
     missing = [str(p) for p in paths if not _exists(p)]
     if missing:
-        raise UsageError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
-                                                              else ""))
+        raise UsageError(f"shard not found: {missing[0]}{and_more(len(missing) - 1, parens=True)}")
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}
