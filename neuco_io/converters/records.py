@@ -115,10 +115,13 @@ class RecordBuilder:
 
     def _file(self, rel: str, modality: str, group: str) -> _OpenFile:
         path = self.root / rel
-        # Downstream cubes are checked when opened, once (the plan only listed them); v1.1 files were
+        return self._open.get(path, lambda: self._open_file(path, modality, group))
+
+    def _open_file(self, path: Path, modality: str, group: str) -> _OpenFile:
+        # Downstream cubes are checked here, once (the plan only listed them); v1.1 files were
         # checked by the plan, which needed their sample ids.
         check = CubeFile(path, modality, group, None) if self.layout == "downstream" else None
-        return self._open.get(path, lambda: _OpenFile(path, check, self.layout))
+        return _OpenFile(path, check, self.layout)
 
     def close(self) -> None:
         self._open.close()

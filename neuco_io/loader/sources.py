@@ -57,7 +57,7 @@ def _format_of(paths: Sequence[str]) -> str:
 def count_records(path: Any) -> int:
     """Records in a tar shard, from its headers and JSON records (members of one record are contiguous)."""
     try:
-        with open_read(as_path(path), sequential=True) as fh:
+        with open_read(path, sequential=True) as fh:
             return count_tar_records(fh, path.name)
     except OSError as exc:
         raise ShardError(path, f"cannot count records: {exc}") from None
@@ -67,7 +67,7 @@ def count_parquet_records(path: Any) -> int:
     import pyarrow.parquet as pq
 
     try:
-        with open_read(as_path(path)) as fh:
+        with open_read(path) as fh:
             return pq.ParquetFile(fh).metadata.num_rows
     except Exception as exc:
         raise ShardError(path, f"cannot read Parquet metadata: {exc}") from None
