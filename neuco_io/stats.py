@@ -23,7 +23,8 @@ from neuco_io.cube.reader import Cube
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
-from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.shards.parquet import iter_parquet_records
+from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
 from neuco_io.storage import as_path, open_read
 

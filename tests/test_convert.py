@@ -25,7 +25,8 @@ from neuco_io.converters import convert, load_manifest, verify
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
 from neuco_io.shards.codecs import decode_member, encode_key, webdataset_decoder
-from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.shards.parquet import iter_parquet_records
+from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL, TINY_IDS, cube_path, write_location

@@ -19,8 +19,9 @@ from neuco_io.cube.reader import Cube
 from neuco_io.embed import embed
 from neuco_io.errors import ShardError
 from neuco_io.loader import CubeDataset, ShardDataset
-from neuco_io.shards.codecs import FORMAT_VERSION, decode_member
+from neuco_io.shards.codecs import decode_member
 from neuco_io.shards.parquet import ParquetShard, iter_parquet_records
+from neuco_io.shards.record import FORMAT_VERSION
 from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL

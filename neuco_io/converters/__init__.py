@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from neuco_io import __version__, spec
+from neuco_io import spec
 from neuco_io.converters.card import CARD, dataset_card, is_our_card
 from neuco_io.converters.estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
 from neuco_io.converters.outdir import (
@@ -55,8 +55,10 @@ from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
-from neuco_io.shards.codecs import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
+from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
 from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.parquet import write_labels_table
+from neuco_io.shards.record import format_stamp
 from neuco_io.storage import Folder, as_path, file_size, is_remote, open_read
 from neuco_io.storage.atomic import remove_partials
 
@@ -475,16 +477,9 @@ def _warm_pyarrow() -> None:
 
 
 def _write_labels(out: Folder, name: str, plan: Plan, results: list[ShardResult]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     ids = [entry[0] for r in results for entry in r.index]
-    columns = {"id": pa.array(ids, pa.string())}
-    for task, labels in plan.labels.items():
-        columns[task] = pa.array([labels.get(i) for i in ids], pa.float64())
-    table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": plan.tasks})})
     with out.writing(name) as temp:
-        pq.write_table(table, temp, compression="zstd")
+        write_labels_table(temp, ids, plan.labels, plan.tasks)
 
 
 def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult], skipped: list[Skipped]) -> dict:
@@ -499,9 +494,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
             entry["first_id"], entry["last_id"] = result.index[0][0], result.index[-1][0]
         shards.append(entry)
     return {
-        "format": "neuco-io.manifest",
-        "format_version": FORMAT_VERSION,
-        "tool_version": __version__,
+        **format_stamp("manifest"),
         "output_format": options["to"],
         "codec": options["codec"],
         "options": options,

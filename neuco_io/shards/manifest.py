@@ -15,7 +15,7 @@ from typing import Any
 from neuco_io import spec
 from neuco_io.errors import ManifestError, UsageError
 from neuco_io.names import name_problem, relative_path_problem
-from neuco_io.shards.codecs import check_format_version
+from neuco_io.shards.record import check_format_version
 from neuco_io.storage import file_size, open_read
 
 __all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "check_manifest", "read_manifest"]
