@@ -23,12 +23,13 @@ from neuco_io.cube.reader import Cube
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
+from neuco_io.shards.manifest import is_shard_source
 from neuco_io.shards.parquet import iter_parquet_records
 from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
-from neuco_io.storage import as_path, open_read
+from neuco_io.storage import open_read
 
-__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats", "is_shard_source"]
+__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats"]
 
 STATS_FORMAT = "neuco-io.stats"
 STATS_FORMAT_VERSION = 1
@@ -184,18 +185,6 @@ def _shard_records(unit: ShardUnit) -> Iterator[tuple[dict, dict[str, np.ndarray
 
 
 # -- planning -----------------------------------------------------------------------------------
-def is_shard_source(source: Any, storage_options: dict | None = None) -> bool:
-    """A convert output folder (manifest.json), shard files, or a brace pattern of them."""
-    if not isinstance(source, (str, os.PathLike)):
-        return True
-    text = os.fspath(source)
-    if "{" in text or text.endswith((".tar", ".parquet")):
-        return True
-    from neuco_io.storage import file_size
-
-    return file_size(as_path(source, storage_options) / "manifest.json") is not None
-
-
 def choose_sample(total: int, sample: int | None, seed: int) -> list[int] | None:
     """Sorted indices of `sample` of `total` items, seeded; None for all."""
     if sample is None or sample >= total:

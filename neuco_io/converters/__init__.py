@@ -52,18 +52,18 @@ from neuco_io.converters.outdir import (
 )
 from neuco_io.converters.plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
+from neuco_io.converters.verify import VerifyReport, verify
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
-from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.manifest import MANIFEST, Manifest
 from neuco_io.shards.parquet import write_labels_table
 from neuco_io.shards.record import format_stamp
-from neuco_io.storage import Folder, as_path, file_size, is_remote, open_read
+from neuco_io.storage import Folder, is_remote, open_read
 from neuco_io.storage.atomic import remove_partials
 
-__all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "load_manifest",
-           "refuse_interrupted", "verify"]
+__all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "verify"]
 
 FORMATS = ("webdataset", "parquet")
 DEFAULT_SHARD_SIZE = 1_000_000_000
@@ -89,34 +89,6 @@ class ConvertResult:
     """Where kept shards came from: "interrupted" (an unfinished run) or "finished" (a finished output
     checked against the source again); None when every shard was written by this run."""
     notes: list[str] = field(default_factory=list)
-
-
-def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
-    """OUT's manifest, bounded and checked (`neuco_io.shards.manifest`): ManifestError when unusable."""
-    folder = out.path if isinstance(out, Folder) else as_path(out, storage_options)
-    try:
-        return read_manifest(folder)
-    except UsageError:  # there is none: an interrupted conversion says so
-        refuse_interrupted(folder)
-        raise
-
-
-def refuse_interrupted(folder: Any) -> None:
-    """Raise a UsageError saying so if `folder` holds a conversion that was stopped before its manifest."""
-    if file_size(folder / JOURNAL) is not None and file_size(folder / MANIFEST) is None:
-        raise UsageError(f"{folder} holds an interrupted conversion (no manifest yet): finish it with "
-                         "`neuco-io convert ROOT OUT --resume`")
-
-
-def index_by_shard(manifest: dict[str, Any]) -> dict[int, list[list]]:
-    """The manifest's id -> [shard, row, offset, size] map turned around: shard -> its [id, row, offset,
-    size] entries in row order (one pass, however many shards)."""
-    by_shard: dict[int, list[list]] = {}
-    for loc_id, (shard, *place) in manifest["index"].items():
-        by_shard.setdefault(shard, []).append([loc_id, *place])
-    for entries in by_shard.values():
-        entries.sort(key=lambda entry: entry[1])
-    return by_shard
 
 
 def _check_prefix(prefix: str) -> None:
@@ -310,16 +282,16 @@ def _sources_digest(stats: dict[str, list]) -> str:
     return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
 
 
-def _reuse_finished(root: Path, out: Folder, plan: Plan, manifest: dict) -> dict[str, ShardResult]:
+def _reuse_finished(root: Path, out: Folder, plan: Plan, data: dict) -> dict[str, ShardResult]:
     """The shards of a finished output that still match the source (same plan, same source files, same
     bytes in OUT): --resume on a finished output re-checks all of it."""
+    manifest = Manifest(data, out.path)  # checked: names, counts and index entries are what they claim
     if manifest.get("fingerprint") != plan.fingerprint:
         raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
                          "use --overwrite")
     specs = {s.name: s for s in plan.shards}
-    by_shard = index_by_shard(manifest)
     done: dict[str, ShardResult] = {}
-    for shard in manifest["shards"]:
+    for shard in manifest.shards:
         spec_ = specs.get(shard["name"])
         if spec_ is None or out.size(shard["name"]) != shard["bytes"]:
             continue  # deleted or replaced since: write it again
@@ -327,7 +299,7 @@ def _reuse_finished(root: Path, out: Folder, plan: Plan, manifest: dict) -> dict
         if shard.get("sources") != _sources_digest(stats):
             continue  # a source file changed (or an older manifest without the digest): write it again
         done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
-                                          index=by_shard.get(shard["index"], []),
+                                          index=manifest.by_shard.get(shard["index"], []),
                                           skipped=[Skipped(**s) for s in shard.get("skipped", [])],
                                           sources=stats)
     return done
@@ -514,5 +486,3 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         "fingerprint": plan.fingerprint,
     }
 
-
-from neuco_io.converters.verify import VerifyReport, verify  # noqa: E402  (verify imports constants defined above)

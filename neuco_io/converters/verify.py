@@ -20,8 +20,8 @@ import numpy as np
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
-from neuco_io.shards.manifest import MANIFEST
-from neuco_io.shards.parquet import open_parquet_shard
+from neuco_io.shards.manifest import MANIFEST, Manifest
+from neuco_io.shards.parquet import open_parquet_shard, read_labels_table
 from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
 from neuco_io.storage import as_path, file_size, is_remote, open_read, sha256_file
 from neuco_io.tasks.labels import LabelFileError, read_task_labels
@@ -202,17 +202,12 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from neuco_io.converters import index_by_shard, load_manifest
-
     root, out = as_path(root, storage_options), as_path(out, storage_options)
     if not is_remote(root) and not root.is_dir():
         raise UsageError(f"{root}: no such directory")
-    manifest = load_manifest(out, storage_options)
-    fmt = manifest.get("output_format")
-    by_shard = index_by_shard(manifest)
-    checks = [_ShardCheck(root, out, shard, fmt, manifest.get("tasks", {}),
-                          [entry[0] for entry in by_shard.get(shard["index"], [])])
-              for shard in manifest["shards"]]
+    manifest = Manifest.load(out)
+    checks = [_ShardCheck(root, out, shard, manifest.format, manifest.tasks, manifest.ids(shard))
+              for shard in manifest.shards]
     report = VerifyReport(str(out))
     if on_start:
         on_start(len(checks))
@@ -232,32 +227,28 @@ def verify(
         report.mismatches.append(Mismatch("verify.wrong-source", MANIFEST, f"none of the source cubes is in {root}; "
                                           f"this conversion was made from {manifest.get('source', {}).get('root')}"))
     elif manifest.get("labels"):
-        report.mismatches.extend(_check_labels_file(root, out / manifest["labels"], manifest))
+        report.mismatches.extend(_check_labels_file(root, manifest.labels_path, manifest))
     claimed = sum(shard["records"] for shard in manifest["shards"])
     if manifest.get("records", claimed) != claimed or len(manifest.get("index", {})) != claimed:
         report.mismatches.append(Mismatch("verify.records", MANIFEST, f"the manifest's record count "
                                           f"({manifest.get('records')}), its shards' ({claimed}) and its index's "
                                           f"({len(manifest.get('index', {}))}) disagree"))
-    report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
+    report.summary = {"out": str(out), "root": str(root), "format": manifest.format, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),
                       "skipped_in_conversion": len(manifest.get("skipped", []))}
     return report
 
 
-def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Mismatch]:
-    import pyarrow.parquet as pq
-
-    tasks = manifest.get("tasks", {})
+def _check_labels_file(root: Path, path: Path, manifest: Manifest) -> list[Mismatch]:
     try:
-        with open_read(path) as fh:
-            table = pq.read_table(fh).to_pydict()
-    except Exception as exc:
-        return [Mismatch("verify.labels-parquet", path.name, f"unreadable: {exc}")]
+        table = read_labels_table(path)
+    except ValueError as exc:
+        return [Mismatch("verify.labels-parquet", path.name, str(exc))]
     found = []
-    ids = table.get("id", [])
+    ids = table["id"]
     if sorted(ids) != sorted(manifest["index"]):
         found.append(Mismatch("verify.labels-parquet", path.name, "ids differ from the manifest index"))
-    for task, info in tasks.items():
+    for task, info in manifest.tasks.items():
         try:
             labels = read_task_labels(root / info["file"])
         except LabelFileError as exc:

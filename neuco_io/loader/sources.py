@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuco_io.errors import ShardError, UsageError
-from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.manifest import Manifest, is_convert_output
 from neuco_io.shards.tar import count_tar_records
 from neuco_io.storage import as_path, file_size, is_remote, open_read
 
@@ -26,7 +26,7 @@ class ShardSource:
     format: str
     """webdataset or parquet."""
     tasks: dict[str, dict] = field(default_factory=dict)
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
 
 
 GLOB_CHARS = "*?["
@@ -78,10 +78,9 @@ def count_parquet_records(path: Any) -> int:
 
 
 def _from_manifest(folder: Any) -> ShardSource:
-    manifest = read_manifest(folder)  # checked: shard names are plain file names, counts integers
-    shards = manifest["shards"]
-    return ShardSource([folder / s["name"] for s in shards], [s["records"] for s in shards],
-                       manifest["output_format"], manifest.get("tasks", {}), manifest)
+    manifest = Manifest.load(folder)  # checked: shard names are plain file names, counts integers
+    return ShardSource(manifest.shard_paths, [s["records"] for s in manifest.shards], manifest.format,
+                       manifest.tasks, manifest)
 
 
 def _exists(path: Any) -> bool:
@@ -94,7 +93,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
         text = str(source) if type(source).__module__.startswith("upath") else os.fspath(source)
         if "{" not in text and not any(c in text for c in GLOB_CHARS):
             folder = as_path(source, storage_options)
-            if _exists(folder / MANIFEST):
+            if is_convert_output(folder):
                 return _from_manifest(folder)
             if not is_remote(folder) and folder.is_dir():
                 raise UsageError(f"{text}: no manifest.json; pass shard paths or a pattern instead")
@@ -115,7 +114,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}
-    if len(parents) == 1 and _exists(paths[0].parent / MANIFEST):
+    if len(parents) == 1 and is_convert_output(paths[0].parent):
         full = _from_manifest(paths[0].parent)
         known = {str(p): n for p, n in zip(full.paths, full.counts)}
         if all(str(p) in known for p in paths):

@@ -504,13 +504,15 @@ def write_labels_table(path: Any, ids: list[str], labels: dict[str, dict[str, fl
     pq.write_table(table, path, compression="zstd")
 
 
-def read_labels_table(path: Any, tasks: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
-    """task -> its (id, label) pairs, labelled ids only, in row order; ValueError naming what is wrong."""
+def read_labels_table(path: Any) -> dict[str, list]:
+    """The labels table's columns (`id`, then one per task, None where unlabelled); ValueError when unreadable."""
     import pyarrow.parquet as pq
 
     try:
-        columns = pq.read_table(path).to_pydict()
-        return {task: [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
-                for task in tasks}
-    except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
+        with open_read(path) as fh:
+            columns = pq.read_table(fh).to_pydict()
+    except Exception as exc:  # pyarrow's errors on a damaged or foreign file
         raise ValueError(f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
+    if not isinstance(columns.get("id"), list):
+        raise ValueError("unreadable: no `id` column")
+    return columns

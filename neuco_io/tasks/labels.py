@@ -234,29 +234,27 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     CSV files the evaluator would stop on or mix into a task.
     """
     from neuco_io.errors import NeucoError, UsageError
+    from neuco_io.shards.manifest import MANIFEST, Manifest, is_convert_output
+    from neuco_io.shards.parquet import read_labels_table
 
     source, out_dir = Path(source), Path(out_dir)
     tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
-    if (source / "manifest.json").is_file():
-        import pyarrow.parquet as pq
-
-        from neuco_io.converters import load_manifest
-
-        manifest = load_manifest(source)  # checked: task names and types make plain file names
-        tasks_in = manifest.get("tasks", {})
-        labels_path = source / manifest["labels"] if manifest.get("labels") else None
+    if is_convert_output(source):
+        manifest = Manifest.load(source)  # checked: task names and types make plain file names
+        labels_path = manifest.labels_path
         try:
-            columns = pq.read_table(labels_path).to_pydict() if labels_path else {}
-            for task, info in tasks_in.items():
+            columns = read_labels_table(labels_path) if labels_path else {"id": []}
+            for task, info in manifest.tasks.items():
                 if tasks is not None and task not in tasks:
                     continue
-                task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
+                task_type = _export_type(manifest.path(MANIFEST), task, info["type"], rename_types)
                 rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
                 tables[task] = (task_type, rows)
         except LabelFileError:
             raise
-        except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
-            raise LabelFileError(labels_path, f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
+        except (ValueError, TypeError) as exc:  # unreadable, or labels that are not numbers
+            raise LabelFileError(labels_path, str(exc) if str(exc).startswith("unreadable") else
+                                 f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
     else:
         labels_dir = source / "labels"
         is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
