@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuco_io.errors import ShardError, UsageError
+from neuco_io.errors import UsageError
 from neuco_io.shards.manifest import Manifest, is_convert_output
+from neuco_io.shards.parquet import count_parquet_records
 from neuco_io.shards.tar import count_tar_records
-from neuco_io.storage import as_path, file_size, is_remote, open_read
+from neuco_io.storage import as_path, file_size, is_remote
 
 __all__ = ["ShardSource", "resolve_shards"]
 
@@ -58,25 +59,6 @@ def _format_of(paths: Sequence[str]) -> str:
     raise UsageError(f"shards must all be .tar (WebDataset) or all .parquet, got {sorted(kinds)}")
 
 
-def count_records(path: Any) -> int:
-    """Records in a tar shard, from its headers and JSON records (members of one record are contiguous)."""
-    try:
-        with open_read(as_path(path), sequential=True) as fh:
-            return count_tar_records(fh, path.name)
-    except OSError as exc:
-        raise ShardError(path, f"cannot count records: {exc}") from None
-
-
-def count_parquet_records(path: Any) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        with open_read(as_path(path)) as fh:
-            return pq.ParquetFile(fh).metadata.num_rows
-    except Exception as exc:
-        raise ShardError(path, f"cannot read Parquet metadata: {exc}") from None
-
-
 def _from_manifest(folder: Any) -> ShardSource:
     manifest = Manifest.load(folder)  # checked: shard names are plain file names, counts integers
     return ShardSource(manifest.shard_paths, [s["records"] for s in manifest.shards], manifest.format,
@@ -119,5 +101,5 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
         known = {str(p): n for p, n in zip(full.paths, full.counts)}
         if all(str(p) in known for p in paths):
             return ShardSource(paths, [known[str(p)] for p in paths], fmt, full.tasks, full.manifest)
-    counter = count_parquet_records if fmt == "parquet" else count_records
+    counter = count_parquet_records if fmt == "parquet" else count_tar_records
     return ShardSource(paths, [counter(p) for p in paths], fmt)

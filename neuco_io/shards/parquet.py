@@ -63,8 +63,8 @@ from neuco_io.shards.record import (
 )
 from neuco_io.storage import is_remote, open_read
 
-__all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "iter_parquet_records", "label_column",
-           "open_parquet_shard"]
+__all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "count_parquet_records",
+           "iter_parquet_records", "label_column", "open_parquet_shard", "read_labels_table", "write_labels_table"]
 
 def _error(shard: str, exc: BaseException) -> ShardError:
     return ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {exc}")
@@ -294,6 +294,12 @@ class ParquetShard:
 
 def open_parquet_shard(path: Any, shard: str | None = None) -> ParquetShard:
     return ParquetShard(path, shard or getattr(path, "name", str(path)))
+
+
+def count_parquet_records(path: Any) -> int:
+    """Rows of a Parquet shard, from its footer (the shard is opened and checked as any other read)."""
+    with open_parquet_shard(path) as shard:
+        return shard.num_rows
 
 
 def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | None = None

@@ -38,6 +38,7 @@ from neuco_io.shards.record import (
     record_json,
 )
 from neuco_io.shards.sink import HashingSink
+from neuco_io.storage import as_path, open_read
 
 __all__ = ["RawRecord", "TarShardWriter", "count_tar_records", "decode_record", "iter_tar_records"]
 
@@ -254,9 +255,16 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
                          key=key) from None
 
 
-def count_tar_records(fileobj: IO[bytes], shard: str = "?") -> int:
-    """Records in a tar stream (JSON members read, arrays skipped). ShardError when it is corrupt."""
-    return sum(1 for _ in iter_tar_records(fileobj, shard, arrays=False))
+def count_tar_records(source: Any, shard: str | None = None) -> int:
+    """Records in a tar shard (a path or URL, or a stream): JSON members read, arrays skipped. ShardError when
+    it is corrupt or unreadable."""
+    if hasattr(source, "read"):
+        return sum(1 for _ in iter_tar_records(source, shard or "?", arrays=False))
+    try:
+        with open_read(as_path(source), sequential=True) as fh:
+            return count_tar_records(fh, shard or getattr(source, "name", str(source)))
+    except OSError as exc:
+        raise ShardError(source, f"cannot count records: {exc}") from None
 
 
 def _finish(record: RawRecord) -> RawRecord:
