@@ -64,7 +64,7 @@ from neuco_io.shards.record import (
 from neuco_io.storage import is_remote, open_read
 
 __all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "count_parquet_records",
-           "iter_parquet_records", "label_column", "open_parquet_shard", "read_labels_table", "write_labels_table"]
+           "iter_parquet_records", "label_column", "open_parquet_shard"]
 
 def _error(shard: str, exc: BaseException) -> ShardError:
     return ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {exc}")
@@ -493,32 +493,3 @@ class ParquetShardWriter:
         elif self.writer is not None:
             self.writer.close()
 
-
-# The labels table (`labels.parquet` beside the shards)
-
-
-def write_labels_table(path: Any, ids: list[str], labels: dict[str, dict[str, float]], tasks: dict[str, dict]
-                       ) -> None:
-    """One row per id, one nullable float64 column per task; `tasks` (types, source files) as metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = {"id": pa.array(ids, pa.string())}
-    for task, values in labels.items():
-        columns[task] = pa.array([values.get(i) for i in ids], pa.float64())
-    table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": tasks})})
-    pq.write_table(table, path, compression="zstd")
-
-
-def read_labels_table(path: Any) -> dict[str, list]:
-    """The labels table's columns (`id`, then one per task, None where unlabelled); ValueError when unreadable."""
-    import pyarrow.parquet as pq
-
-    try:
-        with open_read(path) as fh:
-            columns = pq.read_table(fh).to_pydict()
-    except Exception as exc:  # pyarrow's errors on a damaged or foreign file
-        raise ValueError(f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
-    if not isinstance(columns.get("id"), list):
-        raise ValueError("unreadable: no `id` column")
-    return columns
