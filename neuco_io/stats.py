@@ -24,10 +24,8 @@ from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.manifest import is_shard_source
-from neuco_io.shards.parquet import iter_parquet_records
-from neuco_io.shards.tar import decode_record, iter_tar_records
+from neuco_io.shards.reader import read_shard
 from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
-from neuco_io.storage import open_read
 
 __all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats"]
 
@@ -167,21 +165,9 @@ def collect_shard(unit: ShardUnit) -> Partial:
 
 
 def _shard_records(unit: ShardUnit) -> Iterator[tuple[dict, dict[str, np.ndarray]]]:
-    name = getattr(unit.path, "name", str(unit.path))
     last = max(unit.rows) if unit.rows else None
-    if unit.format == "parquet":
-        columns = ["record", *unit.modalities] if unit.modalities else None
-        with open_read(unit.path) as fh:
-            for row, (meta, arrays) in enumerate(iter_parquet_records(fh, name, columns=columns)):
-                if last is not None and row > last:
-                    return
-                yield meta, {m: arrays[m] for m in meta.get("modalities", []) if m in arrays}
-        return
-    with open_read(unit.path, sequential=True) as fh:
-        for row, raw in enumerate(iter_tar_records(fh, name, reuse_buffers=True)):
-            if last is not None and row > last:
-                return
-            yield raw.meta, decode_record(raw, list(raw.meta.get("modalities", [])))
+    for record in read_shard(unit.path, unit.format, names=unit.modalities, last=last, reuse_buffers=True):
+        yield record.meta, record.arrays(list(record.meta.get("modalities", [])))
 
 
 # -- planning -----------------------------------------------------------------------------------

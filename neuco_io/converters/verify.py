@@ -24,9 +24,9 @@ from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.findings import Finding, Report
 from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST, Manifest
-from neuco_io.shards.parquet import open_parquet_shard
-from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
-from neuco_io.storage import as_path, file_size, is_remote, open_read, sha256_file
+from neuco_io.shards.reader import read_shard
+from neuco_io.shards.record import data_errors
+from neuco_io.storage import as_path, file_size, is_remote, sha256_file
 from neuco_io.tasks.labels import LabelFileError, read_task_labels
 
 __all__ = ["VerifyReport", "verify"]
@@ -141,7 +141,7 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Finding], int, int]:
         found.append(_mismatch("verify.label-file", name, error, member=task))
     seen: list[str] = []
 
-    def compare(meta: dict, decode: Callable[[], dict[str, np.ndarray]], key: str | None) -> None:
+    def compare(meta: dict, decode: Callable[[], dict[str, np.ndarray]], key: str) -> None:
         try:
             with data_errors(name, key):
                 found.extend(_compare(meta, decode(), sources, name))
@@ -149,16 +149,9 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Finding], int, int]:
             found.append(_mismatch("verify.unreadable-record", name, str(exc), seen[-1]))
 
     try:
-        if check.fmt == "webdataset":
-            with open_read(path, sequential=True) as fh:
-                for raw in iter_tar_records(fh, name):
-                    seen.append(raw.id)
-                    compare(raw.meta, lambda raw=raw: decode_record(raw), raw.key)
-        else:
-            with open_parquet_shard(path, name) as shard:
-                for row in shard.rows():
-                    seen.append(row.id)
-                    compare(row.meta, lambda row=row: row.arrays(), row.id)
+        for record in read_shard(path, check.fmt, name):
+            seen.append(record.id)
+            compare(record.meta, record.arrays, record.id)
     except ShardError as exc:
         found.append(_mismatch("verify.unreadable-shard", name, str(exc), exc.key))
     except OSError as exc:

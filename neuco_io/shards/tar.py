@@ -65,6 +65,10 @@ class RawRecord:
     def id(self) -> str:
         return str(self.meta.get("id", decode_key(self.key)))
 
+    def arrays(self, names: list[str] | None = None, take: list[int] | None = None) -> dict[str, np.ndarray]:
+        """The arrays the record lists (or `names`), decoded and checked (`decode_record`)."""
+        return decode_record(self, names, take)
+
 
 def _split(name: str) -> tuple[str, str]:
     key, dot, suffix = name.partition(".")
