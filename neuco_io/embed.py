@@ -23,6 +23,7 @@ import numpy as np
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Progress
+from neuco_io.findings import and_more
 from neuco_io.storage.atomic import atomic_path
 from neuco_io.submission.writer import EmbeddingWriter
 
@@ -114,13 +115,13 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
 def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
     from neuco_io.loader import CubeDataset, ShardDataset
     from neuco_io.shards.manifest import is_shard_source, refuse_interrupted
-    from neuco_io.storage import as_path
+    from neuco_io.storage import open_store
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
                "return_id": True, "storage_options": storage_options}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        refuse_interrupted(as_path(text, storage_options))
+        refuse_interrupted(open_store(text, storage_options).path)
         if not is_shard_source(text, storage_options):
             return CubeDataset(text, layout=layout, **options)
     return ShardDataset(source, **options)
@@ -172,7 +173,7 @@ def _as_matrix(result: Any, ids: list[str]) -> np.ndarray:
 
 
 def _ids(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return ", ".join(ids[:5]) + and_more(len(ids) - 5)  # whole ids: the user looks them up
 
 
 def embed(

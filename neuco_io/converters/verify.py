@@ -26,7 +26,7 @@ from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST, Manifest
 from neuco_io.shards.reader import read_shard
 from neuco_io.shards.record import data_errors
-from neuco_io.storage import as_path, file_size, is_remote, sha256_file
+from neuco_io.storage import as_path, file_size, open_store, sha256_file
 from neuco_io.tasks.labels import LabelFileError, read_task_labels
 
 __all__ = ["VerifyReport", "verify"]
@@ -182,8 +182,9 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    root, out = as_path(root, storage_options), as_path(out, storage_options)
-    if not is_remote(root) and not root.is_dir():
+    source = open_store(root, storage_options)
+    root, out = source.path, as_path(out, storage_options)
+    if source.supports_listing and not source.is_dir():
         raise UsageError(f"{root}: no such directory")
     manifest = Manifest.load(out)
     checks = [_ShardCheck(root, out, shard, manifest.format, manifest.tasks, manifest.ids(shard))

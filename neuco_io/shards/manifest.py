@@ -19,7 +19,7 @@ from neuco_io import spec
 from neuco_io.errors import ManifestError, UsageError
 from neuco_io.names import name_problem, relative_path_problem
 from neuco_io.shards.record import check_format_version
-from neuco_io.storage import as_path, file_size, open_read
+from neuco_io.storage import file_size, open_read, open_store
 
 __all__ = ["JOURNAL", "MANIFEST", "MAX_MANIFEST_BYTES", "STATE_DIR", "Manifest", "check_manifest",
            "is_convert_output", "is_shard_source", "refuse_interrupted"]
@@ -48,7 +48,7 @@ class Manifest(Mapping[str, Any]):
     def load(cls, folder: Any, storage_options: dict[str, Any] | None = None) -> Manifest:
         """`folder/manifest.json`. UsageError when there is none (saying so when a conversion was interrupted),
         ManifestError when it is unusable."""
-        folder = as_path(folder, storage_options)
+        folder = open_store(folder, storage_options).path
         return cls(_read(folder), folder)
 
     def __getitem__(self, key: str) -> Any:
@@ -118,7 +118,7 @@ def refuse_interrupted(folder: Any) -> None:
 
 def is_convert_output(folder: Any, storage_options: dict[str, Any] | None = None) -> bool:
     """Whether `folder` is a finished `convert` output (it has a manifest)."""
-    return file_size(as_path(folder, storage_options) / MANIFEST) is not None
+    return open_store(folder, storage_options).has(MANIFEST)
 
 
 def is_shard_source(source: Any, storage_options: dict[str, Any] | None = None) -> bool:

@@ -61,7 +61,7 @@ from neuco_io.shards.record import (
     parse_record,
     record_json,
 )
-from neuco_io.storage import is_remote, open_read
+from neuco_io.storage import open_store
 
 __all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "count_parquet_records",
            "iter_parquet_records", "label_column", "open_parquet_shard"]
@@ -198,14 +198,15 @@ class ParquetShard:
         self._handle = None
         self._local: str | None = None
         try:
-            if is_remote(source):
-                self._handle = open_read(source)
-                self.file = pq.ParquetFile(self._handle, pre_buffer=True)
-            elif hasattr(source, "read"):
+            store = None if hasattr(source, "read") else open_store(source)
+            if store is None:
                 self.file = pq.ParquetFile(source, pre_buffer=True)
-            else:  # a local file: mapped one row group at a time (`_read_group`)
-                self._local = str(source)
+            elif store.os_paths:  # mapped one row group at a time (`_read_group`)
+                self._local = str(store.path)
                 self.file = pq.ParquetFile(self._local, pre_buffer=False)
+            else:
+                self._handle = store.open()
+                self.file = pq.ParquetFile(self._handle, pre_buffer=True)
             schema = self.file.schema_arrow
             info = json.loads((schema.metadata or {}).get(b"neuco-io", b"{}"))
             check_format_version(info.get("format_version") if isinstance(info, dict) else None)
