@@ -579,6 +579,9 @@ def _seasons(value: str) -> int | list[int]:
               is_flag=False, flag_value="on",
               help="+1000 on S2 values. auto: downstream data gets it, v1.1 data has it (the v1.1 convention); "
                    "on: always (warns on v1.1 data); off: never.")
+@click.option("--bands", "bands", multiple=True, metavar="MODALITY=BAND,...",
+              help="Bands the encoder gets for a modality, by name and in this order (e.g. s2l2a=B04,B03,B02); "
+                   "repeat for more modalities. Default: every band.")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
 @layout_option
@@ -588,7 +591,7 @@ def _seasons(value: str) -> int | list[int]:
 @quiet_option
 @handle_errors
 def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
-          seasons: str, shift_s2: str, dim: int | None, layout: str | None, overwrite: bool,
+          seasons: str, shift_s2: str, bands: tuple[str, ...], dim: int | None, layout: str | None, overwrite: bool,
           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
 
@@ -596,6 +599,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
     returns [B, D]. The output is written atomically.
     """
     from neuco_io.embed import embed as run_embed
+    from neuco_io.loader.bands import parse_bands
 
     try:
         season_arg = _seasons(seasons)
@@ -620,7 +624,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
                            modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift, dim=dim,
                            layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
-                           storage_options=_storage(storage_options))
+                           storage_options=_storage(storage_options), bands=parse_bands(bands) or None)
     data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim,
             "warnings": notes}
     if output_format == "json":

@@ -111,13 +111,13 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
     return encoder
 
 
-def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
+def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options, bands=None):
     from neuco_io.converters import refuse_interrupted
     from neuco_io.loader import CubeDataset, ShardDataset
     from neuco_io.storage import as_path, file_size
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
-               "return_id": True, "storage_options": storage_options}
+               "return_id": True, "storage_options": storage_options, "bands": bands}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         refuse_interrupted(as_path(text, storage_options))
@@ -193,10 +193,12 @@ def embed(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     storage_options: dict[str, Any] | None = None,
+    bands: dict[str, Sequence[str]] | None = None,
 ) -> EmbedResult:
     """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet).
 
     `shift_s2` as in the loader: "auto" (default) gives S2 in the v1.1 convention from either layout.
+    `bands` as in the loader: the bands the encoder gets per modality, by name and in that order.
     """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
@@ -206,7 +208,8 @@ def embed(
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists (use --overwrite)")
     model = load_encoder(encoder) if isinstance(encoder, str) else encoder
-    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout, storage_options)
+    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout, storage_options,
+                       bands)
     if on_start:
         on_start(len(dataset))
     rows, encoder_dim = 0, None

@@ -61,11 +61,11 @@ def warn_double_shift(options: SampleOptions, s2_offset: bool, source: Any) -> N
 
 
 def _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id, tasks, dtype, output,
-             seed, default_modalities) -> SampleOptions:
+             seed, default_modalities, bands=None, normalize=None) -> SampleOptions:
     return SampleOptions(modalities=list(default_modalities if modalities is None else modalities), seasons=seasons,
                          randomize_seasons=randomize_seasons, concat=concat, transform=transform, shift_s2=shift_s2,
                          return_id=return_id, tasks=list(tasks) if tasks is not None else None, dtype=dtype,
-                         output=output, seed=seed)
+                         output=output, seed=seed, bands=bands, normalize=normalize)
 
 
 class CubeDataset(EpochMixin, _MapBase):
@@ -78,7 +78,10 @@ class CubeDataset(EpochMixin, _MapBase):
     convention, i.e. +1000 on downstream data and v1.1 data untouched; True
     adds 1000 whatever the source, warning on v1.1 data; False never; no
     overflow), `return_id`; plus `tasks` (attach labels; missing ones are NaN), `dtype`
-    ("float32" or "native") and `output` ("numpy" or "torch"). A sample is
+    ("float32" or "native"), `output` ("numpy" or "torch"), `bands` (pick and
+    reorder bands by name per modality, `{"s2l2a": ["B04", "B03", "B02"]}`) and
+    `normalize` ("ssl4eo-s12", a stats.json path, or `{modality: (means, stds)}`;
+    see `neuco_io.loader.normalize` for the S2 offset). A sample is
     `[T, C, 264, 264]` (or a dict per modality), or with `return_id`/`tasks`
     a dict `{"id", "data", "labels"}`.
     """
@@ -99,12 +102,14 @@ class CubeDataset(EpochMixin, _MapBase):
         layout: Layout | None = None,
         seed: int = 0,
         storage_options: dict[str, Any] | None = None,
+        bands: dict[str, Sequence[str]] | None = None,
+        normalize: Any = None,
     ) -> None:
         ds = discover(root, layout, storage_options)
         default = list(spec.DOWNSTREAM_MODALITIES) if ds.layout == "downstream" else \
             [m for m in ds.modalities if m != "s2rgb"]
         self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
-                                tasks, dtype, output, seed, default)
+                                tasks, dtype, output, seed, default, bands, normalize)
         self.root = ds.root
         self.layout = ds.layout
         self.s2_offset = ds.layout == "v1.1"
@@ -245,11 +250,13 @@ class ShardDataset(EpochMixin, _IterBase):
         world_size: int | None = None,
         equal_per_rank: bool | str = False,
         on_error: str = "raise",
+        bands: dict[str, Sequence[str]] | None = None,
+        normalize: Any = None,
     ) -> None:
         self.source = resolve_shards(source, storage_options)
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
         self.options = _options(modalities, seasons, randomize_seasons, concat, transform, shift_s2, return_id,
-                                tasks, dtype, output, seed, default)
+                                tasks, dtype, output, seed, default, bands, normalize)
         if self.source.manifest:
             warn_double_shift(self.options, bool(self.source.manifest.get("s2_offset")), source)
         if on_error not in ("raise", "warn"):
