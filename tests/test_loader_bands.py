@@ -118,7 +118,7 @@ def test_normalize_with_the_datasets_own_stats_json_centres_it(tmp_path):
     ds = CubeDataset(DOWNSTREAM, modalities=["s2l2a", "s1"], concat=False, normalize=str(path),
                      bands={"s2l2a": ["B12", "B01"]})
     stacked = {m: np.stack([ds[i][m] for i in range(len(ds))]).astype(np.float64) for m in ("s2l2a", "s1")}
-    for m, x in stacked.items():
+    for x in stacked.values():
         per_band = x.transpose(2, 0, 1, 3, 4).reshape(x.shape[2], -1)
         finite = [b[np.isfinite(b)] for b in per_band]
         np.testing.assert_allclose([b.mean() for b in finite], 0, atol=1e-3)
@@ -158,7 +158,7 @@ def test_bad_bands_and_normalize_are_usage_errors(kwargs, words):
 def test_normalize_refuses_a_json_that_is_not_stats(tmp_path):
     path = tmp_path / "other.json"
     path.write_text('{"format": "something"}')
-    with pytest.raises(UsageError, match="not a stats.json"):
+    with pytest.raises(UsageError, match=r"not a stats\.json"):
         CubeDataset(DOWNSTREAM, normalize=path)
 
 
