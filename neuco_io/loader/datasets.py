@@ -28,8 +28,10 @@ from neuco_io.execution import single_threaded_codecs
 from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
+from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_order
 from neuco_io.loader.sources import resolve_shards
-from neuco_io.loader.split import current_consumer, plan_epoch, records_per_rank
+from neuco_io.loader.split import Consumer, Record, current_consumer, records_per_rank
+from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.storage import open_read
@@ -274,6 +276,10 @@ class ShardDataset(EpochMixin, _IterBase):
         self.equal_per_rank = equal_per_rank
         self.on_error = on_error
         self._epoch = SharedEpoch()  # shared: persistent DataLoader workers see set_epoch too
+        self._resume: LoaderState | None = None
+        """A loaded state: the epoch it names continues where it stopped."""
+        self._progress: LoaderState | None = None
+        """The position of the iteration running (or last run) in this process."""
 
     def __len__(self) -> int:
         consumer = current_consumer(self.rank, self.world_size)
@@ -289,21 +295,83 @@ class ShardDataset(EpochMixin, _IterBase):
         if consumer.num_workers > 1:
             single_threaded_codecs()  # a DataLoader worker: one core each
         epoch = self.epoch  # read once: the plan and the buffer shuffle must agree
-        runs = plan_epoch(self.source.counts, consumer, epoch=epoch, seed=self.seed,
-                          shuffle=self.shuffle > 0, equal_per_rank=self.equal_per_rank)
-        records = (record for shard, rows in runs for record in self._read(shard, rows))
-        if self.shuffle > 1:
-            rng = np.random.default_rng([self.seed, epoch, consumer.index, 1])
-            records = _buffer_shuffle(records, self.shuffle, rng)
+        history, skip = self._start(consumer, epoch)
+        order = self._remaining(history, epoch) if history else None
+        plan = consumer_plan(self.source.counts, consumer, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
+                             equal_per_rank=self.equal_per_rank, order=order, generation=len(history))
+        progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts),
+                               history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}))
+        self._progress = progress
+        records = in_order(plan, plan.order[skip:], self._read)
         warned = bool(self.source.manifest)
         try:
             for loc_id, arrays, labels, s2_offset in records:
                 if not warned and s2_offset and self.options.shift_s2 is True:
                     warn_double_shift(self.options, s2_offset, self.source.paths[0].parent)
                     warned = True
-                yield self.options.build(loc_id, arrays, labels, selected=True, s2_offset=s2_offset)
+                sample = self.options.build(loc_id, arrays, labels, selected=True, s2_offset=s2_offset)
+                progress.current.yielded[consumer.index] += 1
+                yield sample
+            self._resume = None  # the resumed epoch is over: the next iteration starts afresh
         finally:  # close the shard readers now, not whenever the garbage collector gets to them
             records.close()
+
+    # -- resuming ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Where this dataset stands in its epoch, as a plain dict (JSON-serializable): what the iteration
+        running in this process yielded, or where the next one will start. Inside a torchdata
+        `StatefulDataLoader`, every worker reports its own; `load_state_dict` takes the loader's state."""
+        if self._progress is not None and self._progress.epoch == self.epoch:
+            return self._progress.to_dict()
+        consumer = current_consumer(self.rank, self.world_size)  # not iterated yet: where it will start
+        history, skip = self._start(consumer, self.epoch)
+        setup = Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip})
+        return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts),
+                           history, setup).to_dict()
+
+    def load_state_dict(self, state: Any) -> None:
+        """Continue an epoch where a saved state left it: `state_dict()` of this dataset, a
+        `StatefulDataLoader.state_dict()`, or a list of them (every rank's, to resume on another number of
+        ranks). On the same number of workers and ranks, each consumer yields the rest of what it would have
+        yielded, in the same order; on another, what is left of the epoch is split among the new consumers.
+        Either way each record of the epoch is yielded once. Sets the epoch to the state's."""
+        states = [LoaderState.from_dict(s) for s in loader_states(state)]
+        if not states:
+            raise UsageError("load_state_dict: the state holds no ShardDataset position")
+        merged = merge(states)
+        mine = (self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts))
+        theirs = (merged.seed, merged.shuffle, merged.equal_per_rank, merged.records)
+        if mine != theirs:
+            raise UsageError(f"load_state_dict: the state was saved with seed, shuffle, equal_per_rank, records = "
+                             f"{theirs}; this dataset has {mine}")
+        self._resume = merged
+        self._progress = None
+        self.set_epoch(merged.epoch)
+
+    def _start(self, consumer: Consumer, epoch: int) -> tuple[list[Generation], int]:
+        """The set-ups this epoch already ran under, and how many records this consumer already yielded."""
+        resume = self._resume
+        if resume is None or resume.epoch != epoch:
+            return [], 0
+        current = resume.current
+        if current is None:
+            return list(resume.history), 0
+        if (current.world_size, current.num_workers) == (consumer.world_size, consumer.num_workers):
+            if consumer.index not in current.yielded:
+                raise UsageError(f"load_state_dict: the state has no position for rank {consumer.rank} worker "
+                                 f"{consumer.worker}; pass the states of every rank (a list)")
+            return list(resume.history), current.yielded[consumer.index]
+        missing = [i for i in range(current.consumers) if i not in current.yielded]
+        if missing:
+            raise UsageError(f"load_state_dict: the state has positions for {len(current.yielded)} of the "
+                             f"{current.consumers} consumers ({current.world_size} rank(s) x {current.num_workers} "
+                             f"worker(s)) it was saved from; to resume on another number of workers or ranks, pass "
+                             f"the states of every rank (a list)")
+        return [*resume.history, current], 0
+
+    def _remaining(self, history: list[Generation], epoch: int) -> list[Record]:
+        return remaining_order(self.source.counts, history, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
+                               equal_per_rank=self.equal_per_rank)
 
     def plot(self, sample: Any, tile: int = spec.SIZE):
         """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:
@@ -331,16 +399,11 @@ class ShardDataset(EpochMixin, _IterBase):
         return {t: labels[t] for t in self.options.tasks or () if t in labels}
 
     def _read(self, shard: int, rows: list[int]
-              ) -> Iterator[tuple[str, dict[str, np.ndarray], dict[str, float], bool]]:
+              ) -> Iterator[tuple[int, tuple[str, dict[str, np.ndarray], dict[str, float], bool]]]:
+        """(row, record) for the ascending `rows` of a shard; a record skipped by on_error="warn" is missing."""
         path = self.source.paths[shard]
         wanted = set(rows)
         last = max(rows) if rows else -1
-        repeats = len(rows) != len(wanted)  # padding may ask for a row twice: read the shard again
-        if repeats:
-            first = sorted(wanted)
-            yield from self._read(shard, first)
-            yield from self._read(shard, rows[len(first):])
-            return
         count = self.source.counts[shard]
         try:
             if self.source.format == "parquet":
@@ -366,7 +429,7 @@ class ShardDataset(EpochMixin, _IterBase):
                     except ShardError as exc:
                         self._fail(exc)
                         continue
-                    yield loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta)
+                    yield row, (loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta))
             finally:
                 records.close()
 
@@ -383,7 +446,7 @@ class ShardDataset(EpochMixin, _IterBase):
                     except ShardError as exc:
                         self._fail(exc)
                         continue
-                    yield row.id, arrays, self._labels(row.meta), self._s2_offset(row.meta)
+                    yield row.number, (row.id, arrays, self._labels(row.meta), self._s2_offset(row.meta))
             finally:
                 rows.close()
 
@@ -411,18 +474,3 @@ def _counted(items: Iterator, shard: str, last: int, count: int, key: Callable[[
         yield row, item
     if seen != count:
         raise ShardError(shard, f"holds {seen} records, the manifest says {count}")
-
-
-def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
-    """Shuffle a stream through a buffer of `size` items (seeded: the same seed gives the same order)."""
-    buffer: list = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        i = int(rng.integers(len(buffer)))
-        buffer[i], item = item, buffer[i]
-        yield item
-    rng.shuffle(buffer)
-    yield from buffer
-

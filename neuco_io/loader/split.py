@@ -1,10 +1,10 @@
 """Who reads what: splitting records across DataLoader workers and distributed ranks.
 
 Every consumer (a worker of a rank) gets a disjoint part of the epoch, and
-together they get every record once. With at least as many shards as
-consumers the split is by shard (each shard read by one consumer, whole and
-sequentially); with fewer, it is by record, so extra workers never idle
-forever and no rank hangs.
+together they get every record once. The epoch has one canonical order,
+fixed by seed and epoch alone; ranks take contiguous parts of it, and a
+rank's workers split its runs of records (or, with fewer runs than workers,
+its records), so extra workers never idle forever and no rank hangs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Consumer", "current_consumer", "plan_epoch"]
+__all__ = ["Consumer", "canonical_order", "current_consumer", "plan_epoch"]
 
 
 @dataclass(frozen=True)
@@ -65,40 +65,44 @@ def current_consumer(rank: int | None = None, world_size: int | None = None) -> 
     return Consumer(r, w, worker, num_workers)
 
 
-def _rank_shards(n_shards: int, rank: int, world_size: int) -> list[int] | None:
-    """The shards a rank owns, or None when there are fewer shards than ranks (then it owns records)."""
-    return list(range(rank, n_shards, world_size)) if n_shards >= world_size else None
+Record = tuple[int, int]
+"""(shard index, row in the shard)."""
 
 
-def _unpadded_size(counts: list[int], rank: int, world_size: int) -> int:
-    shards = _rank_shards(len(counts), rank, world_size)
-    if shards is not None:
-        return sum(counts[s] for s in shards)
-    total = sum(counts)
-    return len(range(rank, total, world_size))
+def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False) -> list[Record]:
+    """Every record of the epoch in one order that depends on seed and epoch only, never on the number of
+    ranks or workers (MosaicML's canonical order): shards in a seeded order with `shuffle`, rows ascending.
+    Ranks and workers split it afterwards, so a job resumed on another number of GPUs continues the same
+    epoch."""
+    shards = list(range(len(counts)))
+    if shuffle:
+        shards = [shards[i] for i in np.random.default_rng([seed, epoch]).permutation(len(shards))]
+    return [(s, row) for s in shards for row in range(counts[s])]
+
+
+def _bounds(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    return rank * total // world_size, (rank + 1) * total // world_size
 
 
 def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
-                 shuffle: bool = False, equal_per_rank: bool | str = False) -> list[tuple[int, int]]:
-    """A rank's (shard, row) records in an epoch: its shards when there are enough, else every n-th record.
+                 shuffle: bool = False, equal_per_rank: bool | str = False,
+                 order: list[Record] | None = None) -> list[Record]:
+    """A rank's (shard, row) records in an epoch: its contiguous part of the canonical order (or of `order`,
+    what is left of it after a resume), so ranks differ by at most one record and each reads few shards.
 
-    Which records a rank owns does not change between epochs (so its length
-    is fixed); shuffling only reorders the rank's own shards.
+    A rank's count does not change between epochs (its records do, with `shuffle`).
     """
-    shards = _rank_shards(len(counts), rank, world_size)
-    if shards is not None:
-        if shuffle:
-            shards = [shards[i] for i in np.random.default_rng([seed, epoch, rank]).permutation(len(shards))]
-        records = [(s, row) for s in shards for row in range(counts[s])]
-    else:
-        records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][rank::world_size]
+    if order is None:
+        order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle)
+    start, end = _bounds(len(order), rank, world_size)
+    records = order[start:end]
     if not equal_per_rank or world_size == 1:
         return records
-    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+    sizes = [b - a for a, b in (_bounds(len(order), r, world_size) for r in range(world_size))]
     if equal_per_rank is True or equal_per_rank == "pad":
         target = max(sizes)
-        if not records:  # nothing of its own to repeat: borrow the first records of the dataset
-            records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][:1]
+        if not records:  # nothing of its own to repeat: borrow the first records of the epoch
+            records = order[:1]
         return records + [records[i % len(records)] for i in range(target - len(records))] if records else records
     if equal_per_rank == "drop":
         return records[: min(sizes)]
@@ -106,20 +110,19 @@ def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 
 
 
 def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
-               equal_per_rank: bool | str = False) -> list[tuple[int, list[int]]]:
+               equal_per_rank: bool | str = False, order: list[Record] | None = None) -> list[tuple[int, list[int]]]:
     """What this consumer reads in an epoch: runs of (shard index, ascending record rows).
 
-    Two levels: ranks split the shards (or, with fewer shards than ranks, the
-    records), then a rank's workers split its runs (or its records). Each run
-    is read sequentially. With `shuffle`, a rank's shards are read in an order
-    seeded by seed and epoch. `equal_per_rank` ("pad" or True; or
-    "drop") makes every rank read the same number of records, as DDP needs:
-    "pad" repeats records from the start of the rank's own share, "drop"
-    leaves out its last ones. A rank's records do not depend on its number
-    of workers.
+    Two levels: ranks split the canonical order (`canonical_order`, or `order`)
+    into contiguous parts, then a rank's workers split its runs (or, with fewer
+    runs than workers, its records). Each run is read sequentially.
+    `equal_per_rank` ("pad" or True; or "drop") makes every rank read the same
+    number of records, as DDP needs: "pad" repeats records from the start of
+    the rank's own share, "drop" leaves out its last ones. A rank's records do
+    not depend on its number of workers.
     """
     records = rank_records(counts, consumer.rank, consumer.world_size, epoch=epoch, seed=seed, shuffle=shuffle,
-                           equal_per_rank=equal_per_rank)
+                           equal_per_rank=equal_per_rank, order=order)
     runs = _runs(records)
     if len(runs) >= consumer.num_workers:
         return runs[consumer.worker::consumer.num_workers]
@@ -138,11 +141,12 @@ def _runs(records: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
 
 
 def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
-    """How many records a rank yields in an epoch (whatever the shuffle and its number of workers), counted
-    without listing them: what `rank_records` returns has this length."""
+    """How many records a rank yields in a whole epoch (whatever the shuffle and its number of workers),
+    counted without listing them: what `rank_records` returns has this length."""
+    total = sum(counts)
+    sizes = [b - a for a, b in (_bounds(total, r, world_size) for r in range(world_size))]
     if not equal_per_rank or world_size == 1:
-        return _unpadded_size(counts, rank, world_size)
-    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+        return sizes[rank]
     if equal_per_rank is True or equal_per_rank == "pad":
         return max(sizes)
     if equal_per_rank == "drop":
