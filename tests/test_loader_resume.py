@@ -37,10 +37,11 @@ def consumers(world: int, workers: int):
 @pytest.mark.parametrize("counts", [[3, 3, 2], [5], [1, 1, 1, 1, 1, 1, 1], [4, 0, 4, 1]])
 @pytest.mark.parametrize("world, workers", [(1, 1), (1, 3), (2, 2), (3, 2), (5, 1), (4, 4)])
 def test_every_setup_splits_the_canonical_order_once(counts, world, workers):
-    order = canonical_order(counts, epoch=3, seed=1, shuffle=True)
-    assert sorted(order) == sorted((s, r) for s, n in enumerate(counts) for r in range(n))
+    order = canonical_order(counts, epoch=3, seed=1, shuffle=True).tolist()
+    assert sorted(order) == list(range(sum(counts)))
+    assert order == canonical_order(counts, epoch=3, seed=1, shuffle=True).tolist()  # nothing else decides it
     got = [rec for c in consumers(world, workers)
-           for rec in consumer_plan(counts, c, epoch=3, seed=1, shuffle=4, equal_per_rank=False).records()]
+           for rec in consumer_plan(counts, c, epoch=3, seed=1, shuffle=4, equal_per_rank=False).records().tolist()]
     assert sorted(got) == sorted(order)
 
 
@@ -48,10 +49,10 @@ def test_remaining_order_leaves_out_exactly_what_was_yielded():
     counts = [3, 3, 2, 4]
     kw = {"epoch": 1, "seed": 2, "shuffle": 3, "equal_per_rank": False}
     yielded = {0: 2, 1: 0, 2: 3, 3: 1}
-    plans = {c.index: consumer_plan(counts, c, **kw).records() for c in consumers(2, 2)}
+    plans = {c.index: consumer_plan(counts, c, **kw).records().tolist() for c in consumers(2, 2)}
     done = [rec for i, recs in plans.items() for rec in recs[:yielded[i]]]
-    rest = remaining_order(counts, [Generation(2, 2, yielded)], **kw)
-    assert sorted(done + rest) == sorted(canonical_order(counts, **{k: kw[k] for k in ("epoch", "seed")}))
+    rest = remaining_order(counts, [Generation(2, 2, yielded)], **kw).tolist()
+    assert sorted(done + rest) == list(range(sum(counts)))
     assert not set(done) & set(rest)
 
 
@@ -170,5 +171,49 @@ def test_stateful_dataloader_interrupted_then_resumed_on_other_workers_and_ranks
         ds = ShardDataset(shards, **OPTIONS, rank=rank, world_size=2)
         ds.load_state_dict(state)
         seen += [s["id"] for batch in _loader(ds, 3) for s in batch]
+    assert sorted(seen) == sorted(ids(ShardDataset(shards, **OPTIONS)))
+    assert len(seen) == len(set(seen)) == 14
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+from torchdata.stateful_dataloader import StatefulDataLoader
+from neuco_io.loader import ShardDataset
+
+ds = ShardDataset(sys.argv[1], modalities=["s2rgb"], return_id=True, shuffle=4, seed=7)
+loader = StatefulDataLoader(ds, batch_size=2, num_workers=2, collate_fn=lambda b: b)
+for step, batch in enumerate(loader):
+    with open(sys.argv[2], "a") as fh:
+        fh.write("".join(s["id"] + "\\n" for s in batch))
+    with open(sys.argv[3] + ".tmp", "w") as fh:
+        json.dump(loader.state_dict(), fh)
+    os.replace(sys.argv[3] + ".tmp", sys.argv[3])
+    if step == 2:
+        os.killpg(0, signal.SIGKILL)  # the whole job dies mid-epoch, workers included
+"""
+
+
+def test_a_killed_run_resumes_on_other_workers_and_ranks(shards, tmp_path):
+    """A training process and its 2 workers killed mid-epoch (SIGKILL); the saved JSON state resumed on 2
+    ranks x 3 workers and, for one rank, 0 workers: every record of the epoch once."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torchdata.stateful_dataloader")
+    script = tmp_path / "train.py"
+    script.write_text(KILLED_RUN)
+    done, saved = tmp_path / "done.txt", tmp_path / "state.json"
+    run = subprocess.run([sys.executable, str(script), str(shards), str(done), str(saved)], timeout=120,
+                         start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert run.returncode == -9
+    seen = done.read_text().split()
+    assert len(seen) == 6
+    state = json.loads(saved.read_text())
+    for rank, workers in ((0, 3), (1, 0)):
+        ds = ShardDataset(shards, **OPTIONS, rank=rank, world_size=2)
+        ds.load_state_dict(state)
+        seen += [s["id"] for batch in _loader(ds, workers) for s in batch]
     assert sorted(seen) == sorted(ids(ShardDataset(shards, **OPTIONS)))
     assert len(seen) == len(set(seen)) == 14

@@ -30,7 +30,7 @@ from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_order
 from neuco_io.loader.sources import resolve_shards
-from neuco_io.loader.split import Consumer, Record, current_consumer, records_per_rank
+from neuco_io.loader.split import Consumer, current_consumer, records_per_rank
 from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
@@ -369,7 +369,7 @@ class ShardDataset(EpochMixin, _IterBase):
                              f"the states of every rank (a list)")
         return [*resume.history, current], 0
 
-    def _remaining(self, history: list[Generation], epoch: int) -> list[Record]:
+    def _remaining(self, history: list[Generation], epoch: int) -> np.ndarray:
         return remaining_order(self.source.counts, history, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
                                equal_per_rank=self.equal_per_rank)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from neuco_io.loader.split import Consumer, Record, canonical_order, plan_epoch
+from neuco_io.loader.split import Consumer, canonical_order, consumer_records, runs_of
 
 __all__ = ["ConsumerPlan", "Generation", "buffer_shuffle", "consumer_plan", "in_order", "remaining_order"]
 
@@ -41,59 +41,67 @@ class Generation:
 
 @dataclass(frozen=True)
 class ConsumerPlan:
-    """What one consumer reads (runs of ascending rows, in reading order) and the order it yields them in
-    (positions in the concatenated runs)."""
+    """What one consumer reads (record numbers in reading order) and the order it yields them in (positions
+    in `stream`)."""
 
-    runs: list[tuple[int, list[int]]]
-    order: list[int]
+    stream: np.ndarray
+    order: np.ndarray
+    counts: list[int]
 
-    def records(self) -> list[Record]:
-        stream = [(shard, row) for shard, rows in self.runs for row in rows]
-        return [stream[p] for p in self.order]
+    @property
+    def runs(self) -> list[tuple[int, list[int]]]:
+        """(shard, ascending rows) per sequential read, in reading order."""
+        return runs_of(self.stream, self.counts)
+
+    def records(self) -> np.ndarray:
+        """Record numbers in yield order."""
+        return self.stream[self.order]
 
 
-def buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
-    """Shuffle a stream through a buffer of `size` items (seeded: the same seed gives the same order)."""
-    buffer: list = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        i = int(rng.integers(len(buffer)))
+def buffer_shuffle(n: int, size: int, rng: np.random.Generator, first: int | None = None) -> np.ndarray:
+    """The order a stream of n items leaves a shuffle buffer of `size` items in (seeded): each new item
+    swaps with a random one of the full buffer, which is emptied in random order at the end. The choices
+    depend on counts only, so they are drawn up front; `first` stops once that many are known."""
+    draws = rng.integers(size, size=max(0, n - size)).tolist()
+    out: list[int] = []
+    buffer = list(range(min(size, n)))
+    for item, i in zip(range(size, n), draws):
+        if first is not None and len(out) >= first:
+            return np.asarray(out, dtype=np.int64)
         buffer[i], item = item, buffer[i]
-        yield item
+        out.append(item)
     rng.shuffle(buffer)
-    yield from buffer
+    return np.asarray(out + buffer, dtype=np.int64)
 
 
 def consumer_plan(counts: list[int], consumer: Consumer, *, epoch: int, seed: int, shuffle: int,
-                  equal_per_rank: bool | str, order: list[Record] | None = None, generation: int = 0
-                  ) -> ConsumerPlan:
-    """The consumer's runs and yield order in an epoch, or in what is left of it (`order`, the `generation`-th
-    set-up of consumers since the epoch began)."""
-    runs = plan_epoch(counts, consumer, epoch=epoch, seed=seed, shuffle=shuffle > 0, equal_per_rank=equal_per_rank,
-                      order=order)
-    positions = range(sum(len(rows) for _, rows in runs))
+                  equal_per_rank: bool | str, order: np.ndarray | None = None, generation: int = 0,
+                  first: int | None = None) -> ConsumerPlan:
+    """The consumer's records and yield order in an epoch, or in what is left of it (`order`, the
+    `generation`-th set-up of consumers since the epoch began). With `first`, the yield order may stop
+    after that many (all a replay needs)."""
+    stream = consumer_records(counts, consumer, epoch=epoch, seed=seed, shuffle=shuffle > 0,
+                              equal_per_rank=equal_per_rank, order=order)
     if shuffle <= 1:
-        return ConsumerPlan(runs, list(positions))
+        return ConsumerPlan(stream, np.arange(len(stream)), counts)
     key = [seed, epoch, consumer.index, 1] + ([generation] if generation else [])
-    return ConsumerPlan(runs, list(buffer_shuffle(iter(positions), shuffle, np.random.default_rng(key))))
+    return ConsumerPlan(stream, buffer_shuffle(len(stream), shuffle, np.random.default_rng(key), first), counts)
 
 
 def remaining_order(counts: list[int], history: Sequence[Generation], *, epoch: int, seed: int, shuffle: int,
-                    equal_per_rank: bool | str) -> list[Record]:
+                    equal_per_rank: bool | str) -> np.ndarray:
     """The canonical order of the epoch without every record the set-ups in `history` yielded (each replayed
-    from its own plan, on positions: nothing is read)."""
+    from its own plan, on record numbers: nothing is read)."""
     order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle > 0)
     for g, generation in enumerate(history):
-        done: set[Record] = set()
+        done = [np.zeros(0, dtype=np.int64)]
         for index in range(generation.consumers):
             n = generation.yielded.get(index, 0)
             if n:
                 plan = consumer_plan(counts, generation.consumer(index), epoch=epoch, seed=seed, shuffle=shuffle,
-                                     equal_per_rank=equal_per_rank, order=order, generation=g)
-                done.update(plan.records()[:n])
-        order = [record for record in order if record not in done]
+                                     equal_per_rank=equal_per_rank, order=order, generation=g, first=n)
+                done.append(plan.stream[plan.order[:n]])
+        order = order[~np.isin(order, np.concatenate(done))]
     return order
 
 
@@ -108,7 +116,7 @@ def in_order(plan: ConsumerPlan, positions: Sequence[int], read: Callable[[int, 
     until their turn: with no shuffle that is one record, with a buffer
     shuffle about a buffer's worth, as when shuffling while reading.
     """
-    wanted = set(positions)
+    wanted = set(np.asarray(positions).tolist())
 
     def reading() -> Iterator[tuple[int, Any]]:
         base = 0
@@ -128,7 +136,7 @@ def in_order(plan: ConsumerPlan, positions: Sequence[int], read: Callable[[int, 
     source = reading()
     pending: dict[int, Any] = {}
     try:
-        for position in positions:
+        for position in np.asarray(positions).tolist():
             while position not in pending:
                 got, record = next(source)
                 pending[got] = record

@@ -65,19 +65,25 @@ def current_consumer(rank: int | None = None, world_size: int | None = None) -> 
     return Consumer(r, w, worker, num_workers)
 
 
-Record = tuple[int, int]
-"""(shard index, row in the shard)."""
+def record_offsets(counts: list[int]) -> np.ndarray:
+    """Where each shard's records start in the dataset's numbering (one more entry: the total)."""
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
 
-def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False) -> list[Record]:
-    """Every record of the epoch in one order that depends on seed and epoch only, never on the number of
-    ranks or workers (MosaicML's canonical order): shards in a seeded order with `shuffle`, rows ascending.
-    Ranks and workers split it afterwards, so a job resumed on another number of GPUs continues the same
-    epoch."""
-    shards = list(range(len(counts)))
+def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False) -> np.ndarray:
+    """Every record of the epoch (its number: shard offset + row) in one order that depends on seed and
+    epoch only, never on the number of ranks or workers (MosaicML's canonical order): shards in a seeded
+    order with `shuffle`, rows ascending. Ranks and workers split it afterwards, so a job resumed on another
+    number of GPUs continues the same epoch."""
+    offsets = record_offsets(counts)
+    shards = np.arange(len(counts))
     if shuffle:
-        shards = [shards[i] for i in np.random.default_rng([seed, epoch]).permutation(len(shards))]
-    return [(s, row) for s in shards for row in range(counts[s])]
+        shards = shards[np.random.default_rng([seed, epoch]).permutation(len(counts))]
+    lengths = np.asarray(counts, dtype=np.int64)[shards]
+    if not lengths.sum():
+        return np.zeros(0, dtype=np.int64)
+    firsts = np.cumsum(lengths) - lengths  # where each shard starts in the order
+    return np.repeat(offsets[shards] - firsts, lengths) + np.arange(lengths.sum(), dtype=np.int64)
 
 
 def _bounds(total: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -86,9 +92,9 @@ def _bounds(total: int, rank: int, world_size: int) -> tuple[int, int]:
 
 def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
                  shuffle: bool = False, equal_per_rank: bool | str = False,
-                 order: list[Record] | None = None) -> list[Record]:
-    """A rank's (shard, row) records in an epoch: its contiguous part of the canonical order (or of `order`,
-    what is left of it after a resume), so ranks differ by at most one record and each reads few shards.
+                 order: np.ndarray | None = None) -> np.ndarray:
+    """A rank's records in an epoch: its contiguous part of the canonical order (or of `order`, what is left
+    of it after a resume), so ranks differ by at most one record and each reads few shards.
 
     A rank's count does not change between epochs (its records do, with `shuffle`).
     """
@@ -100,44 +106,63 @@ def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 
         return records
     sizes = [b - a for a, b in (_bounds(len(order), r, world_size) for r in range(world_size))]
     if equal_per_rank is True or equal_per_rank == "pad":
-        target = max(sizes)
-        if not records:  # nothing of its own to repeat: borrow the first records of the epoch
+        if not len(records):  # nothing of its own to repeat: borrow the first records of the epoch
             records = order[:1]
-        return records + [records[i % len(records)] for i in range(target - len(records))] if records else records
+        return np.resize(records, max(sizes)) if len(records) else records  # repeats from the start
     if equal_per_rank == "drop":
         return records[: min(sizes)]
     raise ValueError(f"equal_per_rank: expected True, 'pad' or 'drop', got {equal_per_rank!r}")
 
 
-def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
-               equal_per_rank: bool | str = False, order: list[Record] | None = None) -> list[tuple[int, list[int]]]:
-    """What this consumer reads in an epoch: runs of (shard index, ascending record rows).
+def _run_starts(records: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where runs start: a run is consecutive records of one shard with ascending rows (one sequential read)."""
+    if not len(records):
+        return np.zeros(0, dtype=np.int64)
+    shards = np.searchsorted(offsets, records, side="right") - 1
+    breaks = (shards[1:] != shards[:-1]) | (records[1:] <= records[:-1])
+    return np.concatenate([[0], np.flatnonzero(breaks) + 1])
+
+
+def consumer_records(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0,
+                     shuffle: bool = False, equal_per_rank: bool | str = False,
+                     order: np.ndarray | None = None) -> np.ndarray:
+    """The records this consumer reads in an epoch, in reading order.
 
     Two levels: ranks split the canonical order (`canonical_order`, or `order`)
     into contiguous parts, then a rank's workers split its runs (or, with fewer
-    runs than workers, its records). Each run is read sequentially.
-    `equal_per_rank` ("pad" or True; or "drop") makes every rank read the same
-    number of records, as DDP needs: "pad" repeats records from the start of
-    the rank's own share, "drop" leaves out its last ones. A rank's records do
-    not depend on its number of workers.
+    runs than workers, its records). `equal_per_rank` ("pad" or True; or
+    "drop") makes every rank read the same number of records, as DDP needs:
+    "pad" repeats records from the start of the rank's own share, "drop"
+    leaves out its last ones. A rank's records do not depend on its number
+    of workers.
     """
     records = rank_records(counts, consumer.rank, consumer.world_size, epoch=epoch, seed=seed, shuffle=shuffle,
                            equal_per_rank=equal_per_rank, order=order)
-    runs = _runs(records)
-    if len(runs) >= consumer.num_workers:
-        return runs[consumer.worker::consumer.num_workers]
-    return _runs(records[consumer.worker::consumer.num_workers])
+    starts = _run_starts(records, record_offsets(counts))
+    if len(starts) < consumer.num_workers:
+        return records[consumer.worker::consumer.num_workers]
+    ends = np.append(starts[1:], len(records))
+    mine = range(consumer.worker, len(starts), consumer.num_workers)
+    return np.concatenate([records[starts[i]:ends[i]] for i in mine])
 
 
-def _runs(records: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
-    """Group consecutive records of one shard with ascending rows: each run is one sequential read."""
-    runs: list[tuple[int, list[int]]] = []
-    for shard, row in records:
-        if runs and runs[-1][0] == shard and runs[-1][1][-1] < row:
-            runs[-1][1].append(row)
-        else:
-            runs.append((shard, [row]))
+def runs_of(records: np.ndarray, counts: list[int]) -> list[tuple[int, list[int]]]:
+    """(shard index, ascending rows) per run of `records`, in order."""
+    offsets = record_offsets(counts)
+    starts = _run_starts(records, offsets)
+    runs = []
+    for start, end in zip(starts, np.append(starts[1:], len(records))):
+        chunk = records[start:end]
+        shard = int(np.searchsorted(offsets, chunk[0], side="right") - 1)
+        runs.append((shard, (chunk - offsets[shard]).tolist()))
     return runs
+
+
+def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
+               equal_per_rank: bool | str = False, order: np.ndarray | None = None) -> list[tuple[int, list[int]]]:
+    """What this consumer reads in an epoch (see `consumer_records`): runs of (shard index, ascending rows)."""
+    return runs_of(consumer_records(counts, consumer, epoch=epoch, seed=seed, shuffle=shuffle,
+                                    equal_per_rank=equal_per_rank, order=order), counts)
 
 
 def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
