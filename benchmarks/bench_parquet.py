@@ -141,8 +141,8 @@ def layouts(root: Path, out: Path, n: int, repeat: int) -> None:
         for fmt, codec, arrays, group in variants:
             folder = out / f"{fmt}-{codec}-{arrays}-{group}"
             started = time.perf_counter()
-            convert(root, folder, to=fmt, codec=codec, parquet_arrays=arrays, row_group_size=group, jobs=1,
-                    overwrite=True)
+            parquet = {"parquet_arrays": arrays, "row_group_size": group} if fmt == "parquet" else {}
+            convert(root, folder, to=fmt, codec=codec, jobs=1, overwrite=True, **parquet)
             write = n / (time.perf_counter() - started)
             read, _ = rate(lambda folder=folder: iter(ShardDataset(folder, modalities=MODALITIES, dtype="native",
                                                                    concat=False)), n)
@@ -164,6 +164,7 @@ def page_settings(root: Path, n: int, repeat: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from neuco_io.cube.passthrough import read_sample, sample_frames
     from neuco_io.cube.reader import Cube
     from neuco_io.layout import discover
     from neuco_io.shards.codecs import blosc_member_parts, decode_blosc
@@ -175,8 +176,8 @@ def page_settings(root: Path, n: int, repeat: int) -> None:
         b, r = {}, {}
         for modality, f in loc.files.items():
             with Cube(f.path) as cube:
-                array = cube.read_sample("bands", 0)[0]
-                b[modality] = b"".join(blosc_member_parts(array.dtype, array.shape, cube.sample_frames("bands", 0)))
+                array = read_sample(cube, "bands", 0)[0]
+                b[modality] = b"".join(blosc_member_parts(array.dtype, array.shape, sample_frames(cube, "bands", 0)))
                 r[modality] = array
         blosc.append(b)
         raw.append(r)

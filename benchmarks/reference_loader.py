@@ -3,8 +3,9 @@
 Per location and modality: `xarray.open_zarr` (dask-backed, its default),
 `.isel(time=...)`, `["bands"].values`, `+1000` on S2 if asked, concatenate on
 the band axis, float32, `torch.from_numpy`. The one change: the reference
-passes the file path, which fails on zarr 3, so the zip is opened with an
-explicit `zarr.storage.ZipStore` (docs/format.md).
+passes the file path, which fails on zarr 3, so there the zip is opened with an
+explicit `zarr.storage.ZipStore` (docs/format.md); on zarr 2 (NeuCo-Bench's
+pinned stack) the path is passed as the reference does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import os
 
 import numpy as np
 import xarray as xr
-from zarr.storage import ZipStore
+import zarr
+
+ZARR_3 = int(zarr.__version__.split(".")[0]) >= 3
 
 
 class ReferenceLikeDataset:
@@ -36,10 +39,16 @@ class ReferenceLikeDataset:
         data = {}
         for modality, path in zip(self.modalities, paths):
             season_index = xr.DataArray(self.seasons, dims="time")
-            store = ZipStore(path, mode="r")
-            data[modality] = xr.open_zarr(store, zarr_format=2).isel(time=season_index)["bands"].values
-            store.close()
+            data[modality] = _open(path).isel(time=season_index)["bands"].values
             if self.shift_s2_channels and modality in ("s2l1c", "s2l2a"):
                 data[modality] += 1000
         array = np.concatenate(list(data.values()), axis=-3).astype(np.float32)
         return torch.from_numpy(array)
+
+
+def _open(path: str) -> xr.Dataset:
+    if not ZARR_3:
+        return xr.open_zarr(path)
+    from zarr.storage import ZipStore
+
+    return xr.open_zarr(ZipStore(path, mode="r"), zarr_format=2)

@@ -347,10 +347,10 @@ def _html_report(report, path: str, *, deep: bool, jobs: int | None, scheduler: 
         flagged, clean, not_drawn = cube_thumbnails(report, progress=bar, storage_options=storage_options)
     stats, stats_error = None, None
     if deep:
+        from neuco_io.findings import CODES
         from neuco_io.stats import dataset_stats
-        from neuco_io.validators.cubes import BLOCKING_CODES
 
-        unusable = {f.path for f in report.findings if f.code in BLOCKING_CODES}
+        unusable = {f.path for f in report.findings if CODES[f.code].blocking}
         try:
             with progress_bar("statistics", quiet) as bar:
                 stats = dataset_stats(report.root, layout=report.layout, jobs=jobs, scheduler=scheduler,
@@ -415,11 +415,12 @@ def _csv_list(value: str | None) -> list[str] | None:
               help="blosc: the source's compressed chunks, passed through (lossless, ~1x the source bytes); "
                    "none: plain .npy members any tool reads (Parquet: raw array bytes in zstd pages).")
 @click.option("--prefix", default="shard", show_default=True, help="Shard file name prefix.")
-@click.option("--row-group-size", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parquet: rows per row group (bounds memory).")
-@click.option("--parquet-arrays", type=click.Choice(["binary", "tensor"]), default="binary", show_default=True,
-              help="Parquet: binary (one value per array: fast, about the source bytes) or tensor "
-                   "(fixed_shape_tensor columns, read as lists by DuckDB/polars; several times slower).")
+@click.option("--row-group-size", type=click.IntRange(min=1), default=None,
+              help="Parquet only: rows per row group (bounds memory)  [default: 2]")
+@click.option("--parquet-arrays", type=click.Choice(["binary", "tensor"]), default=None,
+              help="Parquet only: binary (one value per array: fast, about the source bytes) or tensor "
+                   "(fixed_shape_tensor columns, read as lists by DuckDB/polars; several times slower)  "
+                   "[default: binary]")
 @click.option("--resume", is_flag=True, help="Finish an interrupted conversion in OUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous conversion in OUT (other files are kept).")
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid cubes (listed in the manifest) and go on; "
@@ -433,8 +434,8 @@ def _csv_list(value: str | None) -> list[str] | None:
 @quiet_option
 @handle_errors
 def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, max_records: int | None,
-            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int,
-            parquet_arrays: str, resume: bool,
+            modalities: str | None, tasks: str | None, codec: str, prefix: str, row_group_size: int | None,
+            parquet_arrays: str | None, resume: bool,
             overwrite: bool, skip_invalid: bool, dry_run: bool, jobs: int | None, scheduler: str | None,
             storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Convert the cubes under ROOT to WebDataset or Parquet shards in OUT.
@@ -535,6 +536,7 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
     source cube, every label against the label files. Exit 0 when all match.
     """
     from neuco_io.converters import verify as run_verify
+    from neuco_io.render import findings_lines
 
     with progress_bar("verify", quiet, unit="shards") as bar:
         report = run_verify(root, out, jobs=jobs, progress=bar, on_start=bar.start,
@@ -545,13 +547,10 @@ def verify(root: str, out: str, max_findings: int, jobs: int | None, scheduler: 
         s = report.summary
         _echo(f"{out}: {plural(s['records'], 'record')} in {plural(s['shards'], s['format'] + ' shard')} "
                    f"checked against {root}")
-        for m in report.mismatches[:max_findings]:
-            where = m.shard + (f" [{m.id}]" if m.id else "") + (f" {m.member}" if m.member else "")
-            _echo(f"  {m.code:<26} {where}: {m.message}")
-        if len(report.mismatches) > max_findings:
-            _echo(f"  ... and {len(report.mismatches) - max_findings} more")
+        for line in findings_lines(report.findings, out, max_findings=max_findings, report=report):
+            _echo(line)
         _echo("OK: every shard, array and label matches" if report.ok else
-                   f"FAILED: {plural(len(report.mismatches), 'mismatch', 'mismatches')}")
+                   f"FAILED: {plural(len(report.findings), 'mismatch', 'mismatches')}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -659,7 +658,7 @@ def labels_export(source: str, out_dir: str, tasks: str | None, overwrite: bool,
     --rename-types, and an OUT_DIR holding other CSV files the evaluator would
     stop on.
     """
-    from neuco_io.tasks.labels import export_labels
+    from neuco_io.tasks.export import export_labels
 
     written = export_labels(source, out_dir, tasks=_csv_list(tasks), overwrite=overwrite, rename_types=rename_types)
     if output_format == "json":
@@ -772,8 +771,8 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
 def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, label_col: str,
                 mapping: str | None, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write ROOT/labels/NAME__<type>.csv from your table, if it follows every label rule."""
-    from neuco_io.render import finding_line
-    from neuco_io.tasks.custom import make_task_labels
+    from neuco_io.render import findings_lines
+    from neuco_io.tasks.usertable import make_task_labels
 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
@@ -781,10 +780,10 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
         _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None,
                     "errors": [f.to_dict() for f in result.findings if f.severity.value == "error"],
                     "warnings": [f.to_dict() for f in result.findings if f.severity.value != "error"],
-                    "summary": result.summary})
+                    "summary": {**result.summary, "unlisted": result.report.unlisted_counts()}})
     else:
-        for finding in result.findings[:50]:
-            _echo(finding_line(finding, "."))
+        for line in findings_lines(result.findings, ".", max_findings=50, report=result.report, option=False):
+            _echo(line)
         s = result.summary
         stats = ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in s["statistics"].items())
         _echo(f"{plural(s['rows'], 'row')}: {s['labelled']} labelled, {s['skipped_empty']} empty (skipped), "
@@ -809,8 +808,8 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
 def task_pack(root: str, task_name: str, out_path: str, description: str, data_source: str, licence: str,
               overwrite: bool, jobs: int | None, output_format: str, quiet: bool) -> None:
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
-    from neuco_io.render import finding_line
-    from neuco_io.tasks.custom import PackRefused, pack_task
+    from neuco_io.render import findings_lines
+    from neuco_io.tasks.pack import PackRefused, pack_task
 
     try:
         with progress_bar("validate", quiet) as bar:
@@ -820,8 +819,8 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
         if output_format == "json":
             _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})
         else:
-            for finding in exc.findings[:20]:
-                _echo(finding_line(finding, root))
+            for line in findings_lines(exc.findings, root, max_findings=20, option=False):
+                _echo(line)
         _fail(str(exc), EXIT_FAILED)
     data = {"ok": True, "bundle": str(result.bundle), "files": result.files, "bytes": result.bytes,
             "locations": result.locations}
@@ -862,9 +861,8 @@ def _expected(dataset: str | None, labels_dir: str | None, ids_file: str | None)
 def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_file: str | None, dim: int | None,
                      profile: str, strict: bool, max_findings: int, output_format: str, quiet: bool) -> None:
     """Check EMB.csv (id,0,1,...) before it is evaluated or submitted."""
-    from neuco_io.render import finding_line
+    from neuco_io.render import findings_lines
     from neuco_io.submission import check_submission
-    from neuco_io.submission.check import SHOWN, finding_totals
 
     expected = _expected(dataset, labels_dir, ids_file)
     with progress_bar("check", quiet, unit="bytes") as bar:
@@ -876,12 +874,9 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
         s = report.summary
         _echo(f"{emb}: {plural(s.get('rows', 0), 'row')}, {plural(s.get('dimensions', 0), 'dimension')} "
                    f"({profile} profile)")
-        for finding in report.findings[:max_findings]:
-            _echo(finding_line(finding, str(Path(emb).parent)))
-        totals = finding_totals(report)
-        if sum(totals.values()) > max_findings:
-            _echo(f"  ... and {sum(totals.values()) - min(max_findings, len(report.findings))} more "
-                       f"(--format json for the first {SHOWN} of each code)")
+        for line in findings_lines(report.findings, str(Path(emb).parent), max_findings=max_findings, report=report):
+            _echo(line)
+        totals = report.totals()
         if "expected_ids" in s:
             _echo(f"ids: {s['matched_ids']} of {s['expected_ids']} expected present, {s['missing_ids']} "
                        f"missing, {s['unknown_ids']} unknown")
@@ -907,9 +902,8 @@ def submission_check(emb: str, dataset: str | None, labels_dir: str | None, ids_
 def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int | None, dataset: str | None,
                     labels_dir: str | None, profile: str, overwrite: bool, output_format: str, quiet: bool) -> None:
     """Write a correct submission CSV from EMB.npy + --ids, a Parquet file, or a sloppy CSV."""
-    from neuco_io.render import finding_line
+    from neuco_io.render import findings_lines
     from neuco_io.submission import pack_submission
-    from neuco_io.submission.check import finding_totals
     from neuco_io.submission.pack import PackRefused
 
     expected = _expected(dataset, labels_dir, None)
@@ -920,17 +914,18 @@ def submission_pack(source: str, ids_file: str | None, out_path: str, dim: int |
         if output_format == "json":
             _emit_json(exc.report.to_dict())
         else:
-            for finding in exc.report.errors[:20]:
-                _echo(finding_line(finding, "."))
+            for line in findings_lines(exc.report.errors, ".", max_findings=20, option=False):
+                _echo(line)
         _fail(str(exc), EXIT_FAILED)
     if output_format == "json":
         _emit_json({"out": str(result.out), "rows": result.rows, "dim": result.dim, **result.report.to_dict()})
     else:
-        totals = finding_totals(result.report)
+        totals = result.report.totals()
         _echo(f"wrote {result.out}: {plural(result.rows, 'row')}, {plural(result.dim, 'dimension')}; check: "
                    f"{plural(totals['warning'], 'warning')}, {plural(totals['note'], 'note')}")
-        for finding in result.report.findings[:20]:
-            _echo(finding_line(finding, "."))
+        for line in findings_lines(result.report.findings, ".", max_findings=20, report=result.report,
+                                   option=False):
+            _echo(line)
 
 
 # -- info / stats ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from neuco_io.wording import plural
 if TYPE_CHECKING:
     from neuco_io.tasks.labelfix import LabelFix
 
-__all__ = ["finding_line", "human_bytes", "label_fix_line", "plural", "printable", "validation_text"]
+__all__ = ["finding_line", "findings_lines", "human_bytes", "label_fix_line", "more_line", "plural", "printable",
+           "validation_text"]
 
 _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -60,7 +61,27 @@ def finding_line(finding: Finding, root: str) -> str:
         where += f" col {finding.column}"
     if finding.id is not None and f"{finding.id}{spec.CUBE_SUFFIX}" != os.path.basename(finding.path):
         where += f" [{finding.id}]"  # (a cube's file name already says it)
+    if finding.member is not None:
+        where += f" {finding.member}"
     return f"  {finding.severity.value:<7} {finding.code:<26} {where}: {finding.message}"
+
+
+def more_line(n: int, *, option: bool = True, per_code: int | None = None) -> str:
+    """The one "... and N more" line under a list of findings cut short, saying how to see the rest."""
+    json = f"--format json for the first {per_code:,} of each code" if per_code else "--format json for all"
+    return f"  ... and {n:,} more ({'--max-findings, or ' if option else ''}{json})"
+
+
+def findings_lines(findings: list[Finding], root: str, *, max_findings: int, report: Report | None = None,
+                   check: str | None = None, option: bool = True) -> list[str]:
+    """The first `max_findings` findings, one line each, then how many more there are: those listed beyond
+    `max_findings`, and those `report` only counted (of one `check`, or all)."""
+    lines = [finding_line(f, root) for f in findings[:max_findings]]
+    unlisted = report.hidden(check) if report is not None else 0
+    hidden = max(len(findings) - max_findings, 0) + unlisted
+    if hidden:
+        lines.append(more_line(hidden, option=option, per_code=report.listed_per_code if unlisted else None))
+    return lines
 
 
 def validation_text(report: Report, *, max_findings: int = 10) -> str:
@@ -84,22 +105,24 @@ def validation_text(report: Report, *, max_findings: int = 10) -> str:
             continue
         if check == "labels" and report.layout != "downstream":
             continue
-        errors = sum(1 for f in found if f.severity.value == "error")
-        warnings = len(found) - errors
-        status = "ok" if not found else ", ".join(
+        counts = report.counts()[check]
+        errors, warnings = counts["errors"], counts["warnings"] + counts["notes"]
+        status = "ok" if not (errors or warnings) else ", ".join(
             p for p in (plural(errors, "error") if errors else "", plural(warnings, "warning") if warnings else "")
             if p)
         lines.append(f"{check:<8} {status}")
-        shown = sorted(found, key=lambda f: (f.severity.value != "error", f.sort_key()))[:max_findings]
-        lines.extend(finding_line(f, report.root) for f in shown)
-        if len(found) > len(shown):
-            lines.append(f"  ... and {len(found) - len(shown)} more (--max-findings, or --format json for all)")
+        ordered = sorted(found, key=lambda f: (f.severity.value != "error", f.sort_key()))
+        lines.extend(findings_lines(ordered, report.root, max_findings=max_findings, report=report, check=check))
         if check == "labels":
             lines.extend(f"  task {t.get('task')} ({t.get('kind') or 'unknown type'}): {t['labelled']} labelled, "
                          f"{t['skipped']} empty (skipped)" for t in s.get("labels") or [] if "rows" in t)
-    verdict = "OK" if report.ok else "FAILED"
-    lines.append(f"{verdict}: {plural(len(report.errors), 'error')}, {plural(len(report.warnings), 'warning')}")
+    totals = report.totals()
+    lines.append(f"{verdict(report)}: {plural(totals['error'], 'error')}, {plural(totals['warning'], 'warning')}")
     return "\n".join(lines)
+
+
+def verdict(report: Report) -> str:
+    return "OK" if report.ok else "FAILED"
 
 
 def label_fix_line(fix: LabelFix, dry_run: bool) -> str:

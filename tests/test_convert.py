@@ -293,7 +293,7 @@ def test_verify_finds_tampering(tmp_path):
     data[member.offset_data + 1000] ^= 0xFF
     shard.write_bytes(bytes(data))
     report = verify(root, out, jobs=1)
-    codes = {(m.code, m.id, m.member) for m in report.mismatches}
+    codes = {(m.code, m.id, m.member) for m in report.findings}
     assert ("verify.sha256", None, None) in codes
     assert ("verify.array-mismatch", first_id, "s2l1c") in codes
     result = CliRunner().invoke(main, ["verify", str(root), str(out), "--format", "json"])
@@ -308,7 +308,7 @@ def test_verify_finds_missing_shard_and_label_change(tmp_path):
     labels = root / "labels" / "fixture_height__regr.csv"
     labels.write_text(labels.read_text().replace("12.5", "13.5"))
     report = verify(root, out, jobs=1)
-    codes = {m.code for m in report.mismatches}
+    codes = {m.code for m in report.findings}
     assert {"verify.missing-shard", "verify.label-mismatch"} <= codes
 
 
@@ -370,7 +370,7 @@ CF_TIMES = [
 def test_cf_times_decode_exactly_as_xarray_does(units, calendar, values):
     import xarray as xr
 
-    from neuco_io.converters.records import _decode_cf
+    from neuco_io.cube.times import decode_times
 
     raw = np.asarray(values, dtype=np.int64)
     attrs = {"units": units, **({"calendar": calendar} if calendar else {})}
@@ -379,8 +379,8 @@ def test_cf_times_decode_exactly_as_xarray_does(units, calendar, values):
         expected = xr.decode_cf(xr.Dataset({"t": (dims, raw, attrs)}))["t"].values
     except ValueError:  # needs cftime, which is not installed: the same refusal, from the same decoder
         with pytest.raises(ValueError):
-            _decode_cf("t", raw, attrs)
+            decode_times("t", raw, attrs)
         return
-    decoded = _decode_cf("t", raw, attrs)
+    decoded = decode_times("t", raw, attrs)
     assert decoded.dtype == expected.dtype
     np.testing.assert_array_equal(decoded, expected)

@@ -223,14 +223,14 @@ def test_submission_pack_padding_is_one_note_on_the_users_file(tmp_path):
 
 def test_many_findings_are_counted_not_listed(tmp_path):
     from neuco_io.submission import check_submission
-    from neuco_io.submission.check import SHOWN, finding_totals
+    from neuco_io.submission.check import SHOWN
 
     rows = [f"r{i},{'nan' if i % 2 else i + 0.5},{i}" for i in range(60)]
     path = tmp_path / "emb.csv"
     path.write_text("id,0,1\n" + "\n".join(rows) + "\n")
     report = check_submission(path)
     assert all(not f.message.startswith("...") for f in report.findings)
-    assert len(report.warnings) == SHOWN and finding_totals(report)["warning"] == 30
+    assert len(report.warnings) == SHOWN and report.totals()["warning"] == 30
     result = invoke("submission", "check", path, "--max-findings", 5)
     assert "  ... and 25 more" in result.output
     assert result.output.splitlines()[-1] == "OK: 0 errors, 30 warnings, 0 notes"

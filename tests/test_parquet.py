@@ -47,7 +47,7 @@ def test_round_trip_is_lossless_and_verifies(tmp_path, layout, codec, arrays):
     convert(root, out, to="parquet", codec=codec, parquet_arrays=arrays, jobs=1, max_records=2, row_group_size=1)
     assert load_manifest(out)["options"]["parquet_arrays"] == arrays
     report = verify(root, out, jobs=1)
-    assert report.ok, report.mismatches
+    assert report.ok, report.findings
     n = 0
     for path in shard_paths(out):
         for meta, got in iter_parquet_records(path, path.name):
@@ -295,7 +295,7 @@ def test_array_disagreeing_with_its_record_is_a_shard_error(tmp_path, arrays, co
     assert list(ShardDataset(out, modalities=["s1"], on_error="warn")) == []
     assert len(list(ShardDataset(out, modalities=["s2l1c"]))) == 3  # the other arrays still read
     report = verify(SOURCES["downstream"], out, jobs=1)
-    assert {m.code for m in report.mismatches} >= {"verify.unreadable-record"}
+    assert {m.code for m in report.findings} >= {"verify.unreadable-record"}
 
 
 def test_raw_value_of_the_wrong_size_and_null_values_are_shard_errors(tmp_path):
@@ -372,3 +372,14 @@ def test_version_1_tensor_shards_still_read(tmp_path):
     shutil.copy(path, tmp_path / "old.parquet")
     streamed = list(ShardDataset([tmp_path / "old.parquet"], dtype="native", concat=False, return_id=True))
     assert len(streamed) == 3 and streamed[0]["data"]["s1"].dtype == np.float16
+
+
+@pytest.mark.parametrize("option", [["--parquet-arrays", "tensor"], ["--row-group-size", "4"]])
+def test_parquet_options_are_refused_for_webdataset(tmp_path, option):
+    """A Parquet-only option given with --to webdataset is a usage error, not silently ignored."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(SOURCES["downstream"]), str(out), "--to", "webdataset",
+                                       *option])
+    assert result.exit_code == 2, result.output
+    assert "--to parquet only" in result.output
+    assert not out.exists()

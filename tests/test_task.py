@@ -17,9 +17,10 @@ from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
 from neuco_io.layout import discover
 from neuco_io.loader import CubeDataset
-from neuco_io.tasks.custom import PackRefused, make_task_labels, pack_task
 from neuco_io.tasks.importer import import_task
 from neuco_io.tasks.labels import read_task_labels
+from neuco_io.tasks.pack import PackRefused, pack_task
+from neuco_io.tasks.usertable import make_task_labels
 from neuco_io.validators import validate
 
 tifffile = pytest.importorskip("tifffile")

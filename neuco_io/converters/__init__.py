@@ -148,6 +148,10 @@ def _options(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+DEFAULT_ROW_GROUP_SIZE = 2
+"""Parquet rows per row group: small groups bound the memory of readers and writers."""
+
+
 def convert(
     root: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -160,8 +164,8 @@ def convert(
     tasks: list[str] | None = None,
     codec: str = "blosc",
     prefix: str = "shard",
-    row_group_size: int = 2,
-    parquet_arrays: str = "binary",
+    row_group_size: int | None = None,
+    parquet_arrays: str | None = None,
     jobs: int | None = None,
     executor: Executor | None = None,
     resume: bool = False,
@@ -184,6 +188,10 @@ def convert(
         raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
     if codec not in CODECS:
         raise UsageError(f"--codec must be one of {', '.join(CODECS)}")
+    if to != "parquet" and (row_group_size is not None or parquet_arrays is not None):
+        raise UsageError("--row-group-size and --parquet-arrays apply to --to parquet only")
+    row_group_size = DEFAULT_ROW_GROUP_SIZE if row_group_size is None else row_group_size
+    parquet_arrays = parquet_arrays or "binary"
     if parquet_arrays not in PARQUET_ARRAYS:
         raise UsageError(f"--parquet-arrays must be one of {', '.join(PARQUET_ARRAYS)}")
     if shard_size <= 0 or (max_records is not None and max_records <= 0) or row_group_size <= 0:

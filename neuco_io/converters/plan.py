@@ -16,9 +16,10 @@ from pathlib import Path
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, batched
+from neuco_io.findings import CODES
 from neuco_io.layout import Dataset
 from neuco_io.storage import file_size, signature
-from neuco_io.tasks.labels import LabelFileError, parse_task_name, read_task_labels
+from neuco_io.tasks.tasklist import dataset_tasks
 from neuco_io.validators.cubes import CubeResult, CubeTask, blocking, check_cubes
 
 RECORD_OVERHEAD = 4096
@@ -44,6 +45,12 @@ class Skipped:
     path: str
     reason: str
     id: str | None = None
+    code: str | None = None
+    """Its `convert.*` code (None in a manifest written before codes were recorded)."""
+
+    def __post_init__(self) -> None:
+        if self.code is not None and self.code not in CODES:
+            raise ValueError(f"unregistered code {self.code!r}")
 
 
 @dataclass
@@ -96,7 +103,8 @@ def _downstream_sources(ds: Dataset, modalities: list[str], skipped: list[Skippe
         missing = [m for m in modalities if m not in files]
         if missing:
             where = next(iter(files.values())).path
-            skipped.append(Skipped(_rel(where, ds.root), f"no {', '.join(missing)} cube for this id", loc_id))
+            skipped.append(Skipped(_rel(where, ds.root), f"no {', '.join(missing)} cube for this id", loc_id,
+                                   "convert.missing-modality"))
             continue
         group = files[modalities[0]].group
         sources.append(Source(loc_id, {m: _rel(files[m].path, ds.root) for m in modalities}, 0, group,
@@ -124,17 +132,19 @@ def _v11_sources(ds: Dataset, modalities: list[str], results: dict[str, CubeResu
         missing = [m for m in modalities if m not in files]
         first = next(iter(files.values()))
         if missing:
-            skipped.append(Skipped(_rel(first.path, ds.root), f"no {', '.join(missing)} file with this name"))
+            skipped.append(Skipped(_rel(first.path, ds.root), f"no {', '.join(missing)} file with this name",
+                                   code="convert.missing-modality"))
             continue
         bad = [(files[m], _blocking(results[str(files[m].path)])) for m in modalities]
         bad = [(f, r) for f, r in bad if r]
         if bad:
-            skipped.extend(Skipped(_rel(f.path, ds.root), r) for f, r in bad)
+            skipped.extend(Skipped(_rel(f.path, ds.root), r, code="convert.invalid-cube") for f, r in bad)
             continue
         samples = {m: results[str(files[m].path)].sample_ids for m in modalities}
         reference = samples[modalities[0]]
         if any(s != reference for s in samples.values()):
-            skipped.append(Skipped(_rel(first.path, ds.root), "modalities hold different samples or orders"))
+            skipped.append(Skipped(_rel(first.path, ds.root), "modalities hold different samples or orders",
+                                   code="convert.sample-mismatch"))
             continue
         ordered = [files[m] for m in modalities]
         est = _estimate(ordered, len(reference), codec)
@@ -145,7 +155,7 @@ def _v11_sources(ds: Dataset, modalities: list[str], results: dict[str, CubeResu
     for source in sources:
         if source.id in seen:
             skipped.append(Skipped(source.files[modalities[0]], "sample id already converted from an earlier file",
-                                   source.id))
+                                   source.id, "convert.duplicate-sample"))
             continue
         seen.add(source.id)
         unique.append(source)
@@ -158,28 +168,12 @@ def read_labels(ds: Dataset, tasks: list[str] | None) -> tuple[dict[str, dict], 
         if tasks:
             raise UsageError("--tasks: v1.1 datasets have no label files")
         return {}, {}
-    infos: dict[str, dict] = {}
-    labels: dict[str, dict[str, float]] = {}
-    for path in sorted(ds.label_files):
-        name = parse_task_name(path)
-        # a type the evaluator refuses but that plainly means one (`reg`) is carried as written: `labels export`
-        # then refuses it or, with --rename-types, writes the accepted spelling
-        if name is None or name.accepted_type is None:
-            if tasks is None:
-                raise LabelFileError(path, "not named <task>__<type>.csv with a known type; pass --tasks to "
-                                     "choose the tasks to convert")
-            continue
-        if tasks is not None and name.task not in tasks:
-            continue
-        if name.task in infos:
-            raise LabelFileError(path, f"task {name.task!r} also comes from {infos[name.task]['file']}")
-        infos[name.task] = {"type": name.type, "kind": spec.task_kind(name.accepted_type),
-                            "file": f"labels/{path.name}"}
-        labels[name.task] = read_task_labels(path)
-    if tasks is not None:
-        unknown = sorted(set(tasks) - set(infos))
-        if unknown:
-            raise UsageError(f"--tasks: no label file for {', '.join(unknown)}")
+    found = dataset_tasks(ds, tasks, option="--tasks")
+    # a type the evaluator refuses but that plainly means one (`reg`) is carried as written: `labels export`
+    # then refuses it or, with --rename-types, writes the accepted spelling
+    infos = {task: {"type": f.name.type, "kind": spec.task_kind(f.name.accepted_type or ""),
+                    "file": f"labels/{f.path.name}"} for task, f in found.items()}
+    labels = {task: f.labels() for task, f in found.items()}
     return infos, labels
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,10 @@ import numpy as np
 
 from neuco_io import __version__, spec
 from neuco_io.converters.plan import Source
+from neuco_io.cube.passthrough import read_sample, sample_frames
+from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
+from neuco_io.cube.times import decode_times
 from neuco_io.errors import CubeError, CubeFormatError
 from neuco_io.layout import CubeFile
 from neuco_io.shards.codecs import FORMAT_VERSION, encode_key
@@ -53,45 +55,6 @@ def _json_value(values: np.ndarray) -> Any:
     return values.tolist()
 
 
-_CF_TIME = re.compile(r"(days|hours|minutes|seconds|milliseconds|microseconds) since "
-                      r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
-_CF_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s", "milliseconds": "ms", "microseconds": "us"}
-_CF_MASKING = ("_FillValue", "missing_value", "scale_factor", "add_offset", "_Unsigned")
-
-
-def _decode_cf_simple(raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
-    """The common case (integer offsets from a plain ISO date, Gregorian calendar, no masking) in numpy;
-    None for anything else. Spares each worker importing xarray and pandas (most of a second)."""
-    match = _CF_TIME.fullmatch(str(attrs.get("units", "")).strip())
-    calendar = str(attrs.get("calendar", "standard")).lower()
-    if match is None or raw.dtype.kind not in "iu" or any(key in attrs for key in _CF_MASKING):
-        return None
-    if calendar not in ("proleptic_gregorian", "standard", "gregorian") or not 1678 <= int(match[2][:4]) <= 2261:
-        return None  # other calendars, and dates outside datetime64[ns], need cftime
-    reference = np.datetime64(match[2] + (f"T{match[3]}" if match[3] else ""), "ns")
-    unit = int(np.timedelta64(1, _CF_UNITS[match[1]]).astype("timedelta64[ns]").astype(np.int64))
-    if raw.size:  # bounds in Python integers first: numpy's datetime arithmetic wraps around silently
-        start = int(reference.astype(np.int64))
-        lowest, highest = (int(np.datetime64(day, "ns").astype(np.int64)) for day in ("1678-01-01", "2262-01-01"))
-        if start + int(raw.min()) * unit < lowest or start + int(raw.max()) * unit > highest:
-            return None
-    return reference + raw.astype(np.int64) * np.timedelta64(unit, "ns")
-
-
-def _decode_cf(name: str, raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
-    """CF-encoded times (`units: "days since ..."`) as datetime64[ns], exactly as xarray decodes them."""
-    if "since" not in str(attrs.get("units", "")):
-        return raw
-    simple = _decode_cf_simple(raw, attrs)
-    if simple is not None:
-        return simple
-    import xarray as xr
-
-    dims = [f"d{i}" for i in range(raw.ndim)]
-    decoded = xr.decode_cf(xr.Dataset({name: (dims, raw, dict(attrs))}))
-    return decoded[name].values
-
-
 class _OpenFile:
     """A cube kept open while its samples are converted, with its metadata variables loaded once.
 
@@ -120,7 +83,7 @@ class _OpenFile:
             else:
                 info = self.cube.array_info(name)
                 try:
-                    self.metadata[name] = _decode_cf(name, self.cube.read(name), info.attrs)
+                    self.metadata[name] = decode_times(name, self.cube.read(name), info.attrs)
                 except (ValueError, ImportError, OverflowError) as exc:  # e.g. a calendar that needs cftime
                     self.cube.close()
                     raise CubeFormatError(path, f"{name}: cannot decode its times ({info.attrs.get('units')}): "
@@ -135,7 +98,8 @@ PROVE_PASSTHROUGH = True
 
 
 class RecordBuilder:
-    """Reads locations from a dataset root; keeps the few cubes it needs open (forked workers open their own)."""
+    """Reads locations from a dataset root; keeps the few cubes it needs open (a `CubePool`: forked workers open
+    their own)."""
 
     def __init__(self, root: str | Path, layout: str, modalities: list[str], tasks: dict[str, dict],
                  labels: dict[str, dict[str, float]], keep_open: int = 8, decode: bool = True) -> None:
@@ -147,27 +111,17 @@ class RecordBuilder:
         self.modalities = modalities
         self.tasks = tasks
         self.labels = labels
-        self._open: OrderedDict[str, _OpenFile] = OrderedDict()
-        self._keep = max(keep_open, len(modalities))
+        self._open: CubePool[_OpenFile] = CubePool(max(keep_open, len(modalities)))
 
     def _file(self, rel: str, modality: str, group: str) -> _OpenFile:
-        handle = self._open.get(rel)
-        if handle is None:
-            # Downstream cubes are checked here, once (the plan only listed them); v1.1 files were
-            # checked by the plan, which needed their sample ids.
-            check = CubeFile(self.root / rel, modality, group, None) if self.layout == "downstream" else None
-            handle = _OpenFile(self.root / rel, check, self.layout)
-            self._open[rel] = handle
-            while len(self._open) > self._keep:
-                self._open.popitem(last=False)[1].close()
-        else:
-            self._open.move_to_end(rel)
-        return handle
+        path = self.root / rel
+        # Downstream cubes are checked when opened, once (the plan only listed them); v1.1 files were
+        # checked by the plan, which needed their sample ids.
+        check = CubeFile(path, modality, group, None) if self.layout == "downstream" else None
+        return self._open.get(path, lambda: _OpenFile(path, check, self.layout))
 
     def close(self) -> None:
-        for handle in self._open.values():
-            handle.close()
-        self._open.clear()
+        self._open.close()
 
     def __enter__(self) -> RecordBuilder:
         return self
@@ -220,11 +174,11 @@ class RecordBuilder:
         return record
 
     def _read(self, record: Record, cube: Cube, member: str, variable: str, sample: int) -> None:
-        frames = None if self.decode or PROVE_PASSTHROUGH else cube.sample_frames(variable, sample)
+        frames = None if self.decode or PROVE_PASSTHROUGH else sample_frames(cube, variable, sample)
         if frames is None:
             # Decoding proves every chunk sound: a Blosc payload can be corrupt under a valid header and a
             # valid zip CRC, and pass-through must not copy it into a shard as if it were data.
-            array, frames = cube.read_sample(variable, sample)
+            array, frames = read_sample(cube, variable, sample)
             if self.decode or frames is None:
                 record.arrays[member] = array
         shape = cube.shape(variable)[1:]

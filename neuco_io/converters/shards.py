@@ -158,7 +158,8 @@ def _records(job: ShardJob, result: ShardResult):
             except CubeError as exc:
                 if not job.skip_invalid:
                     raise InvalidSourceError(f"{exc.path}: {exc.message}{INVALID_HINT}") from None
-                result.skipped.append(Skipped(_relative(exc.path, job.root), exc.message, source.id))
+                result.skipped.append(Skipped(_relative(exc.path, job.root), exc.message, source.id,
+                                             "convert.invalid-cube"))
 
 
 def _write_tar(job: ShardJob, temp: Path, result: ShardResult) -> None:

@@ -6,15 +6,29 @@ of entries (zipfile would build them all in memory), members could overlap
 member's local header could disagree with the directory. These checks run on
 the directory alone, before any member is read; errors are
 `zipfile.BadZipFile`, which callers already report as a damaged zip.
+
+`ZipMembers` opens a cube's zip after these checks and reads its members,
+bounded by what the caller allows and (for stored members of a local file)
+with one positioned read confined to the member's byte range.
 """
 
 from __future__ import annotations
 
+import lzma
+import os
+import stat
 import struct
 import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
-__all__ = ["MAX_MEMBERS", "check_entry_count", "check_layout", "stored_data_offset"]
+from neuco_io.errors import CubeReadError
+from neuco_io.storage import file_kind, is_remote, open_read
+
+__all__ = ["MAX_MEMBERS", "ZIP_READ_ERRORS", "MemberTooLarge", "ZipMembers", "check_entry_count", "check_layout",
+           "stored_data_offset"]
 
 MAX_MEMBERS = 100_000
 """A 64-sample v1.1 cube has about 600 members."""
@@ -24,6 +38,9 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 LOCAL_HEADER = struct.Struct("<4s5H3I2H")
 """A zip local file header: signature, version, flags, method ... file name length, extra length (APPNOTE 4.3.7)."""
+ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
+                   lzma.LZMAError)
+"""What zipfile raises on a damaged member (a flipped method field makes a stored member "deflated"...)."""
 
 
 def _read_at(fh: IO[bytes], offset: int, size: int) -> bytes:
@@ -79,3 +96,122 @@ def stored_data_offset(header: bytes, name: bytes, info: zipfile.ZipInfo) -> int
     if name[:name_len].decode(encoding, "replace") != info.orig_filename:
         raise zipfile.BadZipFile(f"local header names {name[:name_len]!r}, the directory {info.orig_filename!r}")
     return info.header_offset + LOCAL_HEADER.size + name_len + extra_len
+
+
+class MemberTooLarge(Exception):
+    """A member whose directory entry claims more bytes than the caller allows (nothing was read)."""
+
+    def __init__(self, key: str, claimed: int) -> None:
+        super().__init__(f"{key} claims {claimed:,} bytes")
+        self.key = key
+        self.claimed = claimed
+
+
+def _size_or_raise(path: Path) -> int:
+    """The file's size; CubeReadError when it is missing, a directory or empty."""
+    try:
+        if is_remote(path):
+            info = path.fs.info(path.path)
+            is_dir, size = info.get("type") == "directory", int(info.get("size") or 0)
+        else:
+            st = path.stat()
+            is_dir, size = stat.S_ISDIR(st.st_mode), st.st_size
+    except FileNotFoundError:
+        raise CubeReadError(path, "file not found", reason="missing") from None
+    except PermissionError:
+        raise CubeReadError(path, "permission denied", reason="permission") from None
+    except OSError as exc:
+        raise CubeReadError(path, f"cannot stat: {exc.strerror or exc}", reason="io") from None
+    except Exception as exc:  # object-store backends raise their own errors
+        raise CubeReadError(path, f"cannot stat: {type(exc).__name__}: {exc}", reason="io") from None
+    if is_dir:
+        raise CubeReadError(path, "is a directory, not a zip file", reason="directory")
+    if not is_remote(path) and not stat.S_ISREG(st.st_mode):
+        raise CubeReadError(path, f"is not a regular file ({file_kind(st.st_mode)})", reason="not-regular")
+    if size == 0:
+        raise CubeReadError(path, "zero-byte file", reason="empty")
+    return size
+
+
+def _open_zip(path: Path, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
+    """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
+    fh = None
+    try:
+        fh = open_read(path)  # closed by ZipMembers.close
+        check_entry_count(fh, size)
+        zf = zipfile.ZipFile(fh)
+        check_layout(zf.infolist(), size)
+        return zf, fh
+    except PermissionError:
+        raise CubeReadError(path, "permission denied", reason="permission") from None
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:  # zipfile raises ValueError on some damage
+        fh.close()
+        raise CubeReadError(path, f"not a valid zip archive ({exc}); truncated or corrupt?", reason="not-zip") from None
+    except OSError as exc:
+        if fh is not None:
+            fh.close()
+        raise CubeReadError(path, f"cannot read: {exc.strerror or exc}", reason="io") from None
+
+
+class ZipMembers:
+    """The members of one zip file (a regular file, or an object in a store), its directory checked first.
+
+    Raises CubeReadError naming the file when it is missing, not a regular
+    file, empty or not a sound zip. The directory (`infos`) stays readable
+    after `close()`; reads do not.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = _size_or_raise(path)
+        self._zip: zipfile.ZipFile | None
+        self._zip, self._fh = _open_zip(path, self.size)
+        self._fd: int | None = None if is_remote(path) else self._fh.fileno()
+        self.infos: dict[str, zipfile.ZipInfo] = {info.filename: info for info in self._zip.infolist()}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.infos
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.infos)
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    @property
+    def compressed(self) -> bool:
+        """True when any member is deflated (the public files are stored)."""
+        return any(info.compress_type != zipfile.ZIP_STORED for info in self.infos.values())
+
+    def read(self, key: str, limit: int) -> bytes:
+        """A member's bytes. MemberTooLarge when its directory entry claims more than `limit` bytes (read or
+        stored); on damage, one of ZIP_READ_ERRORS."""
+        info = self.infos[key]
+        claimed = max(info.file_size, info.compress_size)
+        if claimed > limit:
+            raise MemberTooLarge(key, claimed)
+        if self._fd is not None and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+            return self._read_stored(info)
+        return self._zip.read(key)
+
+    def _read_stored(self, info: zipfile.ZipInfo) -> bytes:
+        """A stored member with one positioned read, CRC-32 checked like zipfile does.
+
+        zipfile's reader copies each member several times through its buffers;
+        the public cubes are stored zips, so their members are plain byte ranges.
+        """
+        header = os.pread(self._fd, LOCAL_HEADER.size + len(info.orig_filename.encode()), info.header_offset)
+        start = stored_data_offset(header[:LOCAL_HEADER.size], header[LOCAL_HEADER.size:], info)
+        data = os.pread(self._fd, info.compress_size, start)
+        if len(data) != info.compress_size:
+            raise EOFError(f"{info.filename}: truncated ({len(data)} of {info.compress_size} bytes)")
+        if zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 for {info.filename}")
+        return data
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+            self._fh.close()
+            self._fd = None

@@ -6,17 +6,20 @@ anything is built from them: only allow-listed codecs are instantiated (a
 shapes, chunks and dtypes must be well-formed and within limits, and every
 decode is capped by the size the metadata allows, checked against the
 codec's own header before any output is allocated. Errors are `ValueError`
-subclasses; `cube.py` turns them into `CubeError`s naming the file.
+subclasses; `reader.py` turns them into `CubeError`s naming the file (`reason_of`
+gives their reason).
 """
 
 from __future__ import annotations
 
 import base64
 import bz2
+import json
 import lzma
 import math
 import struct
 import zlib
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +29,22 @@ import numpy as np
 __all__ = [
     "COMPRESSORS",
     "FILTERS",
+    "MAX_ARRAYS",
     "MAX_CHUNKS",
     "MAX_CHUNK_BYTES",
     "MAX_DIMS",
+    "MAX_JSON_BYTES",
     "MAX_READ_BYTES",
     "ArrayMeta",
     "CodecError",
     "MetadataError",
     "TooLargeError",
+    "ZarrFormatError",
     "decode_chunk",
+    "first_line",
     "parse_array",
+    "read_group",
+    "reason_of",
 ]
 
 COMPRESSORS = frozenset({"blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma"})
@@ -52,6 +61,10 @@ MAX_CHUNKS = 1 << 20
 MAX_READ_BYTES = 1 << 30
 """Largest box one read returns (a whole 64-sample v1.1 `bands` is 464 MB)."""
 MAX_ELEMENTS = 1 << 62
+MAX_JSON_BYTES = 16 << 20
+"""Largest metadata document read (a 64-sample v1.1 `.zmetadata` is about 20 KB)."""
+MAX_ARRAYS = 1000
+"""Arrays one cube may declare (a v1.1 cube has 15)."""
 _LZMA_MEMLIMIT = 256 << 20
 _DTYPE_KINDS = "biufcUSmMO"
 
@@ -66,6 +79,24 @@ class CodecError(MetadataError):
 
 class TooLargeError(MetadataError):
     """The metadata claims more than the limits allow (never allocated)."""
+
+
+class ZarrFormatError(MetadataError):
+    """A store in a Zarr format other than 2."""
+
+
+def reason_of(exc: MetadataError) -> str:
+    """The `CubeError.reason` a metadata error is reported with."""
+    if isinstance(exc, CodecError):
+        return "codec"
+    if isinstance(exc, TooLargeError):
+        return "too-large"
+    return "zarr-format" if isinstance(exc, ZarrFormatError) else "not-zarr"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, capped (codec and JSON errors can be long)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,24 @@ class ArrayMeta:
     @property
     def grid(self) -> tuple[int, ...]:
         return tuple(-(-s // c) for s, c in zip(self.shape, self.chunks))
+
+    @property
+    def absent_value(self) -> Any:
+        """What an absent chunk reads as: the fill value, else zero (an empty string for object arrays)."""
+        return self.fill_value if self.fill_value is not None else "" if self.dtype.hasobject else 0
+
+    def chunk_key(self, name: str, index: Sequence[int]) -> str:
+        """The member holding chunk `index` of array `name` (a 0-d array's one chunk is `name/0`)."""
+        return f"{name}/" + (self.separator.join(str(i) for i in index) if index else "0")
+
+    def chunk_index(self, suffix: str) -> tuple[int, ...] | None:
+        """The grid index a member name (its part after `name/`) stands for; None when it is no chunk of this
+        array (a stray member, or an index outside the grid)."""
+        parts = suffix.split(self.separator)
+        if len(parts) != max(len(self.shape), 1) or not all(p.isdigit() and p.isascii() for p in parts):
+            return None
+        index = tuple(int(p) for p in parts) if self.shape else ()
+        return index if all(i < n for i, n in zip(index, self.grid)) else None
 
 
 _CODECS: dict[str, Any] = {}
@@ -221,6 +270,72 @@ def _check_sizes(meta: ArrayMeta) -> None:
     if math.prod(meta.grid) > MAX_CHUNKS:
         raise TooLargeError(f"shape {list(meta.shape)} in chunks {list(meta.chunks)} claims "
                             f"{math.prod(meta.grid):,} chunks, more than {MAX_CHUNKS:,}")
+
+
+# -- the group -----------------------------------------------------------------
+_PARSED: dict[bytes, tuple[dict[str, Any], dict[str, ArrayMeta]]] = {}
+"""Checked metadata by `.zmetadata` bytes: parsing and checking it is most of the cost of opening a cube."""
+
+
+def _json(key: str, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MetadataError(f"{key} is not valid JSON: {first_line(exc)}") from None
+
+
+def read_group(members: Collection[str], read: Callable[[str], bytes]) -> tuple[dict[str, Any], dict[str, ArrayMeta]]:
+    """The root group's attributes and its checked arrays, from the consolidated `.zmetadata` when `members`
+    (the store's keys) hold one, else from the per-array documents. `read` returns a member's bytes
+    (bounded by the caller, e.g. to MAX_JSON_BYTES). Raises MetadataError."""
+    if "zarr.json" in members:
+        raise ZarrFormatError("is a Zarr format-3 store; the datasets use Zarr format 2")
+    consolidated = ".zmetadata" in members
+    if consolidated:
+        raw = read(".zmetadata")
+        known = _PARSED.get(raw)  # the cubes of one modality usually share their metadata byte for byte
+        if known is not None:
+            return dict(known[0]), known[1]
+        docs = _json(".zmetadata", raw)
+        docs = docs.get("metadata") if isinstance(docs, dict) else None
+        if not isinstance(docs, dict):
+            raise MetadataError(".zmetadata has no 'metadata' object")
+    else:
+        wanted = (".zgroup", ".zarray", ".zattrs")
+        docs = {k: _json(k, read(k)) for k in members if k.rsplit("/", 1)[-1] in wanted}
+    group_attrs, arrays = _parse_group(docs)
+    if consolidated:
+        if len(_PARSED) >= 64:
+            _PARSED.clear()
+        _PARSED[raw] = (group_attrs, arrays)
+    return dict(group_attrs), arrays
+
+
+def _parse_group(docs: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, ArrayMeta]]:
+    """Check a group's metadata documents (keyed by member name) and parse each array's."""
+    if not all(isinstance(k, str) for k in docs):
+        raise MetadataError(".zmetadata keys are not all strings")
+    group = docs.get(".zgroup")
+    if not isinstance(group, dict):
+        raise MetadataError("zip holds no Zarr group at its root (no .zgroup)")
+    if group.get("zarr_format") != 2:
+        raise ZarrFormatError(f"group has zarr_format {str(group.get('zarr_format'))[:40]}, expected 2")
+    group_attrs = docs.get(".zattrs") or {}
+    if not isinstance(group_attrs, dict):
+        raise MetadataError(f"the group's .zattrs is {type(group_attrs).__name__}, not an object")
+    n_arrays = sum(1 for key in docs if key.endswith("/.zarray"))
+    if n_arrays > MAX_ARRAYS:
+        raise TooLargeError(f"metadata declares {n_arrays:,} arrays, more than {MAX_ARRAYS:,}")
+    arrays = {}
+    for key, doc in docs.items():
+        if not key.endswith("/.zarray"):
+            continue
+        name = key[: -len("/.zarray")]
+        try:
+            arrays[name] = parse_array(doc, docs.get(f"{name}/.zattrs"))
+        except MetadataError as exc:
+            raise type(exc)(f"array {name[:100]!r}: {exc}") from None
+    return group_attrs, arrays
 
 
 # -- decoding -------------------------------------------------------------------

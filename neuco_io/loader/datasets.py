@@ -11,7 +11,6 @@ after fork).
 from __future__ import annotations
 
 import atexit
-import difflib
 import logging
 import os
 import warnings
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from neuco_io import spec
+from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import single_threaded_codecs
@@ -35,7 +35,7 @@ from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.storage import open_read
-from neuco_io.tasks.labels import read_task_labels
+from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
 
 __all__ = ["CubeDataset", "DoubleShiftWarning", "ShardDataset"]
@@ -131,7 +131,7 @@ class CubeDataset(EpochMixin, _MapBase):
         self.labels: dict[str, dict[str, float]] = {}
         if self.options.tasks:
             self.labels = _read_tasks(ds, self.options.tasks)
-        self._cubes: dict[str, Cube] = {}
+        self._cubes: CubePool[Cube] = CubePool()  # emptied in forked workers, and when pickled for spawned ones
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -142,30 +142,20 @@ class CubeDataset(EpochMixin, _MapBase):
         return [item[0] for item in self._items]
 
     def _cube(self, path: Any, modality: str) -> Cube:
-        if os.getpid() != self._pid:  # a forked DataLoader worker: never touch the parent's handles
-            self._cubes = {}
+        if os.getpid() != self._pid:  # a DataLoader worker (the pool opens its own cubes there): one core each
             self._pid = os.getpid()
-            single_threaded_codecs()  # and one core per worker
-        key = str(path)
-        cube = self._cubes.get(key)
-        if cube is None:
-            if len(self._cubes) >= 16:
-                for old in self._cubes.values():
-                    old.close()
-                self._cubes = {}
-            cube = Cube(path)
-            try:  # a cube whose metadata disagrees with the format is refused before any value is read
-                require_usable(cube, CubeFile(path, modality, "", None), self.layout)
-            except CubeError:
-                cube.close()
-                raise
-            self._cubes[key] = cube
-        return cube
+            single_threaded_codecs()
+        return self._cubes.get(path, lambda: self._open_checked(path, modality))
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_cubes"] = {}  # spawned workers open their own
-        return state
+    def _open_checked(self, path: Any, modality: str) -> Cube:
+        """A cube whose metadata disagrees with the format is refused before any value is read."""
+        cube = Cube(path)
+        try:
+            require_usable(cube, CubeFile(path, modality, "", None), self.layout)
+        except CubeError:
+            cube.close()
+            raise
+        return cube
 
     def __getitem__(self, index: int) -> Any:
         if not -len(self) <= index < len(self):
@@ -189,29 +179,9 @@ class CubeDataset(EpochMixin, _MapBase):
         return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=times), tile)
 
 
-def check_tasks(tasks: Sequence[str], known: Sequence[str], where: object) -> None:
-    """An unknown task is an error (never a column of NaN labels): name the known ones and the closest."""
-    unknown = [t for t in tasks if t not in known]
-    if not unknown:
-        return
-    hints = []
-    for task in unknown:
-        close = difflib.get_close_matches(task, list(known), n=1)
-        hints.append(f"{task!r} (did you mean {close[0]!r}?)" if close else repr(task))
-    listed = ", ".join(sorted(known)) if known else "none"
-    raise UsageError(f"tasks: unknown task {', '.join(hints)} in {where}; known tasks: {listed}")
-
-
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
-    from neuco_io.tasks.labels import parse_task_name
-
-    files = {}
-    for path in ds.label_files:
-        name = parse_task_name(path)
-        if name is not None:
-            files.setdefault(name.task, path)
-    check_tasks(tasks, list(files), ds.root / "labels")
-    return {task: read_task_labels(files[task]) for task in tasks}
+    found = dataset_tasks(ds, tasks, strict=False)
+    return {task: found[task].labels() for task in tasks}
 
 
 class ShardDataset(EpochMixin, _IterBase):

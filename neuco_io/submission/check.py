@@ -29,13 +29,13 @@ from neuco_io.findings import Finding, Report, Severity
 from neuco_io.tasks.labels import lost_leading_zeros
 from neuco_io.wording import plural
 
-__all__ = ["PROFILES", "check_submission", "expected_ids", "finding_totals", "read_id_list"]
+__all__ = ["PROFILES", "check_submission", "expected_ids", "read_id_list"]
 
 PROFILES = ("benchmark", "challenge")
 SHOWN = 20
+"""Findings listed per code (with locations); the counts are always complete."""
 _INFORMATIVE = frozenset({"submission.padding"})
 """Notes about what the user asked for: the challenge profile does not make them errors."""
-"""Findings listed per code (with locations); the counts are always complete."""
 BOM = b"\xef\xbb\xbf"
 
 
@@ -59,16 +59,12 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
                 ids.update(cube.sample_ids)
         return ids
     if labels is not None:
-        from neuco_io.tasks.labels import parse_task_name, read_task_labels
+        from neuco_io.tasks.tasklist import dataset_tasks
 
         folder = Path(labels)
         if not folder.is_dir():
             raise UsageError(f"--labels {folder}: not a folder")
-        ids = set()
-        for path in sorted(folder.glob("*.csv")):
-            if parse_task_name(path) is not None:
-                ids.update(read_task_labels(path))
-        return ids
+        return {loc_id for task in dataset_tasks(folder, strict=False).values() for loc_id in task.labels()}
     if ids_file is not None:
         return {spec.strip_cube_suffix(loc_id) for loc_id in read_id_list(ids_file)}
     return None
@@ -94,18 +90,19 @@ class _Column:
 
 
 class _Checker:
-    def __init__(self, path: Path, profile: str, ids: set[str] | None) -> None:
-        self.path, self.profile, self.expected = path, profile, ids
-        self.findings: list[Finding] = []
-        self.counts: dict[str, int] = {}
+    def __init__(self, path: Path, profile: str, ids: set[str] | None, report: Report) -> None:
+        self.path, self.profile, self.expected, self.report = path, profile, ids, report
+
+    def _level(self, code: str) -> Severity | None:
+        return Severity.ERROR if self.profile == "challenge" and code not in _INFORMATIVE else None
 
     def add(self, code: str, message: str, **kw: Any) -> None:
-        """A finding; the challenge profile makes warnings and notes errors. Only the first few are listed."""
-        self.counts[code] = self.counts.get(code, 0) + 1
-        if self.counts[code] > SHOWN:
-            return
-        level = Severity.ERROR if self.profile == "challenge" and code not in _INFORMATIVE else None
-        self.findings.append(Finding(code, str(self.path), message, level=level, **kw))
+        """A finding; the challenge profile makes warnings and notes errors."""
+        self.report.add(Finding(code, str(self.path), message, level=self._level(code), **kw))
+
+    def add_unlisted(self, code: str, n: int) -> None:
+        """`n` findings of `code` counted in a block of rows but not built."""
+        self.report.add_unlisted(code, str(self.path), n, self._level(code))
 
 
 
@@ -213,7 +210,9 @@ def _parse_with_polars(data: bytes, header: list[str], dims: list[str]):
         raw = np.frombuffer(data, dtype=np.uint8)
         if np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord(",")) != frame.height * (len(header) - 1):
             return None
-    return frame["id"].to_list(), values.to_numpy(order="fortran").astype(np.float32, copy=False)
+    matrix = values.to_numpy(order="fortran").astype(np.float32, copy=False)
+    # polars hands out a read-only view of a single float32 column (an all-NaN one, say): it is written to later
+    return frame["id"].to_list(), matrix if matrix.flags.writeable else matrix.copy(order="F")
 
 
 def _text_columns(data: bytes, header: list[str], names: list[str]):
@@ -401,8 +400,8 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     if profile not in PROFILES:
         raise UsageError(f"--profile must be one of {', '.join(PROFILES)}")
     path = Path(path)
-    checker = _Checker(path, profile, ids)
-    report = Report(str(path), "submission", checks=("submission",))
+    report = Report(str(path), "submission", checks=("submission",), listed_per_code=SHOWN)
+    checker = _Checker(path, profile, ids, report)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 20)
@@ -508,7 +507,7 @@ def _merge(block: _Block, checker: _Checker, stats: list[_Column], all_ids: list
         for i, j, detail in cells:
             message, got = describe[code](*detail)
             checker.add(code, message, id=block.ids[i], row=first + i + 2, column=dims[j], got=got)
-        checker.counts[code] = checker.counts.get(code, 0) + block.counts[code] - len(cells)  # the unlisted
+        checker.add_unlisted(code, block.counts[code] - len(cells))
     all_ids.extend(block.ids)
     for j, s in enumerate(stats):
         if j < len(block.minimum) and not np.isnan(block.minimum[j]):
@@ -568,15 +567,5 @@ def _why_changed(raw: str, block: int) -> str:
 
 
 def _finish(report: Report, checker: _Checker, summary: dict[str, Any]) -> Report:
-    report.findings = checker.findings
-    unlisted = {code: n - SHOWN for code, n in sorted(checker.counts.items()) if n > SHOWN}
-    report.summary = {**summary, "counts": dict(sorted(checker.counts.items())), "unlisted": unlisted}
+    report.summary = {**summary, "counts": report.code_counts(), "unlisted": report.unlisted_counts()}
     return report
-
-
-def finding_totals(report: Report) -> dict[str, int]:
-    """Errors, warnings and notes, including those counted but not listed (only SHOWN per code are)."""
-    totals = {"error": len(report.errors), "warning": len(report.warnings), "note": len(report.notes)}
-    for code, n in report.summary.get("unlisted", {}).items():
-        totals[next(f.severity.value for f in report.findings if f.code == code)] += n
-    return totals

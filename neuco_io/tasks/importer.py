@@ -32,6 +32,7 @@ from neuco_io.cube.rasters import RESAMPLING, RasterError, fit_dtype, read_raste
 from neuco_io.cube.writer import CubeWriter
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.findings import CODES
 from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["ImportResult", "Refusal", "import_task", "mapping_path", "read_mapping"]
@@ -44,6 +45,12 @@ class Refusal:
     id: str | None
     reason: str
     path: str | None = None
+    code: str = field(kw_only=True)
+    """Its registered code (`import.*`; `ids.evaluator-changes` for a flagged id)."""
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unregistered code {self.code!r}")
 
 
 @dataclass
@@ -87,16 +94,16 @@ def _from_table(table: Path) -> tuple[dict[str, dict[str, dict[int, str]]], list
                 try:
                     season = spec.season_index(row["season"] or "")
                 except ValueError as exc:
-                    refused.append(Refusal(loc_id or None, f"line {line}: {exc}", path))
+                    refused.append(Refusal(loc_id or None, f"line {line}: {exc}", path, code="import.table-row"))
                     continue
                 if modality not in spec.DOWNSTREAM_MODALITIES:
                     refused.append(Refusal(loc_id or None, f"line {line}: modality {modality!r} is not one of "
-                                           f"{', '.join(spec.DOWNSTREAM_MODALITIES)}", path))
+                                           f"{', '.join(spec.DOWNSTREAM_MODALITIES)}", path, code="import.table-row"))
                     continue
                 resolved = Path(path) if Path(path).is_absolute() else table.parent / path
                 if season in sources[loc_id][modality]:
                     refused.append(Refusal(loc_id, f"line {line}: a second file for {modality} {spec.SEASONS[season]}",
-                                           str(resolved)))
+                                           str(resolved), code="import.duplicate-file"))
                     continue
                 sources[loc_id][modality][season] = str(resolved)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -126,7 +133,8 @@ def _from_folder(folder: Path, pattern: str) -> tuple[dict[str, dict[str, dict[i
         loc_id, modality = match["id"], match["modality"].lower()
         season = spec.season_index(match["season"])
         if season in sources[loc_id][modality]:
-            refused.append(Refusal(loc_id, f"two files for {modality} {spec.SEASONS[season]}", str(path)))
+            refused.append(Refusal(loc_id, f"two files for {modality} {spec.SEASONS[season]}", str(path),
+                                   code="import.duplicate-file"))
             continue
         sources[loc_id][modality][season] = str(path)
     return sources, refused
@@ -164,7 +172,7 @@ def _load(unit: _Unit, *, hash_pixels: bool = False) -> _Loaded:
     missing = [f"{m} {spec.SEASONS[s]}" for m in spec.DOWNSTREAM_MODALITIES for s in range(spec.N_TIMES)
                if s not in unit.files.get(m, {})]
     if missing:
-        loaded.refusal = Refusal(unit.source_id, f"missing {', '.join(missing)}")
+        loaded.refusal = Refusal(unit.source_id, f"missing {', '.join(missing)}", code="import.missing-file")
         return loaded
     digest = hashlib.sha256() if hash_pixels else None
     for modality in spec.DOWNSTREAM_MODALITIES:
@@ -187,7 +195,8 @@ def _load(unit: _Unit, *, hash_pixels: bool = False) -> _Loaded:
                 if raster.georef:
                     loaded.georef.setdefault(modality, {})[spec.SEASONS[season]] = raster.georef
             except RasterError as exc:
-                loaded.refusal = Refusal(unit.source_id, f"{modality} {spec.SEASONS[season]}: {exc}", path)
+                loaded.refusal = Refusal(unit.source_id, f"{modality} {spec.SEASONS[season]}: {exc}", path,
+                                         code="import.bad-image")
                 return loaded
         dtype = np.result_type(*seasons)
         stack = np.stack([s.astype(dtype) for s in seasons])
@@ -320,13 +329,14 @@ def import_task(
         if ids == "keep":
             for sid in units:
                 if not sid or not spec.ID_RE.match(sid):
-                    result.refused.append(Refusal(sid, "id may hold only letters, digits and _-."))
+                    result.refused.append(Refusal(sid, "id may hold only letters, digits and _-.",
+                                                  code="import.bad-id"))
                 elif (why := evaluator.unusable_id(sid)) is not None:
-                    result.refused.append(Refusal(sid, why))
+                    result.refused.append(Refusal(sid, why, code="import.bad-id"))
                 elif len(sid.encode()) > MAX_ID_BYTES:
                     result.refused.append(Refusal(f"{sid[:40]}...", f"id is {len(sid.encode())} bytes long; at most "
                                                   f"{MAX_ID_BYTES} (its cube file name must fit the file system's "
-                                                  "255-byte limit)"))
+                                                  "255-byte limit)", code="import.bad-id"))
                 else:
                     targets[sid] = sid
         else:
@@ -339,7 +349,8 @@ def import_task(
                     result.refused.append(loaded.refusal)
                 elif loaded.content_id in owner and owner[loaded.content_id] != loaded.source_id:
                     result.refused.append(Refusal(loaded.source_id, f"identical imagery to "
-                                                  f"{owner[loaded.content_id]!r}: same content id"))
+                                                  f"{owner[loaded.content_id]!r}: same content id",
+                                                  code="import.duplicate-imagery"))
                 else:
                     owner[loaded.content_id] = loaded.source_id
                     targets[loaded.source_id] = known[loaded.source_id] = loaded.content_id
@@ -365,7 +376,8 @@ def import_task(
     if ids == "keep":
         ours = set(result.imported) | set(result.skipped)
         risky = evaluator.ids_at_risk(ours | set(existing))
-        result.flagged = [Refusal(i, evaluator.risk_message(i, read)) for i, read in sorted(risky.items()) if i in ours]
+        result.flagged = [Refusal(i, evaluator.risk_message(i, read), code="ids.evaluator-changes")
+                          for i, read in sorted(risky.items()) if i in ours]
     if ids == "hash" and mapping_file is not None:
         rows = sorted(known.items())
         with atomic_path(mapping_file) as temp, temp.open("w", newline="", encoding="utf-8") as fh:

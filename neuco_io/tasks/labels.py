@@ -20,7 +20,7 @@ from neuco_io import spec
 from neuco_io.errors import NeucoError
 from neuco_io.storage import as_path, open_read
 
-__all__ = ["LabelRow", "LabelTable", "TaskName", "export_labels", "format_label", "parse_task_name", "read_label_table",
+__all__ = ["LabelRow", "LabelTable", "TaskName", "format_label", "parse_task_name", "read_label_table",
            "read_task_labels", "write_label_file"]
 
 BOM = b"\xef\xbb\xbf"
@@ -190,105 +190,3 @@ def write_label_file(path: str | os.PathLike[str], rows: list[tuple[str, float]]
     with atomic_path(path, overwrite=overwrite) as temp:
         temp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
     return path
-
-
-def _export_type(where: object, task: str, task_type: str, rename_types: bool) -> str:
-    """The type a task is exported with: its own when the evaluator accepts it, else (--rename-types) the
-    accepted one it means; otherwise LabelFileError, since the evaluator would stop on the file."""
-    name = TaskName(task, task_type, spec.task_kind(task_type))
-    problem = name.type_problem()
-    if problem is None:
-        return task_type
-    if rename_types and name.accepted_type is not None:
-        return name.accepted_type
-    fix = " (or pass --rename-types)" if name.accepted_type else ""
-    raise LabelFileError(where, f"{problem}{fix}; nothing was written")
-
-
-def _unreadable_for_evaluator(out_dir: Path, targets: dict[str, Path]) -> list[tuple[Path, str]]:
-    """CSV files already in OUT_DIR that would make the evaluator (which reads every *.csv there) fail or mix
-    a task: a name without a known type, or another file of a task being written."""
-    if not out_dir.is_dir():
-        return []
-    written = {p.name for p in targets.values()}
-    bad = []
-    for path in sorted(out_dir.glob("*.csv")):
-        if path.name in written:
-            continue
-        name = parse_task_name(path)
-        if name is None:
-            bad.append((path, "not named <task>__<type>.csv: the evaluator stops on it"))
-        elif name.kind is None:
-            bad.append((path, name.type_problem() or ""))
-        elif name.task in targets:
-            bad.append((path, f"a second label file of task {name.task!r}: the evaluator would merge both"))
-    return bad
-
-
-def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, tasks: list[str] | None = None,
-                  overwrite: bool = False, rename_types: bool = False) -> list[Path]:
-    """The label folder the NeuCo-Bench evaluation reads, from a dataset root or a `convert` output.
-
-    Refuses (LabelFileError, nothing written) a task type the evaluator does not accept, unless
-    `rename_types` writes the accepted spelling it means (`reg` -> `regr`), and an OUT_DIR that already holds
-    CSV files the evaluator would stop on or mix into a task.
-    """
-    from neuco_io.errors import NeucoError, UsageError
-
-    source, out_dir = Path(source), Path(out_dir)
-    tables: dict[str, tuple[str, list[tuple[str, float]]]] = {}
-    if (source / "manifest.json").is_file():
-        import pyarrow.parquet as pq
-
-        from neuco_io.converters import load_manifest
-
-        manifest = load_manifest(source)  # checked: task names and types make plain file names
-        tasks_in = manifest.get("tasks", {})
-        labels_path = source / manifest["labels"] if manifest.get("labels") else None
-        try:
-            columns = pq.read_table(labels_path).to_pydict() if labels_path else {}
-            for task, info in tasks_in.items():
-                if tasks is not None and task not in tasks:
-                    continue
-                task_type = _export_type(source / "manifest.json", task, info["type"], rename_types)
-                rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
-                tables[task] = (task_type, rows)
-        except LabelFileError:
-            raise
-        except Exception as exc:  # pyarrow's errors, a missing id column, labels that are not numbers
-            raise LabelFileError(labels_path, f"unreadable: {type(exc).__name__}: {str(exc)[:300]}") from None
-    else:
-        labels_dir = source / "labels"
-        is_dataset = any((source / d).is_dir() for d in (*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES))
-        if not labels_dir.is_dir() and not is_dataset:
-            raise UsageError(f"{source}: neither a dataset root with labels/ nor a convert output with manifest.json")
-        for path in sorted(labels_dir.glob("*.csv")):
-            name = parse_task_name(path)
-            if name is None:
-                if tasks is not None:
-                    continue
-                raise LabelFileError(path, "not named <task>__<type>.csv (pass --tasks to leave it out)")
-            if tasks is not None and name.task not in tasks:
-                continue
-            if name.task in tables:
-                raise LabelFileError(path, f"task {name.task!r} appears twice")
-            task_type = _export_type(path, name.task, name.type, rename_types)
-            tables[name.task] = (task_type, list(read_task_labels(path).items()))
-    if not tables and tasks is None:
-        raise NeucoError(f"{source} has no tasks: no label files to export (a dataset keeps them in labels/)")
-    if tasks is not None:
-        unknown = sorted(set(tasks) - set(tables))
-        if unknown:
-            raise UsageError(f"--tasks: no labels for {', '.join(unknown)} in {source}")
-    targets = {task: out_dir / TaskName(task, task_type, None).file_name for task, (task_type, _) in tables.items()}
-    bad = _unreadable_for_evaluator(out_dir, targets)
-    if bad:
-        path, why = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise LabelFileError(path, f"{why}; the evaluator reads every *.csv in {out_dir}: remove it, or export "
-                             f"to an empty folder{more}; nothing was written")
-    if not overwrite:
-        clash = [target for target in targets.values() if target.exists()]
-        if clash:
-            raise UsageError(f"{clash[0]} exists (use --overwrite)")
-    return [write_label_file(targets[task], rows, overwrite=True) for task, (_, rows) in sorted(tables.items())]

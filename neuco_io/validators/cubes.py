@@ -16,7 +16,7 @@ import numpy as np
 from neuco_io import spec
 from neuco_io.cube.reader import Cube, CubeInfo
 from neuco_io.errors import CubeError, CubeFormatError, CubeReadError
-from neuco_io.findings import MAX_LISTED, Finding, listed
+from neuco_io.findings import CODES, MAX_LISTED, Finding, listed
 from neuco_io.layout import CubeFile
 
 
@@ -287,15 +287,6 @@ def _timestamps(chunk: np.ndarray, index: tuple[int, ...], chunks: tuple[int, ..
 
 
 # -- entry point --------------------------------------------------------------
-BLOCKING_CODES = frozenset({
-    "cubes.unreadable", "cubes.not-zarr", "cubes.codec", "cubes.too-large", "cubes.missing-bands", "cubes.dims",
-    "cubes.shape", "cubes.band-names", "cubes.dtype", "cubes.sample-id", "cubes.duplicate-sample",
-    "cubes.corrupt-chunk",
-})
-"""Findings that make a cube's data unusable; the others (georeferencing, extra variables,
-chunking...) do not change what a converter or loader reads."""
-
-
 ERROR_CODES = {"codec": "cubes.codec", "too-large": "cubes.too-large"}
 """CubeError reasons that have a finding code of their own."""
 
@@ -318,7 +309,7 @@ def metadata_findings(cube: Cube, cube_file: CubeFile, layout: str) -> tuple[Cub
 
 def blocking(findings: Iterable[Finding]) -> Finding | None:
     """The first finding that makes the cube unusable, if any."""
-    return next((f for f in findings if f.code in BLOCKING_CODES), None)
+    return next((f for f in findings if CODES[f.code].blocking), None)
 
 
 def require_usable(cube: Cube, cube_file: CubeFile, layout: str) -> CubeInfo:

@@ -18,7 +18,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from neuco_io import spec
-from neuco_io.findings import MAX_LISTED, Finding, listed
+from neuco_io.findings import LISTED_PER_CODE, MAX_LISTED, Finding, listed
 from neuco_io.tasks.labels import (
     LabelFileError,
     LabelTable,
@@ -27,9 +27,6 @@ from neuco_io.tasks.labels import (
     parse_task_name,
     read_label_table,
 )
-
-MAX_ROW_FINDINGS = 1000
-"""Per file and code: a million-row file with one systematic fault stays readable."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,8 @@ def _row_findings(path: str, frame: pd.DataFrame, kind: str | None,
                 raise RuntimeError(f"unmapped pandera failure: {case}")
             code, message = rule.code, rule.message
         counts[code] = counts.get(code, 0) + 1
-        if counts[code] > MAX_ROW_FINDINGS:
+        if counts[code] > LISTED_PER_CODE:  # counted, not listed (`Report.add`): spare the lookups
+            yield Finding(code, path, message)
             continue
         row_id = frame.at[line, "id"] if line is not None else None
         if code == "labels.unknown-id" and data_ids is not None and row_id is not None:
@@ -127,9 +125,6 @@ def _row_findings(path: str, frame: pd.DataFrame, kind: str | None,
                            "zeros (keep the id column as text)")
         yield Finding(code, path, message, id=row_id, row=line, column=column,
                       got=None if line is None else _plain(case.failure_case))
-    for code, n in counts.items():
-        if n > MAX_ROW_FINDINGS:
-            yield Finding(code, path, f"{n - MAX_ROW_FINDINGS} more rows fail this rule")
 
 
 def _plain(value):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from neuco_io import spec
 from neuco_io.execution import Executor, Progress, batched, make_executor
-from neuco_io.findings import Finding, Report
+from neuco_io.findings import LISTED_PER_CODE, Finding, Report
 from neuco_io.layout import Dataset, Layout, discover
 from neuco_io.storage import size_or_zero
 from neuco_io.validators.cubes import CubeResult, CubeTask, check_cubes, majority
@@ -64,9 +64,11 @@ def validate(
         data_ids = frozenset(c.stem for c in ds.cubes)
         label_findings, label_summaries = check_labels(ds.label_files, data_ids)
         findings.extend(label_findings)
-    findings.sort(key=Finding.sort_key)
-    return Report(root=str(ds.root), layout=ds.layout, findings=findings,
-                  summary=_summary(ds, results, label_summaries, deep))
+    report = Report(root=str(ds.root), layout=ds.layout, summary=_summary(ds, results, label_summaries, deep),
+                    listed_per_code=LISTED_PER_CODE)
+    report.extend(findings)
+    report.findings.sort(key=Finding.sort_key)
+    return report
 
 
 def _cube_tasks(ds: Dataset, deep: bool) -> list[CubeTask]:
