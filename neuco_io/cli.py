@@ -581,6 +581,10 @@ def _seasons(value: str) -> int | list[int]:
 @click.option("--bands", "bands", multiple=True, metavar="MODALITY=BAND,...",
               help="Bands the encoder gets for a modality, by name and in this order (e.g. s2l2a=B04,B03,B02); "
                    "repeat for more modalities. Default: every band.")
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False), default=None,
+              help="Embed only the ids in this file (one per line); shards are read through their index.")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False), default=None,
+              help="Embed only the ids labelled in this label folder (any task).")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
 @layout_option
@@ -590,7 +594,8 @@ def _seasons(value: str) -> int | list[int]:
 @quiet_option
 @handle_errors
 def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
-          seasons: str, shift_s2: str, bands: tuple[str, ...], dim: int | None, layout: str | None, overwrite: bool,
+          seasons: str, shift_s2: str, bands: tuple[str, ...], ids_file: str | None, labels_dir: str | None,
+          dim: int | None, layout: str | None, overwrite: bool,
           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
 
@@ -623,7 +628,8 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
                            modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift, dim=dim,
                            layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
-                           storage_options=_storage(storage_options), bands=parse_bands(bands) or None)
+                           storage_options=_storage(storage_options), bands=parse_bands(bands) or None,
+                           ids=ids_file, labels=labels_dir)
     data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim,
             "warnings": notes}
     if output_format == "json":

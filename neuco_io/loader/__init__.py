@@ -7,5 +7,6 @@
 
 from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.datasets import CubeDataset, DoubleShiftWarning, ShardDataset
+from neuco_io.loader.indexed import IndexedShardDataset
 
-__all__ = ["CubeDataset", "DoubleShiftWarning", "SampleOptions", "ShardDataset"]
+__all__ = ["CubeDataset", "DoubleShiftWarning", "IndexedShardDataset", "SampleOptions", "ShardDataset"]

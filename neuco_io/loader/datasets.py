@@ -29,6 +29,7 @@ from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_order
+from neuco_io.loader.select import locate, range_as_tar, read_id_list, read_ranges, select_ids
 from neuco_io.loader.sources import resolve_shards
 from neuco_io.loader.split import Consumer, current_consumer, records_per_rank
 from neuco_io.loader.state import LoaderState, loader_states, merge
@@ -37,6 +38,7 @@ from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.storage import open_read
 from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
+from neuco_io.wording import first_few
 
 __all__ = ["CubeDataset", "DoubleShiftWarning", "ShardDataset"]
 
@@ -106,6 +108,7 @@ class CubeDataset(EpochMixin, _MapBase):
         storage_options: dict[str, Any] | None = None,
         bands: dict[str, Sequence[str]] | None = None,
         normalize: Any = None,
+        ids: str | os.PathLike[str] | Sequence[str] | None = None,
     ) -> None:
         ds = discover(root, layout, storage_options)
         default = list(spec.DOWNSTREAM_MODALITIES) if ds.layout == "downstream" else \
@@ -126,8 +129,10 @@ class CubeDataset(EpochMixin, _MapBase):
             for files in ds.v11_files(mods):
                 first = files[mods[0]].path
                 with Cube(first) as cube:
-                    ids = cube.sample_ids
-                self._items.extend((sid, {m: f.path for m, f in files.items()}, i) for i, sid in enumerate(ids))
+                    sids = cube.sample_ids
+                self._items.extend((sid, {m: f.path for m, f in files.items()}, i) for i, sid in enumerate(sids))
+        if ids is not None:
+            self._items = _pick_items(self._items, read_id_list(ids), ds.root)
         self.labels: dict[str, dict[str, float]] = {}
         if self.options.tasks:
             self.labels = _read_tasks(ds, self.options.tasks)
@@ -179,6 +184,16 @@ class CubeDataset(EpochMixin, _MapBase):
         return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=times), tile)
 
 
+def _pick_items(items: list, ids: list[str], root: Any) -> list:
+    """The locations of `ids`, in dataset order; an id without cubes is a UsageError naming the first few."""
+    known = {item[0] for item in items}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise UsageError(f"ids: {len(unknown)} of {len(ids)} ids have no cubes in {root}: {first_few(unknown)}")
+    wanted = set(ids)
+    return [item for item in items if item[0] in wanted]
+
+
 def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     found = dataset_tasks(ds, tasks, strict=False)
     return {task: found[task].labels() for task in tasks}
@@ -224,6 +239,7 @@ class ShardDataset(EpochMixin, _IterBase):
         on_error: str = "raise",
         bands: dict[str, Sequence[str]] | None = None,
         normalize: Any = None,
+        ids: str | os.PathLike[str] | Sequence[str] | None = None,
     ) -> None:
         self.source = resolve_shards(source, storage_options)
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
@@ -246,14 +262,22 @@ class ShardDataset(EpochMixin, _IterBase):
         self.equal_per_rank = equal_per_rank
         self.on_error = on_error
         self._epoch = SharedEpoch()  # shared: persistent DataLoader workers see set_epoch too
+        self._picked = None if ids is None else \
+            select_ids(read_id_list(ids), self.source.manifest, [p.name for p in self.source.paths])
+        """With `ids`: the rows read per shard and their byte ranges."""
         self._resume: LoaderState | None = None
         """A loaded state: the epoch it names continues where it stopped."""
         self._progress: LoaderState | None = None
         """The position of the iteration running (or last run) in this process."""
 
+    @property
+    def counts(self) -> list[int]:
+        """Records read per shard (all, or those `ids` picked)."""
+        return self._picked.counts if self._picked is not None else self.source.counts
+
     def __len__(self) -> int:
         consumer = current_consumer(self.rank, self.world_size)
-        return records_per_rank(self.source.counts, consumer.rank, consumer.world_size, self.equal_per_rank)
+        return records_per_rank(self.counts, consumer.rank, consumer.world_size, self.equal_per_rank)
 
     def __iter__(self) -> Iterator[Any]:
         iteration = self._iterate()
@@ -267,9 +291,9 @@ class ShardDataset(EpochMixin, _IterBase):
         epoch = self.epoch  # read once: the plan and the buffer shuffle must agree
         history, skip = self._start(consumer, epoch)
         order = self._remaining(history, epoch) if history else None
-        plan = consumer_plan(self.source.counts, consumer, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
+        plan = consumer_plan(self.counts, consumer, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
                              equal_per_rank=self.equal_per_rank, order=order, generation=len(history))
-        progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts),
+        progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.counts),
                                history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}))
         self._progress = progress
         records = in_order(plan, plan.order[skip:], self._read)
@@ -296,7 +320,7 @@ class ShardDataset(EpochMixin, _IterBase):
         consumer = current_consumer(self.rank, self.world_size)  # not iterated yet: where it will start
         history, skip = self._start(consumer, self.epoch)
         setup = Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip})
-        return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts),
+        return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.counts),
                            history, setup).to_dict()
 
     def load_state_dict(self, state: Any) -> None:
@@ -309,7 +333,7 @@ class ShardDataset(EpochMixin, _IterBase):
         if not states:
             raise UsageError("load_state_dict: the state holds no ShardDataset position")
         merged = merge(states)
-        mine = (self.seed, self.shuffle, self.equal_per_rank, sum(self.source.counts))
+        mine = (self.seed, self.shuffle, self.equal_per_rank, sum(self.counts))
         theirs = (merged.seed, merged.shuffle, merged.equal_per_rank, merged.records)
         if mine != theirs:
             raise UsageError(f"load_state_dict: the state was saved with seed, shuffle, equal_per_rank, records = "
@@ -340,7 +364,7 @@ class ShardDataset(EpochMixin, _IterBase):
         return [*resume.history, current], 0
 
     def _remaining(self, history: list[Generation], epoch: int) -> np.ndarray:
-        return remaining_order(self.source.counts, history, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
+        return remaining_order(self.counts, history, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
                                equal_per_rank=self.equal_per_rank)
 
     def plot(self, sample: Any, tile: int = spec.SIZE):
@@ -370,20 +394,72 @@ class ShardDataset(EpochMixin, _IterBase):
 
     def _read(self, shard: int, rows: list[int]
               ) -> Iterator[tuple[int, tuple[str, dict[str, np.ndarray], dict[str, float], bool]]]:
-        """(row, record) for the ascending `rows` of a shard; a record skipped by on_error="warn" is missing."""
+        """(row, record) for the ascending `rows` of a shard (rows among those `ids` picked, if given); a
+        record skipped by on_error="warn" is missing."""
         path = self.source.paths[shard]
-        wanted = set(rows)
-        last = max(rows) if rows else -1
         count = self.source.counts[shard]
         try:
-            if self.source.format == "parquet":
-                yield from self._read_parquet(path, wanted, last, count)
+            if self._picked is not None:
+                yield from self._read_picked(shard, rows)
+            elif self.source.format == "parquet":
+                yield from self._read_parquet(path, set(rows), max(rows, default=-1), count)
             else:
-                yield from self._read_tar(path, wanted, last, count)
+                yield from self._read_tar(path, set(rows), max(rows, default=-1), count)
         except ShardError as exc:
             self._fail(exc)
         except OSError as exc:  # the shard vanished or the connection broke
             self._fail(ShardError(path, f"cannot read: {exc}"))
+
+    def _read_picked(self, shard: int, rows: list[int]):
+        """Only the picked records: Parquet row groups holding them, tar byte ranges from the manifest."""
+        path = self.source.paths[shard]
+        actual = [self._picked.rows[shard][r] for r in rows]
+        if self.source.format == "parquet":
+            local = {row: r for r, row in zip(rows, actual)}
+            for row, record in self._read_parquet(path, set(actual), max(actual), self.source.counts[shard]):
+                yield local[row], record
+            return
+        ranges = [self._picked.ranges[shard][r] for r in rows]
+        for i, data in read_ranges(path, ranges):
+            try:
+                yield rows[i], self._record(self._ranged_record(path, data, actual[i]))
+            except ShardError as exc:
+                self._fail(exc)
+
+    @staticmethod
+    def _ranged_record(path: Any, data: Any, row: int) -> Any:
+        records = list(iter_tar_records(range_as_tar(data), path.name))
+        if len(records) != 1:
+            raise ShardError(path.name, f"the manifest's byte range of row {row} holds {len(records)} records, "
+                             f"not 1 (shard and manifest disagree)")
+        return records[0]
+
+    def _record(self, raw: Any) -> tuple[str, dict[str, np.ndarray], dict[str, float], bool]:
+        loc_id = raw.id
+        arrays = decode_record(raw, self.options.modalities, self._selection(loc_id))
+        return loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta)
+
+    def get(self, loc_id: str) -> Any:
+        """The sample of one id, read with one positioned read (one range request on a URL) through the
+        manifest's index. KeyError when the index does not know it."""
+        try:
+            shard, row, offset, size = locate(loc_id, self.source.manifest, [p.name for p in self.source.paths])
+        except (KeyError, ValueError):
+            raise KeyError(f"{loc_id!r}: not an id of these shards (see the manifest's index)") from None
+        path = self.source.paths[shard]
+        try:
+            if self.source.format == "parquet":
+                records = self._read_parquet(path, {row}, row, self.source.counts[shard])
+                _, (found, arrays, labels, s2_offset) = next(records)
+                records.close()
+            else:
+                _, data = next(read_ranges(path, [(offset, size)]))
+                found, arrays, labels, s2_offset = self._record(self._ranged_record(path, data, row))
+        except OSError as exc:
+            raise ShardError(path, f"cannot read: {exc}") from None
+        if found != loc_id:
+            raise ShardError(path.name, f"row {row} holds {found!r}, the manifest's index says {loc_id!r}")
+        return self.options.build(loc_id, arrays, labels, self.epoch, selected=True, s2_offset=s2_offset)
 
     def _read_tar(self, path: Any, wanted: set[int], last: int, count: int):
         with open_read(path, sequential=True) as fh:
@@ -394,12 +470,11 @@ class ShardDataset(EpochMixin, _IterBase):
                     if row not in wanted:
                         continue
                     try:
-                        loc_id = raw.id
-                        arrays = decode_record(raw, self.options.modalities, self._selection(loc_id))
+                        record = self._record(raw)
                     except ShardError as exc:
                         self._fail(exc)
                         continue
-                    yield row, (loc_id, arrays, self._labels(raw.meta), self._s2_offset(raw.meta))
+                    yield row, record
             finally:
                 records.close()
 
