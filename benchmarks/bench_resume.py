@@ -22,8 +22,8 @@ import numpy as np
 
 from neuco_io.converters import convert
 from neuco_io.loader import ShardDataset
-from neuco_io.loader.order import Generation, consumer_plan, remaining_order
-from neuco_io.loader.split import Consumer
+from neuco_io.loader.order import Generation, consumer_plan, remaining_positions
+from neuco_io.loader.split import Consumer, canonical_order
 
 from common import describe_machine, sample_dataset, warm
 
@@ -38,8 +38,9 @@ def planning(shuffle: int) -> tuple[float, float]:
     times = []
     for history in ([first], [first, second]):
         started = time.perf_counter()
-        order = remaining_order(counts, history, **kw)
-        plan = consumer_plan(counts, Consumer(1, 2, 1, 2), order=order, generation=len(history), **kw)
+        canonical = canonical_order(counts, epoch=3, seed=0, shuffle=True)
+        left = remaining_positions(counts, history, canonical, **kw)
+        plan = consumer_plan(counts, Consumer(1, 2, 1, 2), canonical, positions=left, generation=len(history), **kw)
         times.append(time.perf_counter() - started)
         assert len(plan.order)
     return times[0], times[1]

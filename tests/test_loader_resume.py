@@ -9,7 +9,7 @@ import pytest
 from neuco_io.converters import convert
 from neuco_io.errors import UsageError
 from neuco_io.loader import ShardDataset
-from neuco_io.loader.order import Generation, consumer_plan, remaining_order
+from neuco_io.loader.order import Generation, consumer_plan, remaining_positions
 from neuco_io.loader.split import Consumer, canonical_order
 
 OPTIONS = {"modalities": ["s2rgb"], "return_id": True, "shuffle": 4, "seed": 7}
@@ -37,21 +37,22 @@ def consumers(world: int, workers: int):
 @pytest.mark.parametrize("counts", [[3, 3, 2], [5], [1, 1, 1, 1, 1, 1, 1], [4, 0, 4, 1]])
 @pytest.mark.parametrize("world, workers", [(1, 1), (1, 3), (2, 2), (3, 2), (5, 1), (4, 4)])
 def test_every_setup_splits_the_canonical_order_once(counts, world, workers):
-    order = canonical_order(counts, epoch=3, seed=1, shuffle=True).tolist()
-    assert sorted(order) == list(range(sum(counts)))
-    assert order == canonical_order(counts, epoch=3, seed=1, shuffle=True).tolist()  # nothing else decides it
+    order = canonical_order(counts, epoch=3, seed=1, shuffle=True)
+    assert sorted(order.tolist()) == list(range(sum(counts)))
+    assert (order == canonical_order(counts, epoch=3, seed=1, shuffle=True)).all()  # nothing else decides it
     got = [rec for c in consumers(world, workers)
-           for rec in consumer_plan(counts, c, epoch=3, seed=1, shuffle=4, equal_per_rank=False).records().tolist()]
-    assert sorted(got) == sorted(order)
+           for rec in consumer_plan(counts, c, order, epoch=3, seed=1, shuffle=4, equal_per_rank=False).records()]
+    assert sorted(got) == sorted(order.tolist())
 
 
-def test_remaining_order_leaves_out_exactly_what_was_yielded():
+def test_remaining_positions_leave_out_exactly_what_was_yielded():
     counts = [3, 3, 2, 4]
     kw = {"epoch": 1, "seed": 2, "shuffle": 3, "equal_per_rank": False}
+    canonical = canonical_order(counts, epoch=1, seed=2, shuffle=True)
     yielded = {0: 2, 1: 0, 2: 3, 3: 1}
-    plans = {c.index: consumer_plan(counts, c, **kw).records().tolist() for c in consumers(2, 2)}
+    plans = {c.index: consumer_plan(counts, c, canonical, **kw).records().tolist() for c in consumers(2, 2)}
     done = [rec for i, recs in plans.items() for rec in recs[:yielded[i]]]
-    rest = remaining_order(counts, [Generation(2, 2, yielded)], **kw).tolist()
+    rest = canonical[remaining_positions(counts, [Generation(2, 2, yielded)], canonical, **kw)].tolist()
     assert sorted(done + rest) == list(range(sum(counts)))
     assert not set(done) & set(rest)
 

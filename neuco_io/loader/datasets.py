@@ -28,10 +28,10 @@ from neuco_io.execution import single_threaded_codecs
 from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
-from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_order
+from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_positions
 from neuco_io.loader.select import locate, range_as_tar, read_id_list, read_ranges, select_ids
 from neuco_io.loader.sources import resolve_shards
-from neuco_io.loader.split import Consumer, current_consumer, records_per_rank
+from neuco_io.loader.split import Consumer, canonical_order, current_consumer, records_per_rank
 from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
@@ -214,7 +214,10 @@ class ShardDataset(EpochMixin, _IterBase):
     "drop") gives every rank the same count, as DDP requires. `shuffle=N`
     shuffles a rank's shard order and records through an N-record buffer,
     seeded by `seed` and the epoch (`set_epoch`). `on_error="warn"` logs and
-    skips a corrupt record or shard instead of raising.
+    skips a corrupt record or shard instead of raising. `epoch_size=N`: N
+    records per epoch over all ranks (the first of the epoch's order, or the
+    data again when there are fewer); with `resampled=True` shards are drawn
+    with replacement until N. `ids`: only those records (manifest index).
     """
 
     def __init__(
@@ -240,6 +243,8 @@ class ShardDataset(EpochMixin, _IterBase):
         bands: dict[str, Sequence[str]] | None = None,
         normalize: Any = None,
         ids: str | os.PathLike[str] | Sequence[str] | None = None,
+        epoch_size: int | None = None,
+        resampled: bool = False,
     ) -> None:
         self.source = resolve_shards(source, storage_options)
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
@@ -258,6 +263,13 @@ class ShardDataset(EpochMixin, _IterBase):
             check_tasks(self.options.tasks, list(self.source.tasks), "the manifest")
         self.shuffle = int(shuffle)
         self.seed = seed
+        if epoch_size is not None and (isinstance(epoch_size, bool) or not isinstance(epoch_size, (int, np.integer))
+                                       or epoch_size < 1):
+            raise UsageError(f"epoch_size: expected a positive number of records, got {epoch_size!r}")
+        if resampled and epoch_size is None:
+            raise UsageError("resampled=True draws shards with replacement forever: give epoch_size too")
+        self.epoch_size = None if epoch_size is None else int(epoch_size)
+        self.resampled = bool(resampled)
         self.rank, self.world_size = rank, world_size
         self.equal_per_rank = equal_per_rank
         self.on_error = on_error
@@ -277,7 +289,17 @@ class ShardDataset(EpochMixin, _IterBase):
 
     def __len__(self) -> int:
         consumer = current_consumer(self.rank, self.world_size)
-        return records_per_rank(self.counts, consumer.rank, consumer.world_size, self.equal_per_rank)
+        return records_per_rank(self.counts, consumer.rank, consumer.world_size, self.equal_per_rank,
+                                self.epoch_records)
+
+    @property
+    def epoch_records(self) -> int:
+        """Records in an epoch, over every rank: `epoch_size`, or every record once."""
+        return sum(self.counts) if self.epoch_size is None else self.epoch_size
+
+    def _canonical(self, epoch: int) -> np.ndarray:
+        return canonical_order(self.counts, epoch=epoch, seed=self.seed, shuffle=self.shuffle > 0,
+                               size=self.epoch_size, resampled=self.resampled)
 
     def __iter__(self) -> Iterator[Any]:
         iteration = self._iterate()
@@ -290,10 +312,12 @@ class ShardDataset(EpochMixin, _IterBase):
             single_threaded_codecs()  # a DataLoader worker: one core each
         epoch = self.epoch  # read once: the plan and the buffer shuffle must agree
         history, skip = self._start(consumer, epoch)
-        order = self._remaining(history, epoch) if history else None
-        plan = consumer_plan(self.counts, consumer, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
-                             equal_per_rank=self.equal_per_rank, order=order, generation=len(history))
-        progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.counts),
+        canonical = self._canonical(epoch)
+        positions = remaining_positions(self.counts, history, canonical, epoch=epoch, seed=self.seed,
+                                        shuffle=self.shuffle, equal_per_rank=self.equal_per_rank) if history else None
+        plan = consumer_plan(self.counts, consumer, canonical, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
+                             equal_per_rank=self.equal_per_rank, positions=positions, generation=len(history))
+        progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
                                history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}))
         self._progress = progress
         records = in_order(plan, plan.order[skip:], self._read)
@@ -320,7 +344,7 @@ class ShardDataset(EpochMixin, _IterBase):
         consumer = current_consumer(self.rank, self.world_size)  # not iterated yet: where it will start
         history, skip = self._start(consumer, self.epoch)
         setup = Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip})
-        return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, sum(self.counts),
+        return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
                            history, setup).to_dict()
 
     def load_state_dict(self, state: Any) -> None:
@@ -333,7 +357,7 @@ class ShardDataset(EpochMixin, _IterBase):
         if not states:
             raise UsageError("load_state_dict: the state holds no ShardDataset position")
         merged = merge(states)
-        mine = (self.seed, self.shuffle, self.equal_per_rank, sum(self.counts))
+        mine = (self.seed, self.shuffle, self.equal_per_rank, self.epoch_records)
         theirs = (merged.seed, merged.shuffle, merged.equal_per_rank, merged.records)
         if mine != theirs:
             raise UsageError(f"load_state_dict: the state was saved with seed, shuffle, equal_per_rank, records = "
@@ -362,10 +386,6 @@ class ShardDataset(EpochMixin, _IterBase):
                              f"worker(s)) it was saved from; to resume on another number of workers or ranks, pass "
                              f"the states of every rank (a list)")
         return [*resume.history, current], 0
-
-    def _remaining(self, history: list[Generation], epoch: int) -> np.ndarray:
-        return remaining_order(self.counts, history, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
-                               equal_per_rank=self.equal_per_rank)
 
     def plot(self, sample: Any, tile: int = spec.SIZE):
         """A sample this dataset yielded, as a PIL image (see `CubeDataset.plot`). Values are drawn as given:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from neuco_io.loader.split import Consumer, canonical_order, consumer_records, runs_of
+from neuco_io.loader.split import Consumer, consumer_positions, runs_of
 
-__all__ = ["ConsumerPlan", "Generation", "buffer_shuffle", "consumer_plan", "in_order", "remaining_order"]
+__all__ = ["ConsumerPlan", "Generation", "buffer_shuffle", "consumer_plan", "in_order", "remaining_positions"]
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,22 @@ class Generation:
 
 @dataclass(frozen=True)
 class ConsumerPlan:
-    """What one consumer reads (record numbers in reading order) and the order it yields them in (positions
-    in `stream`)."""
+    """What one consumer reads (positions in the canonical order, in reading order: `stream`) and the order
+    it yields them in (indices into `stream`)."""
 
     stream: np.ndarray
     order: np.ndarray
+    canonical: np.ndarray
     counts: list[int]
 
     @property
     def runs(self) -> list[tuple[int, list[int]]]:
         """(shard, ascending rows) per sequential read, in reading order."""
-        return runs_of(self.stream, self.counts)
+        return runs_of(self.canonical[self.stream], self.counts)
 
     def records(self) -> np.ndarray:
         """Record numbers in yield order."""
-        return self.stream[self.order]
+        return self.canonical[self.stream[self.order]]
 
 
 def buffer_shuffle(n: int, size: int, rng: np.random.Generator, first: int | None = None) -> np.ndarray:
@@ -74,35 +75,36 @@ def buffer_shuffle(n: int, size: int, rng: np.random.Generator, first: int | Non
     return np.asarray(out + buffer, dtype=np.int64)
 
 
-def consumer_plan(counts: list[int], consumer: Consumer, *, epoch: int, seed: int, shuffle: int,
-                  equal_per_rank: bool | str, order: np.ndarray | None = None, generation: int = 0,
-                  first: int | None = None) -> ConsumerPlan:
-    """The consumer's records and yield order in an epoch, or in what is left of it (`order`, the
-    `generation`-th set-up of consumers since the epoch began). With `first`, the yield order may stop
-    after that many (all a replay needs)."""
-    stream = consumer_records(counts, consumer, epoch=epoch, seed=seed, shuffle=shuffle > 0,
-                              equal_per_rank=equal_per_rank, order=order)
+def consumer_plan(counts: list[int], consumer: Consumer, canonical: np.ndarray, *, epoch: int, seed: int,
+                  shuffle: int, equal_per_rank: bool | str, positions: np.ndarray | None = None,
+                  generation: int = 0, first: int | None = None) -> ConsumerPlan:
+    """The consumer's records and yield order in an epoch (`canonical`), or in what is left of it
+    (`positions`, the `generation`-th set-up of consumers since the epoch began). With `first`, the yield
+    order may stop after that many (all a replay needs)."""
+    stream = consumer_positions(counts, consumer, canonical, positions=positions, equal_per_rank=equal_per_rank)
     if shuffle <= 1:
-        return ConsumerPlan(stream, np.arange(len(stream)), counts)
+        return ConsumerPlan(stream, np.arange(len(stream)), canonical, counts)
     key = [seed, epoch, consumer.index, 1] + ([generation] if generation else [])
-    return ConsumerPlan(stream, buffer_shuffle(len(stream), shuffle, np.random.default_rng(key), first), counts)
+    return ConsumerPlan(stream, buffer_shuffle(len(stream), shuffle, np.random.default_rng(key), first), canonical,
+                        counts)
 
 
-def remaining_order(counts: list[int], history: Sequence[Generation], *, epoch: int, seed: int, shuffle: int,
-                    equal_per_rank: bool | str) -> np.ndarray:
-    """The canonical order of the epoch without every record the set-ups in `history` yielded (each replayed
-    from its own plan, on record numbers: nothing is read)."""
-    order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle > 0)
+def remaining_positions(counts: list[int], history: Sequence[Generation], canonical: np.ndarray, *, epoch: int,
+                        seed: int, shuffle: int, equal_per_rank: bool | str) -> np.ndarray:
+    """The positions of the canonical order not yielded by the set-ups in `history` (each replayed from its
+    own plan, on positions: nothing is read)."""
+    positions = np.arange(len(canonical))
     for g, generation in enumerate(history):
         done = [np.zeros(0, dtype=np.int64)]
         for index in range(generation.consumers):
             n = generation.yielded.get(index, 0)
             if n:
-                plan = consumer_plan(counts, generation.consumer(index), epoch=epoch, seed=seed, shuffle=shuffle,
-                                     equal_per_rank=equal_per_rank, order=order, generation=g, first=n)
+                plan = consumer_plan(counts, generation.consumer(index), canonical, epoch=epoch, seed=seed,
+                                     shuffle=shuffle, equal_per_rank=equal_per_rank, positions=positions,
+                                     generation=g, first=n)
                 done.append(plan.stream[plan.order[:n]])
-        order = order[~np.isin(order, np.concatenate(done))]
-    return order
+        positions = positions[~np.isin(positions, np.concatenate(done))]
+    return positions
 
 
 _SKIPPED = object()

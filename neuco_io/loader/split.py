@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Consumer", "canonical_order", "current_consumer", "plan_epoch"]
+__all__ = ["Consumer", "canonical_order", "consumer_positions", "current_consumer", "records_per_rank", "runs_of"]
 
 
 @dataclass(frozen=True)
@@ -70,48 +70,67 @@ def record_offsets(counts: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
 
-def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False) -> np.ndarray:
-    """Every record of the epoch (its number: shard offset + row) in one order that depends on seed and
+def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
+                    size: int | None = None, resampled: bool = False) -> np.ndarray:
+    """The records of an epoch (their numbers: shard offset + row) in one order that depends on seed and
     epoch only, never on the number of ranks or workers (MosaicML's canonical order): shards in a seeded
     order with `shuffle`, rows ascending. Ranks and workers split it afterwards, so a job resumed on another
-    number of GPUs continues the same epoch."""
+    number of GPUs continues the same epoch.
+
+    `size` (epoch_size): that many records, the first of the order, or the data again (in the next seeded
+    shard order) when there are fewer. `resampled`: shards drawn with replacement (in proportion to their
+    records, seeded by seed and epoch), each read whole, until `size` records (webdataset's resampled shards).
+    """
     offsets = record_offsets(counts)
-    shards = np.arange(len(counts))
-    if shuffle:
-        shards = shards[np.random.default_rng([seed, epoch]).permutation(len(counts))]
-    lengths = np.asarray(counts, dtype=np.int64)[shards]
-    if not lengths.sum():
+    lengths_all = np.asarray(counts, dtype=np.int64)
+    total = int(lengths_all.sum())
+    size = total if size is None else int(size)
+    if not total or not size:
         return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, epoch])
+    if resampled:
+        draws = max(1, int(np.ceil(size / total * len(counts) * 1.5)) + 8)
+        shards = rng.choice(len(counts), size=draws, p=lengths_all / total)
+        while lengths_all[shards].sum() < size:
+            shards = np.concatenate([shards, rng.choice(len(counts), size=draws, p=lengths_all / total)])
+    else:
+        rounds = -(-size // total)
+        shards = np.concatenate([rng.permutation(len(counts)) if shuffle else np.arange(len(counts))
+                                 for _ in range(rounds)])
+    lengths = lengths_all[shards]
     firsts = np.cumsum(lengths) - lengths  # where each shard starts in the order
-    return np.repeat(offsets[shards] - firsts, lengths) + np.arange(lengths.sum(), dtype=np.int64)
+    order = np.repeat(offsets[shards] - firsts, lengths) + np.arange(lengths.sum(), dtype=np.int64)
+    return order[:size]
 
 
 def _bounds(total: int, rank: int, world_size: int) -> tuple[int, int]:
     return rank * total // world_size, (rank + 1) * total // world_size
 
 
-def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
-                 shuffle: bool = False, equal_per_rank: bool | str = False,
-                 order: np.ndarray | None = None) -> np.ndarray:
-    """A rank's records in an epoch: its contiguous part of the canonical order (or of `order`, what is left
-    of it after a resume), so ranks differ by at most one record and each reads few shards.
-
-    A rank's count does not change between epochs (its records do, with `shuffle`).
-    """
-    if order is None:
-        order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle)
-    start, end = _bounds(len(order), rank, world_size)
-    records = order[start:end]
+def rank_positions(positions: np.ndarray, rank: int, world_size: int, equal_per_rank: bool | str = False
+                   ) -> np.ndarray:
+    """A rank's contiguous part of `positions` (the canonical order's, or what is left of them after a
+    resume), so ranks differ by at most one record and each reads few shards. A rank's count does not
+    change between epochs (its records do, with `shuffle`)."""
+    start, end = _bounds(len(positions), rank, world_size)
+    mine = positions[start:end]
     if not equal_per_rank or world_size == 1:
-        return records
-    sizes = [b - a for a, b in (_bounds(len(order), r, world_size) for r in range(world_size))]
+        return mine
+    sizes = [b - a for a, b in (_bounds(len(positions), r, world_size) for r in range(world_size))]
     if equal_per_rank is True or equal_per_rank == "pad":
-        if not len(records):  # nothing of its own to repeat: borrow the first records of the epoch
-            records = order[:1]
-        return np.resize(records, max(sizes)) if len(records) else records  # repeats from the start
+        if not len(mine):  # nothing of its own to repeat: borrow the first records of the epoch
+            mine = positions[:1]
+        return np.resize(mine, max(sizes)) if len(mine) else mine  # repeats from the start
     if equal_per_rank == "drop":
-        return records[: min(sizes)]
+        return mine[: min(sizes)]
     raise ValueError(f"equal_per_rank: expected True, 'pad' or 'drop', got {equal_per_rank!r}")
+
+
+def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
+                 shuffle: bool = False, equal_per_rank: bool | str = False) -> np.ndarray:
+    """A rank's record numbers in a whole epoch (see `rank_positions`)."""
+    order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle)
+    return order[rank_positions(np.arange(len(order)), rank, world_size, equal_per_rank)]
 
 
 def _run_starts(records: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -123,31 +142,31 @@ def _run_starts(records: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.flatnonzero(breaks) + 1])
 
 
-def consumer_records(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0,
-                     shuffle: bool = False, equal_per_rank: bool | str = False,
-                     order: np.ndarray | None = None) -> np.ndarray:
-    """The records this consumer reads in an epoch, in reading order.
+def consumer_positions(counts: list[int], consumer: Consumer, canonical: np.ndarray, *,
+                       positions: np.ndarray | None = None, equal_per_rank: bool | str = False) -> np.ndarray:
+    """The positions in `canonical` this consumer reads in an epoch, in reading order.
 
-    Two levels: ranks split the canonical order (`canonical_order`, or `order`)
-    into contiguous parts, then a rank's workers split its runs (or, with fewer
-    runs than workers, its records). `equal_per_rank` ("pad" or True; or
-    "drop") makes every rank read the same number of records, as DDP needs:
-    "pad" repeats records from the start of the rank's own share, "drop"
-    leaves out its last ones. A rank's records do not depend on its number
-    of workers.
+    Two levels: ranks split the canonical order (or what is left of it:
+    `positions`) into contiguous parts, then a rank's workers split its runs
+    (or, with fewer runs than workers, its records). `equal_per_rank` ("pad"
+    or True; or "drop") makes every rank read the same number of records, as
+    DDP needs: "pad" repeats records from the start of the rank's own share,
+    "drop" leaves out its last ones. A rank's records do not depend on its
+    number of workers.
     """
-    records = rank_records(counts, consumer.rank, consumer.world_size, epoch=epoch, seed=seed, shuffle=shuffle,
-                           equal_per_rank=equal_per_rank, order=order)
-    starts = _run_starts(records, record_offsets(counts))
+    if positions is None:
+        positions = np.arange(len(canonical))
+    mine = rank_positions(positions, consumer.rank, consumer.world_size, equal_per_rank)
+    starts = _run_starts(canonical[mine], record_offsets(counts))
     if len(starts) < consumer.num_workers:
-        return records[consumer.worker::consumer.num_workers]
-    ends = np.append(starts[1:], len(records))
-    mine = range(consumer.worker, len(starts), consumer.num_workers)
-    return np.concatenate([records[starts[i]:ends[i]] for i in mine])
+        return mine[consumer.worker::consumer.num_workers]
+    ends = np.append(starts[1:], len(mine))
+    return np.concatenate([mine[starts[i]:ends[i]] for i in range(consumer.worker, len(starts),
+                                                                    consumer.num_workers)])
 
 
 def runs_of(records: np.ndarray, counts: list[int]) -> list[tuple[int, list[int]]]:
-    """(shard index, ascending rows) per run of `records`, in order."""
+    """(shard index, ascending rows) per run of `records` (record numbers), in order."""
     offsets = record_offsets(counts)
     starts = _run_starts(records, offsets)
     runs = []
@@ -158,17 +177,12 @@ def runs_of(records: np.ndarray, counts: list[int]) -> list[tuple[int, list[int]
     return runs
 
 
-def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
-               equal_per_rank: bool | str = False, order: np.ndarray | None = None) -> list[tuple[int, list[int]]]:
-    """What this consumer reads in an epoch (see `consumer_records`): runs of (shard index, ascending rows)."""
-    return runs_of(consumer_records(counts, consumer, epoch=epoch, seed=seed, shuffle=shuffle,
-                                    equal_per_rank=equal_per_rank, order=order), counts)
-
-
-def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
-    """How many records a rank yields in a whole epoch (whatever the shuffle and its number of workers),
-    counted without listing them: what `rank_records` returns has this length."""
-    total = sum(counts)
+def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False,
+                     total: int | None = None) -> int:
+    """How many records a rank yields in a whole epoch (of `total` records, all by default), whatever the
+    shuffle and its number of workers, counted without listing them: what `rank_records` returns has this
+    length."""
+    total = sum(counts) if total is None else total
     sizes = [b - a for a, b in (_bounds(total, r, world_size) for r in range(world_size))]
     if not equal_per_rank or world_size == 1:
         return sizes[rank]
