@@ -78,21 +78,23 @@ def _generation(g: Mapping[str, Any]) -> Generation:
     return Generation(world, workers, yielded)
 
 
-def loader_states(state: Any) -> list[Mapping[str, Any]]:
-    """The ShardDataset states inside what the caller passed: a state, a StatefulDataLoader state (every
-    worker's), or a list of either (one per rank)."""
+def loader_states(state: Any, fmt: str = STATE_FORMAT) -> list[Mapping[str, Any]]:
+    """The dataset states (of format `fmt`) inside what the caller passed: a state, a StatefulDataLoader
+    state (every worker's), or a list of either (one per rank)."""
     if isinstance(state, Sequence) and not isinstance(state, (str, bytes)):
-        return [s for item in state for s in loader_states(item)]
+        return [s for item in state for s in loader_states(item, fmt)]
     if not isinstance(state, Mapping):
         raise UsageError(f"load_state_dict: expected a state dict (or a list of them), got {type(state).__name__}")
-    if state.get("format") == STATE_FORMAT:
+    if state.get("format") == fmt:
         return [state]
     snapshots = (state.get("_snapshot") or {}).get("_worker_snapshots")
     if isinstance(snapshots, Mapping):  # StatefulDataLoader with workers
-        return [s["dataset_state"] for s in snapshots.values() if s.get("dataset_state") is not None]
+        return [s for snap in snapshots.values() if snap.get("dataset_state") is not None
+                for s in loader_states(snap["dataset_state"], fmt)]
     if state.get("dataset_state") is not None:  # StatefulDataLoader without workers
-        return [state["dataset_state"]]
-    raise UsageError("load_state_dict: not a ShardDataset or StatefulDataLoader state")
+        return loader_states(state["dataset_state"], fmt)
+    raise UsageError(f"load_state_dict: not a ShardDataset, MixedDataset or StatefulDataLoader state (no "
+                     f"\"format\": \"{fmt}\" in it)")
 
 
 def merge(states: Sequence[LoaderState]) -> LoaderState:
