@@ -194,9 +194,9 @@ def _resume_hint(out: str, storage_options: dict[str, Any] | None) -> Iterator[N
     except KeyboardInterrupt as exc:
         with contextlib.suppress(Exception):
             from neuco_io.converters.outdir import JOURNAL
-            from neuco_io.storage import Folder
+            from neuco_io.storage import open_store
 
-            if Folder(out, storage_options).has(JOURNAL):
+            if open_store(out, storage_options).has(JOURNAL):
                 exc.neuco_hint = hint  # type: ignore[attr-defined]
         raise
 
@@ -783,9 +783,7 @@ def task_labels(name: str, root: str, task_type: str, source: str, id_col: str, 
     result = make_task_labels(root, name, task_type, source, id_col=id_col, label_col=label_col, mapping=mapping,
                               overwrite=overwrite)
     if output_format == "json":
-        _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None,
-                    "errors": [f.to_dict() for f in result.findings if f.severity.value == "error"],
-                    "warnings": [f.to_dict() for f in result.findings if f.severity.value != "error"],
+        _emit_json({"ok": result.ok, "path": str(result.path) if result.path else None, **result.report.verdict_dict(),
                     "summary": {**result.summary, "unlisted": result.report.unlisted_counts()}})
     else:
         for line in findings_lines(result.findings, ".", max_findings=50, report=result.report, option=False):

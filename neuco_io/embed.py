@@ -23,6 +23,7 @@ import numpy as np
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Progress
+from neuco_io.findings import and_more
 from neuco_io.storage.atomic import atomic_path
 from neuco_io.submission.writer import EmbeddingWriter
 
@@ -131,15 +132,15 @@ def labelled_ids(folder: str | os.PathLike[str]) -> list[str]:
 def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options, bands=None, ids=None):
     from neuco_io.converters import refuse_interrupted
     from neuco_io.loader import CubeDataset, ShardDataset
-    from neuco_io.storage import as_path, file_size
+    from neuco_io.storage import open_store
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
                "return_id": True, "storage_options": storage_options, "bands": bands, "ids": ids}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        refuse_interrupted(as_path(text, storage_options))
-        shards = text.endswith((".tar", ".parquet")) or "{" in text or \
-            file_size(as_path(text, storage_options) / "manifest.json") is not None
+        folder = open_store(text, storage_options)
+        refuse_interrupted(folder.path)
+        shards = text.endswith((".tar", ".parquet")) or "{" in text or folder.has("manifest.json")
         if not shards:
             return CubeDataset(text, layout=layout, **options)
     return ShardDataset(source, **options)
@@ -191,7 +192,7 @@ def _as_matrix(result: Any, ids: list[str]) -> np.ndarray:
 
 
 def _ids(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return ", ".join(ids[:5]) + and_more(len(ids) - 5)  # whole ids: the user looks them up
 
 
 def embed(

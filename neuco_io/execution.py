@@ -408,11 +408,11 @@ class DaskExecutor(Executor):
 def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str | None = None, *,
                   places: Sequence[Any] = ()) -> Executor:
     """A Dask executor when `scheduler` is given; else `jobs` worker processes (None: all cores),
-    never more than there are units to share. `places` are the paths the units touch: an in-process
+    never more than there are units to share. `places` are the paths (or stores) the units touch: an in-process
     filesystem (memory://) among them keeps the work in this process, where its files live."""
-    from neuco_io.storage import in_process_only
+    from neuco_io.storage import open_store
 
-    local_only = [str(p) for p in places if in_process_only(p)]
+    local_only = [str(p) for p in places if open_store(p).in_process_only]
     if local_only:
         if scheduler:
             raise UsageError(f"{local_only[0]}: memory:// lives in this process; a Dask cluster cannot reach it")

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 __all__ = ["CHECKS", "CODES", "LISTED_PER_CODE", "MAX_LISTED", "SECTIONS", "Code", "Finding", "Report", "Severity",
-           "codes_table", "listed"]
+           "and_more", "codes_table", "listed"]
 
 
 class Severity(str, Enum):
@@ -43,12 +43,9 @@ class Code:
 CHECKS: tuple[str, ...] = ("layout", "cubes", "ids", "labels", "splits")
 """The checks `validate` reports on, in report order."""
 
-SECTIONS: dict[str, str] = {
-    "layout": "layout", "cubes": "cubes", "ids": "ids", "labels": "labels", "splits": "splits",
-    "submission": "`submission check` and `submission pack`", "verify": "`verify`",
-    "convert": "`convert` (what `--skip-invalid` leaves out)", "import": "`task import`",
-}
-"""Every check or command that emits codes (the README's tables of codes, one per entry, in this order)."""
+SECTIONS: tuple[str, ...] = (*CHECKS, "submission", "verify", "convert", "import")
+"""Every check or command that emits codes (`submission check`/`pack`, `verify`, `convert --skip-invalid`,
+`task import`): the README has one generated table of codes for each."""
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 B = True  # blocking
@@ -225,11 +222,17 @@ MAX_LISTED = 5
 """How many items (chunk keys, timestamps, columns) one message lists."""
 
 
+def and_more(n: int, *, parens: bool = False) -> str:
+    """` and 12 more` (` (and 12 more)`; nothing for 0): the one wording of a list cut short."""
+    if n <= 0:
+        return ""
+    return f" (and {n:,} more)" if parens else f" and {n:,} more"
+
+
 def listed(items: list[str], limit: int = MAX_LISTED, width: int = 60) -> str:
     """The first few items, each cut to `width` characters, and how many more: messages stay short."""
     shown = [item if len(item) <= width else item[:width] + "..." for item in map(str, items[:limit])]
-    more = f" and {len(items) - limit:,} more" if len(items) > limit else ""
-    return ", ".join(shown) + more
+    return ", ".join(shown) + and_more(len(items) - limit)
 
 
 @dataclass(frozen=True)
@@ -369,12 +372,14 @@ class Report:
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
 
+    def verdict_dict(self) -> dict[str, Any]:
+        """`ok` and the listed findings by severity: the JSON every report shares."""
+        return {"ok": self.ok, "errors": [f.to_dict() for f in self.errors],
+                "warnings": [f.to_dict() for f in self.warnings], "notes": [f.to_dict() for f in self.notes]}
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "errors": [f.to_dict() for f in self.errors],
-            "warnings": [f.to_dict() for f in self.warnings],
-            "notes": [f.to_dict() for f in self.notes],
+            **self.verdict_dict(),
             "summary": {"root": self.root, "layout": self.layout, **self.summary, "checks": self.counts(),
                         "counts": self.code_counts(), "unlisted": self.unlisted_counts()},
         }

@@ -28,7 +28,6 @@ from neuco_io.findings import CHECKS, Finding, Report
 from neuco_io.layout import CubeFile, discover
 from neuco_io.quicklook import GAP, modality_tiles, png_bytes, require_pillow
 from neuco_io.render import _relative
-from neuco_io.storage import is_remote
 
 __all__ = ["MAX_FINDING_THUMBNAILS", "Thumbnail", "cube_thumbnails", "report_html"]
 
@@ -119,7 +118,7 @@ def _e(value: Any) -> str:
 
 
 def _href(path: str) -> str:
-    if is_remote(path) or "://" in path:
+    if "://" in path:  # a URL (s3://, https://, file://...) links as it is
         return path
     return Path(os.path.abspath(path)).as_uri()
 

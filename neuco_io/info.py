@@ -15,7 +15,7 @@ from neuco_io import spec
 from neuco_io.cube.reader import Cube, CubeInfo
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.layout import Dataset, discover
-from neuco_io.storage import as_path, is_remote, size_or_zero
+from neuco_io.storage import as_path, open_store, size_or_zero
 from neuco_io.tasks.labels import parse_task_name, read_label_table
 
 __all__ = ["cube_info", "dataset_info", "info", "shards_info"]
@@ -178,7 +178,7 @@ def info(path: str | os.PathLike[str], *, layout: str | None = None,
         return cube_info(as_path(path, storage_options))
     if is_shard_source(path, storage_options):
         return shards_info(path, storage_options)
-    target = as_path(path, storage_options)
-    if not is_remote(target) and target.is_file():
+    target = open_store(path, storage_options)
+    if target.supports_listing and target.is_file():
         raise UsageError(f"{path}: not a cube ({spec.CUBE_SUFFIX}), a shard (.tar, .parquet) or a folder")
     return dataset_info(path, layout, storage_options)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from neuco_io import spec
 from neuco_io.errors import UsageError
-from neuco_io.storage import as_path, error_text, is_remote
+from neuco_io.storage import LocalTree, Store, open_store
 
 Layout = Literal["downstream", "v1.1"]
 LAYOUTS: tuple[str, ...] = ("downstream", "v1.1")
@@ -79,6 +79,8 @@ class Dataset:
     label_files: list[Path] = field(default_factory=list)
     splits_dir: Path | None = None
     split_lists: dict[str, Path] = field(default_factory=dict)
+    store: Store | None = field(default=None, repr=False, compare=False)
+    """The root as a Store (made once by `discover`, passed on to readers and converters)."""
 
     @property
     def modalities(self) -> list[str]:
@@ -138,81 +140,9 @@ class Dataset:
                 if all(m in files for m in wanted)]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    path: Path
-    is_dir: bool
-
-
-class _LocalTree:
-    """Folder listings from the local filesystem (os.scandir: one system call per folder)."""
-
-    def entries(self, folder: Path) -> list[_Entry]:
-        with os.scandir(folder) as it:
-            items = sorted(it, key=lambda e: e.name)
-        return [_Entry(e.name, Path(e.path), _entry_is_dir(e)) for e in items]
-
-    def is_dir(self, path: Path) -> bool:
-        return path.is_dir()
-
-    def is_file(self, path: Path) -> bool:
-        return path.is_file()
-
-
-def _entry_is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-class _RemoteTree:
-    """Folder listings of an object store, from one recursive listing of ROOT (not a request per folder)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        base = root.path.rstrip("/")
-        try:
-            listing = root.fs.find(root.path, withdirs=True, detail=True)
-        except FileNotFoundError:
-            raise UsageError(f"{root}: no such directory") from None
-        except Exception as exc:  # auth, network, unknown bucket: the backend's own errors
-            raise UsageError(f"{root}: cannot list: {error_text(exc)}") from None
-        self.kinds: dict[str, bool] = {"": True}
-        self.children: dict[str, list[str]] = defaultdict(list)
-        for name, info in listing.items():
-            rel = name.rstrip("/")[len(base):].strip("/")
-            if not rel:
-                continue
-            is_dir = info.get("type") == "directory"
-            self.kinds[rel] = is_dir
-            parts = rel.split("/")
-            for depth in range(1, len(parts)):  # object stores list keys; their prefixes are folders
-                self.kinds.setdefault("/".join(parts[:depth]), True)
-        for rel in self.kinds:
-            if rel:
-                parent, _, _ = rel.rpartition("/")
-                self.children[parent].append(rel)
-
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix().strip("/") if path != self.root else ""
-
-    def entries(self, folder: Path) -> list[_Entry]:
-        rel = self._rel(folder)
-        return [_Entry(child.rpartition("/")[2], self.root / child, self.kinds[child])
-                for child in sorted(self.children.get(rel, []))]
-
-    def is_dir(self, path: Path) -> bool:
-        return self.kinds.get(self._rel(path)) is True
-
-    def is_file(self, path: Path) -> bool:
-        return self.kinds.get(self._rel(path)) is False
-
-
 def detect_layout(root: Path, tree=None) -> Layout:
     """Guess the layout from the folders at the root; UsageError when it is not a dataset."""
-    tree = tree or _LocalTree()
+    tree = tree or LocalTree()
     names = {e.name for e in tree.entries(root) if e.is_dir}
     downstream = bool(names & {*spec.DOWNSTREAM_DATA_DIRS, *spec.DOWNSTREAM_MODALITIES, "labels"})
     v11 = bool(names & {*spec.V11_SPLITS, "splits"})
@@ -227,25 +157,20 @@ def detect_layout(root: Path, tree=None) -> Layout:
     )
 
 
-def discover(root: str | os.PathLike[str] | Path, layout: Layout | None = None,
+def discover(root: str | os.PathLike[str] | Path | Store, layout: Layout | None = None,
              storage_options: dict | None = None) -> Dataset:
-    """Inventory a dataset root (a folder or an fsspec URL). UsageError if ROOT cannot be read or is no dataset."""
-    root = as_path(root, storage_options)
-    if is_remote(root):
-        tree = _RemoteTree(root)
-    else:
-        if not root.exists():
-            raise UsageError(f"{root}: no such directory")
-        if not root.is_dir():
-            raise UsageError(f"{root}: not a directory")
-        tree = _LocalTree()
+    """Inventory a dataset root (a folder, an fsspec URL or a Store). UsageError if ROOT cannot be read or is no
+    dataset."""
+    store = open_store(root, storage_options)
+    root = store.path
+    tree = store.tree()
     try:
         layout = layout or detect_layout(root, tree)
     except PermissionError:
         raise UsageError(f"{root}: permission denied") from None
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
-    ds = Dataset(root=root, layout=layout)
+    ds = Dataset(root=root, layout=layout, store=store)
     try:
         (_discover_downstream if layout == "downstream" else _discover_v11)(ds, tree)
     except PermissionError as exc:

@@ -7,7 +7,7 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from neuco_io import spec
-from neuco_io.findings import CHECKS, Finding, Report
+from neuco_io.findings import CHECKS, Finding, Report, and_more
 from neuco_io.wording import plural
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def finding_line(finding: Finding, root: str) -> str:
 def more_line(n: int, *, option: bool = True, per_code: int | None = None) -> str:
     """The one "... and N more" line under a list of findings cut short, saying how to see the rest."""
     json = f"--format json for the first {per_code:,} of each code" if per_code else "--format json for all"
-    return f"  ... and {n:,} more ({'--max-findings, or ' if option else ''}{json})"
+    return f"  ...{and_more(n)} ({'--max-findings, or ' if option else ''}{json})"
 
 
 def findings_lines(findings: list[Finding], root: str, *, max_findings: int, report: Report | None = None,

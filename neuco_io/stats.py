@@ -25,7 +25,7 @@ from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
 from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
-from neuco_io.storage import as_path, open_read
+from neuco_io.storage import open_read, open_store
 
 __all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats", "is_shard_source"]
 
@@ -190,9 +190,7 @@ def is_shard_source(source: Any, storage_options: dict | None = None) -> bool:
     text = os.fspath(source)
     if "{" in text or text.endswith((".tar", ".parquet")):
         return True
-    from neuco_io.storage import file_size
-
-    return file_size(as_path(source, storage_options) / "manifest.json") is not None
+    return open_store(source, storage_options).has("manifest.json")
 
 
 def choose_sample(total: int, sample: int | None, seed: int) -> list[int] | None:

@@ -169,18 +169,18 @@ def test_a_worker_killed_while_saving_its_state_leaves_no_trace(downstream, tmp_
     """A unit killed mid-write leaves `.neuco-io/shards/.NAME.json.PID-HEX.partial`; finishing the run
     removes it with the rest of the journal, and a user's own file there is kept."""
     from neuco_io.converters.outdir import remove_state
-    from neuco_io.storage import Folder
+    from neuco_io.storage import LocalStore
 
     out = tmp_path / "out"
     convert(downstream, out, to="webdataset", jobs=1)
     shards = out / ".neuco-io" / "shards"
     shards.mkdir(parents=True)
     (shards / ".shard-000000.tar.json.4242-0badcafe.partial").write_text("{")
-    remove_state(Folder(out), {"shard-000000.tar"})
+    remove_state(LocalStore(out), {"shard-000000.tar"})
     assert not (out / ".neuco-io").exists()
     shards.mkdir(parents=True)
     (shards / "mine.txt").write_text("mine")
-    remove_state(Folder(out), {"shard-000000.tar"})
+    remove_state(LocalStore(out), {"shard-000000.tar"})
     assert (shards / "mine.txt").read_text() == "mine"
 
 

@@ -44,7 +44,7 @@ def s3():
     host, port = server.get_host_and_port()
     options = {"endpoint_url": f"http://{host}:{port}"}
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
-    fs.mkdir(BUCKET)
+    fs.makedirs(BUCKET, exist_ok=True)  # moto keeps its buckets per process: another module's server made it
     try:
         yield fs, options
     finally:

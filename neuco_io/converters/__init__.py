@@ -57,8 +57,7 @@ from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.codecs import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
 from neuco_io.shards.manifest import MANIFEST, read_manifest
-from neuco_io.storage import Folder, as_path, file_size, is_remote, open_read
-from neuco_io.storage.atomic import remove_partials
+from neuco_io.storage import Store, file_size, open_store
 
 __all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "load_manifest",
            "refuse_interrupted", "verify"]
@@ -91,7 +90,7 @@ class ConvertResult:
 
 def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
     """OUT's manifest, bounded and checked (`neuco_io.shards.manifest`): ManifestError when unusable."""
-    folder = out.path if isinstance(out, Folder) else as_path(out, storage_options)
+    folder = open_store(out, storage_options).path
     try:
         return read_manifest(folder)
     except UsageError:  # there is none: an interrupted conversion says so
@@ -126,8 +125,8 @@ def _check_prefix(prefix: str) -> None:
                          "names must fit the file system's 255-byte limit)")
 
 
-def _has_our_card(out: Folder, names: list[str]) -> bool:
-    if CARD not in names or not (out.has(CARD) if out.remote else (out.path / CARD).is_file()):
+def _has_our_card(out: Store, names: list[str]) -> bool:
+    if CARD not in names or not out.is_file(CARD):
         return False  # absent, a folder, a FIFO...: not a card of ours
     try:
         return is_our_card(out.read_text(CARD)[:1 << 16])
@@ -135,7 +134,7 @@ def _has_our_card(out: Folder, names: list[str]) -> bool:
         return False
 
 
-def _check_card(out: Folder) -> None:
+def _check_card(out: Store) -> None:
     """convert --to parquet writes README.md (the dataset card): never over a file of the user's."""
     names = out.names() if out.exists() else []
     if CARD in names and not _has_our_card(out, names):
@@ -199,9 +198,10 @@ def convert(
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     _check_prefix(prefix)
-    out = Folder(out, storage_options)
+    out = open_store(out, storage_options)
+    out.check_writable()
     ds = discover(root, layout, storage_options)
-    check_location(ds.root, out)
+    check_location(ds.store, out)
     if to == "parquet":
         _check_card(out)
     chosen = choose_modalities(ds, modalities)
@@ -216,13 +216,13 @@ def convert(
         if not dry_run:
             # Entered in this order so that they end in reverse: workers stopped, lock released, then
             # the clean-up after a failure.
-            existed = out.remote or out.exists()
+            existed = out.exists()
             stack.push(lambda exc_type, *_: _after_failure(out, exc_type, existed))
             lock = stack.enter_context(OutputLock(out))
             for text in lock.notes:
                 note(text)
         if executor is None:
-            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.root, out.path)))
+            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.store, out)))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
         parquet = to == "parquet"
@@ -245,28 +245,27 @@ def convert(
         return result
 
 
-def _after_failure(out: Folder, exc_type: type | None, existed: bool) -> bool:
+def _after_failure(out: Store, exc_type: type | None, existed: bool) -> bool:
     """After a failure or Ctrl-C: remove the temporary files the stopped workers left, and if the run
     finished no shard, everything it wrote (OUT is left as it was found)."""
     if exc_type is None:
         return False
     try:
-        state = inspect(out) if out.remote or out.exists() else OutState([])
+        state = inspect(out) if out.exists() else OutState([])
     except (UsageError, OSError):
         return False  # OUT is not ours to clean (the run stopped for that very reason)
     if state.journal is not None and state.journal.get("run") == os.getpid() and not state.finished_shards:
         remove_journal(out, state)
-    elif not out.remote:
+    else:
         names = state.planned() | {LABELS, MANIFEST}
-        remove_partials(out.path, names)
-        remove_partials(out.path / STAGING, names)
-    if not existed and not out.remote:
-        with contextlib.suppress(OSError):
-            out.path.rmdir()  # created by this run, and empty again
+        out.remove_partials("", names)
+        out.remove_partials(STAGING, names)
+    if not existed:
+        out.remove_if_empty()  # created by this run, and empty again
     return False
 
 
-def _decide(out: Folder, state: OutState, plan: Plan, resume: bool, overwrite: bool) -> str:
+def _decide(out: Store, state: OutState, plan: Plan, resume: bool, overwrite: bool) -> str:
     """What this run does in OUT: "new" (nothing there, or a replaceable unfinished plan), "resume", or
     "replace" (a finished output, kept until the new one is complete). Refuses what would lose data."""
     if resume:
@@ -289,9 +288,9 @@ def _decide(out: Folder, state: OutState, plan: Plan, resume: bool, overwrite: b
     return action
 
 
-def _dry_run(root: Path, out: Folder, plan: Plan, options: dict, jobs: int, resume: bool, overwrite: bool,
+def _dry_run(root: Path, out: Store, plan: Plan, options: dict, jobs: int, resume: bool, overwrite: bool,
              skip_invalid: bool, row_group_size: int, notes: list[str]) -> ConvertEstimate:
-    state = inspect(out) if out.remote or out.exists() else OutState([])
+    state = inspect(out) if out.exists() else OutState([])
     action = _decide(out, state, plan, resume, overwrite)
     total = sum(src.est_bytes for s in plan.shards for src in s.sources)
     rate = measure_rate(_shard_jobs(root, out.path, plan, options, skip_invalid, row_group_size, set())[0]) \
@@ -316,7 +315,7 @@ def _sources_digest(stats: dict[str, list]) -> str:
     return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
 
 
-def _reuse_finished(root: Path, out: Folder, plan: Plan, manifest: dict) -> dict[str, ShardResult]:
+def _reuse_finished(root: Path, out: Store, plan: Plan, manifest: dict) -> dict[str, ShardResult]:
     """The shards of a finished output that still match the source (same plan, same source files, same
     bytes in OUT): --resume on a finished output re-checks all of it."""
     if manifest.get("fingerprint") != plan.fingerprint:
@@ -339,7 +338,7 @@ def _reuse_finished(root: Path, out: Folder, plan: Plan, manifest: dict) -> dict
     return done
 
 
-def _load_state(root: Path, out: Folder, plan: Plan, state: OutState, shard_dir: str) -> dict[str, ShardResult]:
+def _load_state(root: Path, out: Store, plan: Plan, state: OutState, shard_dir: str) -> dict[str, ShardResult]:
     """Shards finished by an earlier, interrupted run of the same plan, whose sources did not change."""
     if state.journal is None:
         return {}
@@ -376,7 +375,7 @@ def _hold_for_tests(name: str) -> None:
 def _run_job(unit: _Unit) -> ShardResult:
     _hold_for_tests(unit.job.spec.name)
     result = write_shard(unit.job)
-    Folder(unit.out).write_text(state_name(result.name), json.dumps(asdict(result), sort_keys=True))
+    open_store(unit.out).write_text(state_name(result.name), json.dumps(asdict(result), sort_keys=True))
     return result
 
 
@@ -387,7 +386,7 @@ def _journal(plan: Plan, options: dict, staging: bool, fresh: bool) -> str:
                        "staging": staging, "run": os.getpid() if fresh else None}, sort_keys=True)
 
 
-def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
+def _run(root: Path, out: Store, plan: Plan, options: dict, executor: Executor, skip_invalid: bool,
          row_group_size: int, resume: bool, overwrite: bool, progress: Progress | None,
          on_start: Callable[[int], None] | None) -> ConvertResult:
     state = inspect(out)
@@ -407,8 +406,8 @@ def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor,
         # Replacing a finished output: the new shards go to a staging area until all are written, and the
         # old output stays usable meanwhile. On an object store (no cheap rename) the old output is removed
         # now, after every check passed.
-        staging = action == "replace" and not out.remote
-        if action == "replace" and out.remote:
+        staging = action == "replace" and out.atomic_rename
+        if action == "replace" and not out.atomic_rename:
             remove_finished(out, state)
         done = {}
     shard_dir = f"{STAGING}/" if staging else ""
@@ -439,8 +438,7 @@ def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor,
     if plan.tasks:
         _write_labels(out, shard_dir + LABELS, plan, results)
     names = {s.name for s in plan.shards}
-    if not out.remote:
-        remove_partials(out.path, names | {LABELS, MANIFEST})  # a worker killed mid-shard may leave one
+    out.remove_partials("", names | {LABELS, MANIFEST})  # a worker killed mid-shard may leave one
     if staging:
         _swap_in(out, state, names | ({LABELS} if plan.tasks else set()))
     elif action == "resume" and state.manifest is not None and state.journal is not None:
@@ -457,7 +455,7 @@ def _run(root: Path, out: Folder, plan: Plan, options: dict, executor: Executor,
                          reused_from if written < len(results) else None)
 
 
-def _swap_in(out: Folder, old: OutState, new: set[str]) -> None:
+def _swap_in(out: Store, old: OutState, new: set[str]) -> None:
     """Replace the finished output with the staged one: the old manifest first (from then on OUT is an
     unfinished run that --resume completes), then the staged files, then old files not rewritten."""
     remove_finished(out, old, keep=new)
@@ -465,13 +463,13 @@ def _swap_in(out: Folder, old: OutState, new: set[str]) -> None:
         os.replace(out.path / STAGING / name, out.path / name)
 
 
-def _shard_schema(out: Folder, results: list[ShardResult]) -> Any:
+def _shard_schema(out: Store, results: list[ShardResult]) -> Any:
     """The Arrow schema of the first non-empty shard (None when every shard is empty)."""
     import pyarrow.parquet as pq
 
     for result in results:
         if result.records:
-            with open_read(out.path / result.name) as fh:
+            with out.open(result.name) as fh:
                 return pq.read_schema(fh)
     return None
 
@@ -482,7 +480,7 @@ def _warm_pyarrow() -> None:
     pa.array([0.0])
 
 
-def _write_labels(out: Folder, name: str, plan: Plan, results: list[ShardResult]) -> None:
+def _write_labels(out: Store, name: str, plan: Plan, results: list[ShardResult]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -513,7 +511,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         "output_format": options["to"],
         "codec": options["codec"],
         "options": options,
-        "source": {"root": str(root if is_remote(root) else root.resolve()), "layout": plan.layout},
+        "source": {"root": open_store(root).describe(), "layout": plan.layout},
         "modalities": plan.modalities,
         "bands": {m: list(spec.MODALITIES[m].bands) for m in plan.modalities},
         "seasons": list(spec.SEASONS),

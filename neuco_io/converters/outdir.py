@@ -20,8 +20,7 @@ from typing import Any
 
 from neuco_io.errors import UsageError
 from neuco_io.shards.manifest import MANIFEST
-from neuco_io.storage import Folder, is_remote
-from neuco_io.storage.atomic import remove_partials
+from neuco_io.storage import Store
 
 __all__ = [
     "JOURNAL",
@@ -59,14 +58,18 @@ def plain_name(name: Any) -> bool:
             and "\0" not in name)
 
 
-def check_location(root: Any, out: Folder) -> None:
+def check_location(root: Store, out: Store) -> None:
     """Refuse an OUT that is ROOT or inside it, a dangling symlink, or a path under a file (exit 2)."""
-    if out.remote or is_remote(root):
-        source, target = str(root).rstrip("/"), str(out.path).rstrip("/")
-        if target == source or target.startswith(source + "/"):
-            raise UsageError(f"{out.path}: OUT is inside ROOT {root}; write the shards somewhere else")
-        return
-    path = Path(out.path)
+    if out.os_paths:
+        _check_local_folder(Path(out.path))
+    target, source = out.describe().rstrip("/"), root.describe().rstrip("/")
+    if target == source or target.startswith(source + "/"):
+        raise UsageError(f"{out.path}: OUT is {'ROOT' if target == source else 'inside ROOT'} ({source}); write "
+                         "the shards somewhere else")
+
+
+def _check_local_folder(path: Path) -> None:
+    """A local OUT must not be a dangling symlink or lie under a file."""
     if path.is_symlink() and not path.exists():
         raise UsageError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
     for parent in [path, *path.parents]:
@@ -75,10 +78,6 @@ def check_location(root: Any, out: Folder) -> None:
                 what = "is" if parent == path else f"is under {parent}, which is"
                 raise UsageError(f"{path}: OUT {what} a file, not a folder")
             break
-    resolved, source = path.resolve(), Path(root).resolve()
-    if resolved == source or source in resolved.parents:
-        raise UsageError(f"{path}: OUT is {'ROOT' if resolved == source else 'inside ROOT'} ({source}); write "
-                         "the shards somewhere else")
 
 
 @dataclass
@@ -112,7 +111,7 @@ class OutState:
         return self.finished_output() | self.planned() | ({LABELS} if self.journal is not None else set())
 
 
-def _read_json(out: Folder, name: str) -> dict | None:
+def _read_json(out: Store, name: str) -> dict | None:
     try:
         data = json.loads(out.read_text(name))
     except (OSError, ValueError):
@@ -120,7 +119,7 @@ def _read_json(out: Folder, name: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def inspect(out: Folder) -> OutState:
+def inspect(out: Store) -> OutState:
     """Read (never change) what OUT holds."""
     names = out.names()
     state = OutState(names)
@@ -131,15 +130,14 @@ def inspect(out: Folder) -> OutState:
                              "choose another folder")
     if STATE_DIR in names and out.has(JOURNAL):
         state.journal = _read_json(out, JOURNAL) or {}
-        shards_dir = out.path / STATE_DIR / "shards"
         with contextlib.suppress(OSError):
             state.finished_shards = sorted(
-                p.name[:-len(".json")] for p in shards_dir.iterdir()
-                if p.name.endswith(".json") and plain_name(p.name[:-len(".json")]))
+                name[:-len(".json")] for name in out.names(f"{STATE_DIR}/shards")
+                if name.endswith(".json") and plain_name(name[:-len(".json")]))
     return state
 
 
-def remove_state(out: Folder, names: set[str]) -> None:
+def remove_state(out: Store, names: set[str]) -> None:
     """Remove the journal, the state files and the staging area of a run that planned `names` (its own
     entries only, including the temporary files of a worker killed mid-write: a folder is removed when
     that leaves it empty)."""
@@ -148,16 +146,14 @@ def remove_state(out: Folder, names: set[str]) -> None:
         out.remove(f"{STAGING}/{name}")
     out.remove(f"{STAGING}/{LABELS}")
     out.remove(JOURNAL)
-    if not out.remote:
-        remove_partials(out.path, names | {LABELS, MANIFEST})
-        remove_partials(out.path / STAGING, names | {LABELS})
-        remove_partials(out.path / STATE_DIR / "shards", {f"{name}.json" for name in names})
-        for folder in (STAGING, f"{STATE_DIR}/shards", STATE_DIR):
-            with contextlib.suppress(OSError):
-                (out.path / folder).rmdir()  # only when empty: a user's own files there are kept
+    out.remove_partials("", names | {LABELS, MANIFEST})
+    out.remove_partials(STAGING, names | {LABELS})
+    out.remove_partials(f"{STATE_DIR}/shards", {f"{name}.json" for name in names})
+    for folder in (STAGING, f"{STATE_DIR}/shards", STATE_DIR):
+        out.remove_if_empty(folder)  # a user's own files there are kept
 
 
-def remove_journal(out: Folder, state: OutState) -> None:
+def remove_journal(out: Store, state: OutState) -> None:
     """Remove an unfinished run: the shards it wrote, its state files and staging area, and nothing else."""
     if state.journal is None:
         return
@@ -169,7 +165,7 @@ def remove_journal(out: Folder, state: OutState) -> None:
     state.journal, state.finished_shards = None, []
 
 
-def remove_finished(out: Folder, state: OutState, keep: set[str] = frozenset()) -> None:
+def remove_finished(out: Store, state: OutState, keep: set[str] = frozenset()) -> None:
     """Remove the finished conversion the manifest describes, except the names in `keep`; the manifest
     goes first, so an interruption leaves an unfinished output (resumable), never a wrong manifest."""
     names = state.finished_output()
@@ -206,7 +202,7 @@ class OutputLock:
     not two started in the same instant (documented).
     """
 
-    def __init__(self, out: Folder) -> None:
+    def __init__(self, out: Store) -> None:
         self.out = out
         self.notes: list[str] = []
         self.held = False
@@ -231,31 +227,20 @@ class OutputLock:
                               f"is gone, delete {self.path}")
 
     def __enter__(self) -> OutputLock:
-        text = json.dumps(self.me)
-        if self.out.remote:
-            holder = self._holder()
-            if holder is not None:
-                self._refuse_or_take_over(holder)
-            self.out.write_text(LOCK, text)
-            self.held = True
-            return self
         try:
             self.out.mkdir()
         except OSError as exc:
             raise UsageError(f"{self.out.path}: cannot create OUT: {exc.strerror or exc}") from None
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                self._refuse_or_take_over(holder if holder is not None else {})
-                continue
+                created = self.out.create(LOCK, json.dumps(self.me))
             except OSError as exc:
                 raise UsageError(f"{self.out.path}: cannot write in OUT: {exc.strerror or exc}") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            self.held = True
-            return self
+            if created:
+                self.held = True
+                return self
+            holder = self._holder()
+            self._refuse_or_take_over(holder if holder is not None else {})
         raise OutputBusyError(f"{self.out.path}: another conversion took the lock {self.path} meanwhile")
 
     def __exit__(self, *exc: object) -> None:

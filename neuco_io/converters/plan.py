@@ -16,7 +16,7 @@ from pathlib import Path
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, batched
-from neuco_io.findings import CODES
+from neuco_io.findings import CODES, and_more
 from neuco_io.layout import Dataset
 from neuco_io.storage import file_size, signature
 from neuco_io.tasks.tasklist import dataset_tasks
@@ -203,8 +203,8 @@ def make_plan(ds: Dataset, *, modalities: list[str], tasks: list[str] | None, co
         sources = _v11_sources(ds, modalities, _check_all(ds, cubes, executor), skipped, codec)
     if skipped and not skip_invalid:
         first = skipped[0]
-        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise InvalidSourceError(f"{first.path}: {first.reason}{more}{INVALID_HINT}")
+        raise InvalidSourceError(f"{first.path}: {first.reason}{and_more(len(skipped) - 1, parens=True)}"
+                                 f"{INVALID_HINT}")
     ext = "tar" if fmt == "webdataset" else "parquet"
     shards: list[ShardSpec] = []
     current: ShardSpec | None = None

@@ -13,7 +13,7 @@ from neuco_io.converters.plan import INVALID_HINT, InvalidSourceError, ShardSpec
 from neuco_io.converters.records import Record, RecordBuilder
 from neuco_io.errors import CubeError
 from neuco_io.shards.codecs import blosc_member_parts, encode_blosc_array, encode_npy, member_name
-from neuco_io.storage import Folder
+from neuco_io.storage import open_store
 
 __all__ = ["ShardJob", "ShardResult", "write_shard"]
 
@@ -190,7 +190,7 @@ def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
 def write_shard(job: ShardJob) -> ShardResult:
     """Write the shard under a temporary name and rename it into place when complete."""
     result = ShardResult(job.spec.name, 0, 0, "", sources=file_stats(job.root, job.spec))
-    with Folder(job.out).writing(job.spec.name) as temp:
+    with open_store(job.out).writing(job.spec.name) as temp:
         (_write_tar if job.fmt == "webdataset" else _write_parquet)(job, temp, result)
         result.records = len(result.index)
     return result

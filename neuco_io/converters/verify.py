@@ -26,7 +26,7 @@ from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
-from neuco_io.storage import as_path, file_size, is_remote, open_read, sha256_file
+from neuco_io.storage import as_path, file_size, open_read, open_store, sha256_file
 from neuco_io.tasks.labels import LabelFileError, read_task_labels
 
 __all__ = ["VerifyReport", "verify"]
@@ -191,8 +191,9 @@ def verify(
 ) -> VerifyReport:
     from neuco_io.converters import index_by_shard, load_manifest
 
-    root, out = as_path(root, storage_options), as_path(out, storage_options)
-    if not is_remote(root) and not root.is_dir():
+    source = open_store(root, storage_options)
+    root, out = source.path, as_path(out, storage_options)
+    if source.supports_listing and not source.is_dir():
         raise UsageError(f"{root}: no such directory")
     manifest = load_manifest(out, storage_options)
     fmt = manifest.get("output_format")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import lzma
 import os
-import stat
 import struct
 import zipfile
 import zlib
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from neuco_io.errors import CubeReadError
-from neuco_io.storage import file_kind, is_remote, open_read
+from neuco_io.storage import Store, open_store
 
 __all__ = ["MAX_MEMBERS", "ZIP_READ_ERRORS", "MemberTooLarge", "ZipMembers", "check_entry_count", "check_layout",
            "stored_data_offset"]
@@ -107,15 +106,12 @@ class MemberTooLarge(Exception):
         self.claimed = claimed
 
 
-def _size_or_raise(path: Path) -> int:
-    """The file's size; CubeReadError when it is missing, a directory or empty."""
+def _size_or_raise(store: Store) -> int:
+    """The size of the file at the store's root; CubeReadError when it is missing, a directory, not a regular
+    file or empty."""
+    path = store.path
     try:
-        if is_remote(path):
-            info = path.fs.info(path.path)
-            is_dir, size = info.get("type") == "directory", int(info.get("size") or 0)
-        else:
-            st = path.stat()
-            is_dir, size = stat.S_ISDIR(st.st_mode), st.st_size
+        info = store.info()
     except FileNotFoundError:
         raise CubeReadError(path, "file not found", reason="missing") from None
     except PermissionError:
@@ -124,20 +120,21 @@ def _size_or_raise(path: Path) -> int:
         raise CubeReadError(path, f"cannot stat: {exc.strerror or exc}", reason="io") from None
     except Exception as exc:  # object-store backends raise their own errors
         raise CubeReadError(path, f"cannot stat: {type(exc).__name__}: {exc}", reason="io") from None
-    if is_dir:
+    if info.is_dir:
         raise CubeReadError(path, "is a directory, not a zip file", reason="directory")
-    if not is_remote(path) and not stat.S_ISREG(st.st_mode):
-        raise CubeReadError(path, f"is not a regular file ({file_kind(st.st_mode)})", reason="not-regular")
-    if size == 0:
+    if info.kind is not None:
+        raise CubeReadError(path, f"is not a regular file ({info.kind})", reason="not-regular")
+    if info.size == 0:
         raise CubeReadError(path, "zero-byte file", reason="empty")
-    return size
+    return info.size
 
 
-def _open_zip(path: Path, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
-    """The zip and its open file (locally, its descriptor serves positioned reads of stored members)."""
+def _open_zip(store: Store, size: int) -> tuple[zipfile.ZipFile, IO[bytes]]:
+    """The zip and its open file (with `positioned_reads`, its descriptor serves reads of stored members)."""
+    path = store.path
     fh = None
     try:
-        fh = open_read(path)  # closed by ZipMembers.close
+        fh = store.open()  # closed by ZipMembers.close
         check_entry_count(fh, size)
         zf = zipfile.ZipFile(fh)
         check_layout(zf.infolist(), size)
@@ -163,10 +160,11 @@ class ZipMembers:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.size = _size_or_raise(path)
+        store = open_store(path)  # the file itself is the store's root
+        self.size = _size_or_raise(store)
         self._zip: zipfile.ZipFile | None
-        self._zip, self._fh = _open_zip(path, self.size)
-        self._fd: int | None = None if is_remote(path) else self._fh.fileno()
+        self._zip, self._fh = _open_zip(store, self.size)
+        self._fd: int | None = self._fh.fileno() if store.positioned_reads else None
         self.infos: dict[str, zipfile.ZipInfo] = {info.filename: info for info in self._zip.infolist()}
 
     def __contains__(self, key: object) -> bool:

@@ -110,12 +110,12 @@ class Cube:
         self._members = ZipMembers(self.path)
         self.size = self._members.size
         self._view: ZarrView | None = None
+        self.consolidated = ".zmetadata" in self._members
         try:
-            self.consolidated = ".zmetadata" in self._members
-            try:
-                self.group_attrs, self._meta = read_group(self._members, self._document)
-            except MetadataError as exc:
-                raise CubeFormatError(self.path, str(exc), reason=reason_of(exc)) from None
+            self.group_attrs, self._meta = read_group(self._members, self._document)
+        except MetadataError as exc:
+            self.close()
+            raise CubeFormatError(self.path, str(exc), reason=reason_of(exc)) from None
         except BaseException:
             self.close()
             raise
@@ -132,11 +132,10 @@ class Cube:
             raise CubeReadError(self.path, f"cannot read {key}: {first_line(exc)}", reason="not-zip") from None
 
     def close(self) -> None:
-        if getattr(self, "_view", None) is not None:
+        if self._view is not None:
             self._view.close()
             self._view = None
-        if getattr(self, "_members", None) is not None:
-            self._members.close()
+        self._members.close()
 
     def __enter__(self) -> Cube:
         return self

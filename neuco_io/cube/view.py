@@ -11,7 +11,7 @@ from pathlib import Path
 
 from neuco_io.cube.zarrcompat import open_format2_group, open_xarray, zip_store
 from neuco_io.errors import CubeFormatError
-from neuco_io.storage import is_remote
+from neuco_io.storage import open_store
 
 __all__ = ["ZarrView", "open_dataset"]
 
@@ -27,7 +27,7 @@ class ZarrView:
 
     def group(self):  # -> zarr.Group
         if self._group is None:
-            if is_remote(self.path):
+            if not open_store(self.path).os_paths:
                 raise CubeFormatError(self.path, "the xarray view reads through zarr, which needs a local copy of "
                                       "the cube", reason="remote")
             self._store = zip_store(self.path)

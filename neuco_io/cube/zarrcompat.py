@@ -2,9 +2,9 @@
 
 NeuCo-Bench's own environment pins zarr 2.18 (with xarray 2024.3); current
 stacks have zarr 3. The hot paths read zip members with numcodecs and need
-neither; zarr is used only for the xarray view, arrays the direct reader does
-not handle, and the metadata documents the cube writer lets zarr write. zarr is
-imported on first use, never at import time of neuco_io.
+neither; zarr is used only for the xarray view (`view`) and the metadata
+documents the cube writer lets zarr write. zarr is imported on first use,
+never at import time of neuco_io.
 """
 
 from __future__ import annotations

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from neuco_io.errors import ShardError, UsageError
+from neuco_io.findings import and_more
 from neuco_io.shards.manifest import MANIFEST, read_manifest
 from neuco_io.shards.tar import count_tar_records
-from neuco_io.storage import as_path, file_size, is_remote, open_read
+from neuco_io.storage import as_path, file_size, glob_files, is_upath, open_read, open_store
 
 __all__ = ["ShardSource", "resolve_shards"]
 
@@ -40,12 +40,8 @@ def _expand(pattern: str, storage_options: dict[str, Any] | None) -> list[str]:
     for name in braceexpand.braceexpand(pattern):
         if not any(c in name for c in GLOB_CHARS):
             names.append(name)
-        elif is_remote(name):
-            folder = as_path(name, storage_options)
-            protocol = name.split("://", 1)[0]
-            names.extend(sorted(f"{protocol}://{p}" for p in folder.fs.glob(folder.path)))
         else:
-            names.extend(sorted(glob.glob(name)))
+            names.extend(glob_files(name, storage_options))
     return names
 
 
@@ -90,13 +86,13 @@ def _exists(path: Any) -> bool:
 
 def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -> ShardSource:
     """A folder written by `convert` (manifest.json), a list of shard paths or URLs, or a brace pattern."""
-    if isinstance(source, (str, os.PathLike)) or type(source).__module__.startswith("upath"):
-        text = str(source) if type(source).__module__.startswith("upath") else os.fspath(source)
+    if isinstance(source, (str, os.PathLike)) or is_upath(source):
+        text = str(source) if is_upath(source) else os.fspath(source)
         if "{" not in text and not any(c in text for c in GLOB_CHARS):
-            folder = as_path(source, storage_options)
-            if _exists(folder / MANIFEST):
-                return _from_manifest(folder)
-            if not is_remote(folder) and folder.is_dir():
+            folder = open_store(source, storage_options)
+            if folder.has(MANIFEST):
+                return _from_manifest(folder.path)
+            if folder.supports_listing and folder.is_dir():
                 raise UsageError(f"{text}: no manifest.json; pass shard paths or a pattern instead")
             names = [text]
         else:
@@ -110,8 +106,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     paths = [as_path(n, storage_options) for n in names]
     missing = [str(p) for p in paths if not _exists(p)]
     if missing:
-        raise UsageError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
-                                                              else ""))
+        raise UsageError(f"shard not found: {missing[0]}{and_more(len(missing) - 1, parens=True)}")
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}

@@ -24,7 +24,7 @@ import numpy as np
 from neuco_io.errors import ShardError
 from neuco_io.shards.codecs import BLOSC_EXT, _check_dtype, check_format_version, decode_member
 from neuco_io.shards.tar import check_array, check_record, check_record_version, data_errors, expected_specs
-from neuco_io.storage import is_remote, open_read
+from neuco_io.storage import open_store
 
 __all__ = ["ParquetRow", "ParquetShard", "iter_parquet_records", "open_parquet_shard"]
 
@@ -166,14 +166,15 @@ class ParquetShard:
         self._handle = None
         self._local: str | None = None
         try:
-            if is_remote(source):
-                self._handle = open_read(source)
-                self.file = pq.ParquetFile(self._handle, pre_buffer=True)
-            elif hasattr(source, "read"):
+            store = None if hasattr(source, "read") else open_store(source)
+            if store is None:
                 self.file = pq.ParquetFile(source, pre_buffer=True)
-            else:  # a local file: mapped one row group at a time (`_read_group`)
-                self._local = str(source)
+            elif store.os_paths:  # mapped one row group at a time (`_read_group`)
+                self._local = str(store.path)
                 self.file = pq.ParquetFile(self._local, pre_buffer=False)
+            else:
+                self._handle = store.open()
+                self.file = pq.ParquetFile(self._handle, pre_buffer=True)
             schema = self.file.schema_arrow
             info = json.loads((schema.metadata or {}).get(b"neuco-io", b"{}"))
             check_format_version(info.get("format_version") if isinstance(info, dict) else None)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
+from neuco_io.findings import and_more
 from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST, read_manifest
 from neuco_io.tasks.labels import LabelFileError, TaskName, parse_task_name, write_label_file
@@ -107,9 +108,8 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     bad = _unreadable_for_evaluator(out_dir, targets)
     if bad:
         path, why = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise LabelFileError(path, f"{why}; the evaluator reads every *.csv in {out_dir}: remove it, or export "
-                             f"to an empty folder{more}; nothing was written")
+                             f"to an empty folder{and_more(len(bad) - 1, parens=True)}; nothing was written")
     if not overwrite:
         clash = [target for target in targets.values() if target.exists()]
         if clash:
