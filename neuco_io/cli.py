@@ -373,28 +373,18 @@ def _write_text(path: str, text: str) -> None:
 
 
 # -- convert / verify ----------------------------------------------------------------
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
 class ByteSize(click.ParamType):
     """`1GB`, `500MB`, `1GiB` or a plain number of bytes."""
 
     name = "size"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().replace(" ", "")
-        number = text.rstrip("KMGTIB")
-        unit = text[len(number):]
+        from neuco_io.sizes import parse_size
+
         try:
-            size = int(float(number) * _SIZE_UNITS[unit])
-        except (KeyError, ValueError):
-            self.fail(f"{value!r} is not a size (examples: 1GB, 500MB, 2GiB, 1000000)", param, ctx)
-        if size <= 0:
-            self.fail("must be positive", param, ctx)
-        return size
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _csv_list(value: str | None) -> list[str] | None:

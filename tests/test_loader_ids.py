@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_remote import _RangeHandler
+from test_loader_cache import serve
 
 from neuco_io.cli import main
 from neuco_io.converters import convert
@@ -85,15 +82,11 @@ def test_ids_read_only_the_byte_ranges_needed(sample_v11, tmp_path):
     """Over HTTP with range requests: the records of the ids, and not one byte more of the shards."""
     folder = tmp_path / "served"
     convert(sample_v11, folder / "ds", to="webdataset", jobs=1, max_records=4)
-    handler = type("Handler", (_RangeHandler,), {"sent": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serve(folder) as (base, handler):
         manifest = json.loads((folder / "ds" / "manifest.json").read_text())
         index = manifest["index"]
         wanted = sorted(index)[2:5]
-        ds = ShardDataset(f"http://127.0.0.1:{server.server_address[1]}/ds/", ids=wanted, modalities=["s2rgb"],
-                          return_id=True)
+        ds = ShardDataset(f"{base}/ds/", ids=wanted, modalities=["s2rgb"], return_id=True)
         before = handler.sent
         assert sorted(s["id"] for s in ds) == wanted
         assert handler.sent - before == sum(index[i][3] for i in wanted)
@@ -102,9 +95,6 @@ def test_ids_read_only_the_byte_ranges_needed(sample_v11, tmp_path):
         assert handler.sent - before == index[wanted[0]][3]
         total = sum(s["bytes"] for s in manifest["shards"])
         assert sum(index[i][3] for i in wanted) < total * len(wanted) / len(index) * 1.5
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("source", ["cubes", "shards"])

@@ -11,6 +11,7 @@ after fork).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import warnings
@@ -27,6 +28,7 @@ from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import single_threaded_codecs
 from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
+from neuco_io.loader.cache import ShardCache
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_positions
 from neuco_io.loader.select import locate, range_as_tar, read_id_list, read_ranges, select_ids
@@ -35,7 +37,7 @@ from neuco_io.loader.split import Consumer, canonical_order, current_consumer, r
 from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records
-from neuco_io.storage import open_read
+from neuco_io.storage import is_remote, open_read
 from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
 from neuco_io.wording import first_few
@@ -245,6 +247,8 @@ class ShardDataset(EpochMixin, _IterBase):
         ids: str | os.PathLike[str] | Sequence[str] | None = None,
         epoch_size: int | None = None,
         resampled: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_limit: int | str | None = None,
     ) -> None:
         self.source = resolve_shards(source, storage_options)
         default = (self.source.manifest or {}).get("modalities") or list(spec.DOWNSTREAM_MODALITIES)
@@ -274,6 +278,7 @@ class ShardDataset(EpochMixin, _IterBase):
         self.equal_per_rank = equal_per_rank
         self.on_error = on_error
         self._epoch = SharedEpoch()  # shared: persistent DataLoader workers see set_epoch too
+        self._cache = self._shard_cache(cache_dir, cache_limit)
         self._picked = None if ids is None else \
             select_ids(read_id_list(ids), self.source.manifest, [p.name for p in self.source.paths])
         """With `ids`: the rows read per shard and their byte ranges."""
@@ -281,6 +286,37 @@ class ShardDataset(EpochMixin, _IterBase):
         """A loaded state: the epoch it names continues where it stopped."""
         self._progress: LoaderState | None = None
         """The position of the iteration running (or last run) in this process."""
+
+    def _shard_cache(self, cache_dir: Any, cache_limit: Any) -> tuple[ShardCache, dict[str, dict]] | None:
+        """The cache of URL shards (None for local shards: they are read in place) and the manifest's
+        size and sha256 of each shard, which every fill is checked against."""
+        if cache_dir is None:
+            if cache_limit is not None:
+                raise UsageError("cache_limit: give cache_dir too")
+            return None
+        if not any(is_remote(p) for p in self.source.paths):
+            return None
+        if self.source.manifest is None:
+            raise UsageError("cache_dir: these shards have no manifest.json beside them, so a fetched shard "
+                             "cannot be checked (sha256); pass the convert output folder")
+        return ShardCache(cache_dir, cache_limit), {s["name"]: s for s in self.source.manifest["shards"]}
+
+    def _open(self, path: Any, sequential: bool = True) -> Any:
+        """A shard for reading: from the cache (fetched into it first if need be), or as it is."""
+        if self._cache is None or not is_remote(path):
+            return open_read(path, sequential=sequential)
+        cache, known = self._cache
+        info = known[path.name]
+        return cache.open(path, path.name, info["bytes"], info["sha256"])
+
+    def _ranges_source(self, path: Any) -> Any:
+        """Where byte ranges are read: a cached copy when there is one (a range is never worth a fill)."""
+        if self._cache is not None and is_remote(path):
+            cache, known = self._cache
+            local = cache.cached(str(path), path.name, known[path.name]["sha256"])
+            if local is not None:
+                return local
+        return path
 
     @property
     def counts(self) -> list[int]:
@@ -440,7 +476,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 yield local[row], record
             return
         ranges = [self._picked.ranges[shard][r] for r in rows]
-        for i, data in read_ranges(path, ranges):
+        for i, data in read_ranges(self._ranges_source(path), ranges):
             try:
                 yield rows[i], self._record(self._ranged_record(path, data, actual[i]))
             except ShardError as exc:
@@ -473,7 +509,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 _, (found, arrays, labels, s2_offset) = next(records)
                 records.close()
             else:
-                _, data = next(read_ranges(path, [(offset, size)]))
+                _, data = next(read_ranges(self._ranges_source(path), [(offset, size)]))
                 found, arrays, labels, s2_offset = self._record(self._ranged_record(path, data, row))
         except OSError as exc:
             raise ShardError(path, f"cannot read: {exc}") from None
@@ -482,7 +518,7 @@ class ShardDataset(EpochMixin, _IterBase):
         return self.options.build(loc_id, arrays, labels, self.epoch, selected=True, s2_offset=s2_offset)
 
     def _read_tar(self, path: Any, wanted: set[int], last: int, count: int):
-        with open_read(path, sequential=True) as fh:
+        with self._open(path) as fh:
             # Records are decoded before the next is read: compressed members can share buffers.
             records = iter_tar_records(fh, path.name, reuse_buffers=True)
             try:
@@ -500,7 +536,9 @@ class ShardDataset(EpochMixin, _IterBase):
 
     def _read_parquet(self, path: Any, wanted: set[int], last: int, count: int):
         # Closed when the generator ends or is dropped: no reader left for interpreter exit to tear down.
-        with open_parquet_shard(path) as shard:
+        handle = self._open(path, sequential=False) if self._cache is not None else None  # a cached copy
+        with contextlib.closing(handle) if handle else contextlib.nullcontext(), \
+                open_parquet_shard(handle or path, path.name) as shard:
             if shard.num_rows != count:  # DataLoader lengths and equal_per_rank rely on the manifest's counts
                 raise ShardError(path.name, f"holds {shard.num_rows} records, the manifest says {count}")
             rows = shard.rows(self.options.modalities, wanted.__contains__, last)
