@@ -87,7 +87,8 @@ class CubeDataset(EpochMixin, _MapBase):
     ("float32" or "native"), `output` ("numpy" or "torch"), `bands` (pick and
     reorder bands by name per modality, `{"s2l2a": ["B04", "B03", "B02"]}`) and
     `normalize` ("ssl4eo-s12", a stats.json path, or `{modality: (means, stds)}`;
-    see `neuco_io.loader.normalize` for the S2 offset). A sample is
+    see `neuco_io.loader.normalize` for the S2 offset), `ids` (only those
+    locations: a list or a file). A sample is
     `[T, C, 264, 264]` (or a dict per modality), or with `return_id`/`tasks`
     a dict `{"id", "data", "labels"}`.
     """
@@ -220,6 +221,8 @@ class ShardDataset(EpochMixin, _IterBase):
     records per epoch over all ranks (the first of the epoch's order, or the
     data again when there are fewer); with `resampled=True` shards are drawn
     with replacement until N. `ids`: only those records (manifest index).
+    `cache_dir`/`cache_limit`: URL shards kept in a local LRU cache
+    (`loader.cache`). `state_dict`/`load_state_dict` resume mid-epoch.
     """
 
     def __init__(
