@@ -161,3 +161,17 @@ def test_cache_options_are_checked(served, tmp_path):
         ShardDataset(f"{base}/webdataset/", cache_dir=tmp_path / "c", cache_limit="lots", **OPTIONS)
     with pytest.raises(UsageError, match="give cache_dir"):
         ShardDataset(f"{base}/webdataset/", cache_limit="1GB", **OPTIONS)
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+def test_ids_use_cached_copies_and_never_fill(served, tmp_path, fmt):
+    folder, base, handler = served
+    cache = tmp_path / "cache"
+    wanted = sorted(json.loads((folder / fmt / "manifest.json").read_text())["index"])[:2]
+    picked = ShardDataset(f"{base}/{fmt}/", cache_dir=cache, ids=wanted, **OPTIONS)
+    assert sorted(by_id(picked)) == wanted
+    assert not list(cache.glob(f"*.{'tar' if fmt == 'webdataset' else 'parquet'}"))  # ranges: nothing cached
+    list(ShardDataset(f"{base}/{fmt}/", cache_dir=cache, **OPTIONS))  # a whole epoch fills the cache
+    before = handler.sent
+    assert sorted(by_id(picked)) == wanted and picked.get(wanted[0])["id"] == wanted[0]
+    assert handler.sent == before  # from the cached copies

@@ -475,7 +475,8 @@ class ShardDataset(EpochMixin, _IterBase):
         actual = [self._picked.rows[shard][r] for r in rows]
         if self.source.format == "parquet":
             local = {row: r for r, row in zip(rows, actual)}
-            for row, record in self._read_parquet(path, set(actual), max(actual), self.source.counts[shard]):
+            for row, record in self._read_parquet(path, set(actual), max(actual), self.source.counts[shard],
+                                                  fill=False):
                 yield local[row], record
             return
         ranges = [self._picked.ranges[shard][r] for r in rows]
@@ -508,7 +509,7 @@ class ShardDataset(EpochMixin, _IterBase):
         path = self.source.paths[shard]
         try:
             if self.source.format == "parquet":
-                records = self._read_parquet(path, {row}, row, self.source.counts[shard])
+                records = self._read_parquet(path, {row}, row, self.source.counts[shard], fill=False)
                 _, (found, arrays, labels, s2_offset) = next(records)
                 records.close()
             else:
@@ -537,11 +538,13 @@ class ShardDataset(EpochMixin, _IterBase):
             finally:
                 records.close()
 
-    def _read_parquet(self, path: Any, wanted: set[int], last: int, count: int):
+    def _read_parquet(self, path: Any, wanted: set[int], last: int, count: int, fill: bool = True):
+        """`fill`: through the cache, fetching the shard into it; else a cached copy if any, or the shard."""
         # Closed when the generator ends or is dropped: no reader left for interpreter exit to tear down.
-        handle = self._open(path, sequential=False) if self._cache is not None else None  # a cached copy
+        handle = self._open(path, sequential=False) if self._cache is not None and fill else None  # a cached copy
+        source = handle or (path if fill else self._ranges_source(path))
         with contextlib.closing(handle) if handle else contextlib.nullcontext(), \
-                open_parquet_shard(handle or path, path.name) as shard:
+                open_parquet_shard(source, path.name) as shard:
             if shard.num_rows != count:  # DataLoader lengths and equal_per_rank rely on the manifest's counts
                 raise ShardError(path.name, f"holds {shard.num_rows} records, the manifest says {count}")
             rows = shard.rows(self.options.modalities, wanted.__contains__, last)
