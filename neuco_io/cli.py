@@ -373,28 +373,18 @@ def _write_text(path: str, text: str) -> None:
 
 
 # -- convert / verify ----------------------------------------------------------------
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
 class ByteSize(click.ParamType):
     """`1GB`, `500MB`, `1GiB` or a plain number of bytes."""
 
     name = "size"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().replace(" ", "")
-        number = text.rstrip("KMGTIB")
-        unit = text[len(number):]
+        from neuco_io.sizes import parse_size
+
         try:
-            size = int(float(number) * _SIZE_UNITS[unit])
-        except (KeyError, ValueError):
-            self.fail(f"{value!r} is not a size (examples: 1GB, 500MB, 2GiB, 1000000)", param, ctx)
-        if size <= 0:
-            self.fail("must be positive", param, ctx)
-        return size
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _csv_list(value: str | None) -> list[str] | None:
@@ -578,6 +568,13 @@ def _seasons(value: str) -> int | list[int]:
               is_flag=False, flag_value="on",
               help="+1000 on S2 values. auto: downstream data gets it, v1.1 data has it (the v1.1 convention); "
                    "on: always (warns on v1.1 data); off: never.")
+@click.option("--bands", "bands", multiple=True, metavar="MODALITY=BAND,...",
+              help="Bands the encoder gets for a modality, by name and in this order (e.g. s2l2a=B04,B03,B02); "
+                   "repeat for more modalities. Default: every band.")
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False), default=None,
+              help="Embed only the ids in this file (one per line); shards are read through their index.")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False), default=None,
+              help="Embed only the ids labelled in this label folder (any task).")
 @click.option("--dim", type=click.IntRange(min=1), default=None,
               help="Pad embeddings with zeros to this size; refuse an encoder that returns more.")
 @layout_option
@@ -587,7 +584,8 @@ def _seasons(value: str) -> int | list[int]:
 @quiet_option
 @handle_errors
 def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: int, modalities: str | None,
-          seasons: str, shift_s2: str, dim: int | None, layout: str | None, overwrite: bool,
+          seasons: str, shift_s2: str, bands: tuple[str, ...], ids_file: str | None, labels_dir: str | None,
+          dim: int | None, layout: str | None, overwrite: bool,
           storage_options: tuple[str, ...], output_format: str, quiet: bool) -> None:
     """Embed every location of SOURCE (a dataset ROOT or converted shards) with an encoder.
 
@@ -595,6 +593,7 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
     returns [B, D]. The output is written atomically.
     """
     from neuco_io.embed import embed as run_embed
+    from neuco_io.loader.bands import parse_bands
 
     try:
         season_arg = _seasons(seasons)
@@ -619,7 +618,8 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
         result = run_embed(source, encoder, out_path, batch_size=batch_size, workers=workers,
                            modalities=_csv_list(modalities), seasons=season_arg, shift_s2=shift, dim=dim,
                            layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
-                           storage_options=_storage(storage_options))
+                           storage_options=_storage(storage_options), bands=parse_bands(bands) or None,
+                           ids=ids_file, labels=labels_dir)
     data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim,
             "warnings": notes}
     if output_format == "json":

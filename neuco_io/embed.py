@@ -112,13 +112,30 @@ def load_encoder(spec_text: str) -> Callable[[dict[str, Any]], Any]:
     return encoder
 
 
-def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options):
+def labelled_ids(folder: str | os.PathLike[str]) -> list[str]:
+    """The ids with a label in any task file of a label folder (or of a dataset's labels/), in file order."""
+    from neuco_io.tasks.tasklist import dataset_tasks
+
+    folder = Path(folder)
+    if (folder / "labels").is_dir():
+        folder = folder / "labels"
+    if not folder.is_dir():
+        raise UsageError(f"--labels {folder}: not a folder")
+    ids: dict[str, None] = {}
+    for task in dataset_tasks(folder, strict=False).values():
+        ids.update(dict.fromkeys(task.labels()))
+    if not ids:
+        raise UsageError(f"--labels {folder}: no labelled id in its <task>__<type>.csv files")
+    return list(ids)
+
+
+def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options, bands=None, ids=None):
     from neuco_io.loader import CubeDataset, ShardDataset
     from neuco_io.shards.manifest import is_shard_source, refuse_interrupted
     from neuco_io.storage import open_store
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
-               "return_id": True, "storage_options": storage_options}
+               "return_id": True, "storage_options": storage_options, "bands": bands, "ids": ids}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         refuse_interrupted(open_store(text, storage_options).path)
@@ -192,10 +209,16 @@ def embed(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     storage_options: dict[str, Any] | None = None,
+    bands: dict[str, Sequence[str]] | None = None,
+    ids: str | os.PathLike[str] | Sequence[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
 ) -> EmbedResult:
     """Embed every location of `source` (a dataset root or converted shards) into `out` (.csv or .parquet).
 
     `shift_s2` as in the loader: "auto" (default) gives S2 in the v1.1 convention from either layout.
+    `bands` as in the loader: the bands the encoder gets per modality, by name and in that order.
+    `ids` (a list or a file, one id per line) or `labels` (a label folder: its labelled ids) embed only
+    those locations; shards are then read through the manifest's index (only the records needed).
     """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
@@ -204,8 +227,13 @@ def embed(
         raise UsageError("--batch-size and --dim must be positive, --workers not negative")
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists (use --overwrite)")
+    if ids is not None and labels is not None:
+        raise UsageError("--ids and --labels: give one of them")
+    if labels is not None:
+        ids = labelled_ids(labels)
     model = load_encoder(encoder) if isinstance(encoder, str) else encoder
-    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout, storage_options)
+    dataset = _dataset(source, list(modalities) if modalities else None, seasons, shift_s2, layout, storage_options,
+                       bands, ids)
     if on_start:
         on_start(len(dataset))
     rows, encoder_dim = 0, None

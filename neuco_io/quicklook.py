@@ -216,10 +216,11 @@ def plot_sample(sample: Any, options: Any, tile: int = TILE):
             raise UsageError(f"plot one sample (time, band, y, x), not an array of shape {joined.shape}")
         arrays, start = {}, 0
         for m in options.modalities:
-            n = spec.MODALITIES[m].n_bands
+            n = len(options.band_names(m))
             arrays[m] = joined[:, start:start + n]
             start += n
     first = next(iter(arrays.values()))
     seasons: Sequence[int | str] = (options.season_indices(loc_id) if not options.randomize_seasons
                                     else [f"t{t}" for t in range(first.shape[0])])
-    return location_figure(LocationImages.from_arrays(loc_id, arrays, seasons=seasons), tile)
+    bands = {m: options.band_names(m) for m in arrays if m in options.modalities}
+    return location_figure(LocationImages.from_arrays(loc_id, arrays, bands, seasons=seasons), tile)

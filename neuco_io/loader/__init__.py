@@ -7,5 +7,8 @@
 
 from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.datasets import CubeDataset, DoubleShiftWarning, ShardDataset
+from neuco_io.loader.indexed import IndexedShardDataset
+from neuco_io.loader.mixing import MixedDataset
 
-__all__ = ["CubeDataset", "DoubleShiftWarning", "SampleOptions", "ShardDataset"]
+__all__ = ["CubeDataset", "DoubleShiftWarning", "IndexedShardDataset", "MixedDataset", "SampleOptions",
+           "ShardDataset"]

@@ -21,6 +21,8 @@ import numpy as np
 
 from neuco_io import spec
 from neuco_io.errors import UsageError
+from neuco_io.loader.bands import band_indices, band_names
+from neuco_io.loader.normalize import Normalization, resolve_normalize
 
 __all__ = ["SampleOptions"]
 
@@ -47,6 +49,12 @@ class SampleOptions:
     dtype: str = "float32"
     output: str = "numpy"
     seed: int = 0
+    bands: dict[str, Sequence[str]] | None = None
+    """Bands to keep per modality, by name and in this order (`loader.bands`); other modalities keep all."""
+    normalize: Any = None
+    """Statistics to standardize with (`loader.normalize`): a published name, a stats.json path or a mapping."""
+    band_index: dict[str, tuple[int, ...]] = field(init=False, repr=False)
+    normalization: Normalization | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modalities if m not in spec.MODALITIES]
@@ -71,6 +79,11 @@ class SampleOptions:
             raise UsageError(f"dtype: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.output not in OUTPUTS:
             raise UsageError(f"output: expected one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        self.band_index = band_indices(self.bands, self.modalities)
+        self.normalization = resolve_normalize(self.normalize, self.modalities)
+        if self.normalization is not None and self.dtype != "float32":
+            raise UsageError(f"normalize: needs dtype='float32' (normalized values are not integers), got "
+                             f"dtype={self.dtype!r}")
         if self.output == "torch":
             try:
                 import torch  # noqa: F401
@@ -99,8 +112,14 @@ class SampleOptions:
         """Whether S2 gets +1000, for a source that already has the offset (v1.1) or not (downstream)."""
         return not s2_offset if self.shift_s2 == "auto" else bool(self.shift_s2)
 
-    def _convert(self, modality: str, array: np.ndarray, shift_s2: bool) -> np.ndarray:
-        shift = shift_s2 and spec.MODALITIES[modality].s2
+    def band_names(self, modality: str) -> list[str]:
+        """The bands a sample holds for `modality`, in sample order."""
+        return band_names(modality, self.band_index)
+
+    def _convert(self, modality: str, array: np.ndarray, shift: bool, s2_offset: bool) -> np.ndarray:
+        if modality in self.band_index or self.normalization is not None:
+            return self._joined({modality: array}, shift, s2_offset, [modality])
+        shift = shift and spec.MODALITIES[modality].s2
         if self.dtype == "float32":
             out = array.astype(np.float32)
             if shift:
@@ -120,7 +139,7 @@ class SampleOptions:
         raw = {m: arrays[m] if selected else _take(arrays[m], times) for m in self.modalities}
         data: Any
         if self.concat or self.transform is not None:
-            joined = self._to_output(self._joined(raw, shift))
+            joined = self._to_output(self._joined(raw, shift, s2_offset))
             if self.transform is not None:
                 joined = self.transform(joined)
             if self.concat:
@@ -128,11 +147,11 @@ class SampleOptions:
             else:
                 data, start = {}, 0
                 for m in self.modalities:
-                    n = raw[m].shape[-3]
+                    n = len(self.band_index.get(m, ())) or raw[m].shape[-3]
                     data[m] = joined[..., start:start + n, :, :]
                     start += n
         else:
-            data = {m: self._to_output(self._convert(m, a, shift)) for m, a in raw.items()}
+            data = {m: self._to_output(self._convert(m, a, shift, s2_offset)) for m, a in raw.items()}
         if not self.wants_dict:
             return data
         sample: dict[str, Any] = {"id": loc_id, "data": data}
@@ -146,18 +165,32 @@ class SampleOptions:
             return np.dtype(np.float32)
         return np.dtype(np.int32) if shift_s2 and spec.MODALITIES[modality].s2 else dtype
 
-    def _joined(self, raw: dict[str, np.ndarray], shift_s2: bool) -> np.ndarray:
-        """Bands of all modalities in one array, converted on the way in (one pass, no temporaries)."""
-        first = raw[self.modalities[0]]
-        dtype = np.result_type(*(self._target_dtype(m, raw[m].dtype, shift_s2) for m in self.modalities))
-        n_bands = sum(raw[m].shape[-3] for m in self.modalities)
+    def _joined(self, raw: dict[str, np.ndarray], shift_s2: bool, s2_offset: bool,
+                modalities: Sequence[str] | None = None) -> np.ndarray:
+        """Bands of the modalities in one array, picked, converted, shifted and normalized on the way in (one
+        copy per band, then at most two in-place passes: no temporaries)."""
+        modalities = list(self.modalities if modalities is None else modalities)
+        first = raw[modalities[0]]
+        dtype = np.result_type(*(self._target_dtype(m, raw[m].dtype, shift_s2) for m in modalities))
+        picked = {m: self.band_index.get(m, range(raw[m].shape[-3])) for m in modalities}
+        n_bands = sum(len(picked[m]) for m in modalities)
         out = np.empty((*first.shape[:-3], n_bands, *first.shape[-2:]), dtype=dtype)
         start = 0
-        for m in self.modalities:
-            n = raw[m].shape[-3]
+        for m in modalities:
+            bands, n = picked[m], len(picked[m])
             view = out[..., start:start + n, :, :]
-            view[...] = raw[m]
-            if shift_s2 and spec.MODALITIES[m].s2:
+            if isinstance(bands, range):
+                view[...] = raw[m]
+            else:
+                for j, b in enumerate(bands):
+                    view[..., j, :, :] = raw[m][..., b, :, :]
+            shift = shift_s2 and spec.MODALITIES[m].s2
+            norm = self.normalization and self.normalization.center_and_scale(m, bands, s2_offset, shift)
+            if norm:
+                center, scale = norm
+                view -= center[:, None, None]
+                view *= scale[:, None, None]
+            elif shift:
                 view += spec.S2_OFFSET
             start += n
         return out

@@ -1,10 +1,10 @@
 """Who reads what: splitting records across DataLoader workers and distributed ranks.
 
 Every consumer (a worker of a rank) gets a disjoint part of the epoch, and
-together they get every record once. With at least as many shards as
-consumers the split is by shard (each shard read by one consumer, whole and
-sequentially); with fewer, it is by record, so extra workers never idle
-forever and no rank hangs.
+together they get every record once. The epoch has one canonical order,
+fixed by seed and epoch alone; ranks take contiguous parts of it, and a
+rank's workers split its runs of records (or, with fewer runs than workers,
+its records), so extra workers never idle forever and no rank hangs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Consumer", "current_consumer", "plan_epoch"]
+__all__ = ["Consumer", "canonical_order", "consumer_positions", "current_consumer", "records_per_rank", "runs_of"]
 
 
 @dataclass(frozen=True)
@@ -65,84 +65,127 @@ def current_consumer(rank: int | None = None, world_size: int | None = None) -> 
     return Consumer(r, w, worker, num_workers)
 
 
-def _rank_shards(n_shards: int, rank: int, world_size: int) -> list[int] | None:
-    """The shards a rank owns, or None when there are fewer shards than ranks (then it owns records)."""
-    return list(range(rank, n_shards, world_size)) if n_shards >= world_size else None
+def record_offsets(counts: list[int]) -> np.ndarray:
+    """Where each shard's records start in the dataset's numbering (one more entry: the total)."""
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
 
-def _unpadded_size(counts: list[int], rank: int, world_size: int) -> int:
-    shards = _rank_shards(len(counts), rank, world_size)
-    if shards is not None:
-        return sum(counts[s] for s in shards)
-    total = sum(counts)
-    return len(range(rank, total, world_size))
+def canonical_order(counts: list[int], *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
+                    size: int | None = None, resampled: bool = False) -> np.ndarray:
+    """The records of an epoch (their numbers: shard offset + row) in one order that depends on seed and
+    epoch only, never on the number of ranks or workers (MosaicML's canonical order): shards in a seeded
+    order with `shuffle`, rows ascending. Ranks and workers split it afterwards, so a job resumed on another
+    number of GPUs continues the same epoch.
 
-
-def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
-                 shuffle: bool = False, equal_per_rank: bool | str = False) -> list[tuple[int, int]]:
-    """A rank's (shard, row) records in an epoch: its shards when there are enough, else every n-th record.
-
-    Which records a rank owns does not change between epochs (so its length
-    is fixed); shuffling only reorders the rank's own shards.
+    `size` (epoch_size): that many records, the first of the order, or the data again (in the next seeded
+    shard order) when there are fewer. `resampled`: shards drawn with replacement (in proportion to their
+    records, seeded by seed and epoch), each read whole, until `size` records (webdataset's resampled shards).
     """
-    shards = _rank_shards(len(counts), rank, world_size)
-    if shards is not None:
-        if shuffle:
-            shards = [shards[i] for i in np.random.default_rng([seed, epoch, rank]).permutation(len(shards))]
-        records = [(s, row) for s in shards for row in range(counts[s])]
+    offsets = record_offsets(counts)
+    lengths_all = np.asarray(counts, dtype=np.int64)
+    total = int(lengths_all.sum())
+    size = total if size is None else int(size)
+    if not total or not size:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, epoch])
+    if resampled:
+        draws = max(1, int(np.ceil(size / total * len(counts) * 1.5)) + 8)
+        shards = rng.choice(len(counts), size=draws, p=lengths_all / total)
+        while lengths_all[shards].sum() < size:
+            shards = np.concatenate([shards, rng.choice(len(counts), size=draws, p=lengths_all / total)])
     else:
-        records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][rank::world_size]
+        rounds = -(-size // total)
+        shards = np.concatenate([rng.permutation(len(counts)) if shuffle else np.arange(len(counts))
+                                 for _ in range(rounds)])
+    lengths = lengths_all[shards]
+    firsts = np.cumsum(lengths) - lengths  # where each shard starts in the order
+    order = np.repeat(offsets[shards] - firsts, lengths) + np.arange(lengths.sum(), dtype=np.int64)
+    return order[:size]
+
+
+def _bounds(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    return rank * total // world_size, (rank + 1) * total // world_size
+
+
+def rank_positions(positions: np.ndarray, rank: int, world_size: int, equal_per_rank: bool | str = False
+                   ) -> np.ndarray:
+    """A rank's contiguous part of `positions` (the canonical order's, or what is left of them after a
+    resume), so ranks differ by at most one record and each reads few shards. A rank's count does not
+    change between epochs (its records do, with `shuffle`)."""
+    start, end = _bounds(len(positions), rank, world_size)
+    mine = positions[start:end]
     if not equal_per_rank or world_size == 1:
-        return records
-    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+        return mine
+    sizes = [b - a for a, b in (_bounds(len(positions), r, world_size) for r in range(world_size))]
     if equal_per_rank is True or equal_per_rank == "pad":
-        target = max(sizes)
-        if not records:  # nothing of its own to repeat: borrow the first records of the dataset
-            records = [(s, row) for s in range(len(counts)) for row in range(counts[s])][:1]
-        return records + [records[i % len(records)] for i in range(target - len(records))] if records else records
+        if not len(mine):  # nothing of its own to repeat: borrow the first records of the epoch
+            mine = positions[:1]
+        return np.resize(mine, max(sizes)) if len(mine) else mine  # repeats from the start
     if equal_per_rank == "drop":
-        return records[: min(sizes)]
+        return mine[: min(sizes)]
     raise ValueError(f"equal_per_rank: expected True, 'pad' or 'drop', got {equal_per_rank!r}")
 
 
-def plan_epoch(counts: list[int], consumer: Consumer, *, epoch: int = 0, seed: int = 0, shuffle: bool = False,
-               equal_per_rank: bool | str = False) -> list[tuple[int, list[int]]]:
-    """What this consumer reads in an epoch: runs of (shard index, ascending record rows).
+def rank_records(counts: list[int], rank: int, world_size: int, *, epoch: int = 0, seed: int = 0,
+                 shuffle: bool = False, equal_per_rank: bool | str = False) -> np.ndarray:
+    """A rank's record numbers in a whole epoch (see `rank_positions`)."""
+    order = canonical_order(counts, epoch=epoch, seed=seed, shuffle=shuffle)
+    return order[rank_positions(np.arange(len(order)), rank, world_size, equal_per_rank)]
 
-    Two levels: ranks split the shards (or, with fewer shards than ranks, the
-    records), then a rank's workers split its runs (or its records). Each run
-    is read sequentially. With `shuffle`, a rank's shards are read in an order
-    seeded by seed and epoch. `equal_per_rank` ("pad" or True; or
-    "drop") makes every rank read the same number of records, as DDP needs:
-    "pad" repeats records from the start of the rank's own share, "drop"
-    leaves out its last ones. A rank's records do not depend on its number
-    of workers.
+
+def _run_starts(records: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where runs start: a run is consecutive records of one shard with ascending rows (one sequential read)."""
+    if not len(records):
+        return np.zeros(0, dtype=np.int64)
+    shards = np.searchsorted(offsets, records, side="right") - 1
+    breaks = (shards[1:] != shards[:-1]) | (records[1:] <= records[:-1])
+    return np.concatenate([[0], np.flatnonzero(breaks) + 1])
+
+
+def consumer_positions(counts: list[int], consumer: Consumer, canonical: np.ndarray, *,
+                       positions: np.ndarray | None = None, equal_per_rank: bool | str = False) -> np.ndarray:
+    """The positions in `canonical` this consumer reads in an epoch, in reading order.
+
+    Two levels: ranks split the canonical order (or what is left of it:
+    `positions`) into contiguous parts, then a rank's workers split its runs
+    (or, with fewer runs than workers, its records). `equal_per_rank` ("pad"
+    or True; or "drop") makes every rank read the same number of records, as
+    DDP needs: "pad" repeats records from the start of the rank's own share,
+    "drop" leaves out its last ones. A rank's records do not depend on its
+    number of workers.
     """
-    records = rank_records(counts, consumer.rank, consumer.world_size, epoch=epoch, seed=seed, shuffle=shuffle,
-                           equal_per_rank=equal_per_rank)
-    runs = _runs(records)
-    if len(runs) >= consumer.num_workers:
-        return runs[consumer.worker::consumer.num_workers]
-    return _runs(records[consumer.worker::consumer.num_workers])
+    if positions is None:
+        positions = np.arange(len(canonical))
+    mine = rank_positions(positions, consumer.rank, consumer.world_size, equal_per_rank)
+    starts = _run_starts(canonical[mine], record_offsets(counts))
+    if len(starts) < consumer.num_workers:
+        return mine[consumer.worker::consumer.num_workers]
+    ends = np.append(starts[1:], len(mine))
+    return np.concatenate([mine[starts[i]:ends[i]] for i in range(consumer.worker, len(starts),
+                                                                    consumer.num_workers)])
 
 
-def _runs(records: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
-    """Group consecutive records of one shard with ascending rows: each run is one sequential read."""
-    runs: list[tuple[int, list[int]]] = []
-    for shard, row in records:
-        if runs and runs[-1][0] == shard and runs[-1][1][-1] < row:
-            runs[-1][1].append(row)
-        else:
-            runs.append((shard, [row]))
+def runs_of(records: np.ndarray, counts: list[int]) -> list[tuple[int, list[int]]]:
+    """(shard index, ascending rows) per run of `records` (record numbers), in order."""
+    offsets = record_offsets(counts)
+    starts = _run_starts(records, offsets)
+    runs = []
+    for start, end in zip(starts, np.append(starts[1:], len(records))):
+        chunk = records[start:end]
+        shard = int(np.searchsorted(offsets, chunk[0], side="right") - 1)
+        runs.append((shard, (chunk - offsets[shard]).tolist()))
     return runs
 
 
-def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False) -> int:
-    """How many records a rank yields in an epoch (whatever the shuffle and its number of workers), counted
-    without listing them: what `rank_records` returns has this length."""
+def records_per_rank(counts: list[int], rank: int, world_size: int, equal_per_rank: bool | str = False,
+                     total: int | None = None) -> int:
+    """How many records a rank yields in a whole epoch (of `total` records, all by default), whatever the
+    shuffle and its number of workers, counted without listing them: what `rank_records` returns has this
+    length."""
+    total = sum(counts) if total is None else total
+    sizes = [b - a for a, b in (_bounds(total, r, world_size) for r in range(world_size))]
     if not equal_per_rank or world_size == 1:
-        return _unpadded_size(counts, rank, world_size)
-    sizes = [_unpadded_size(counts, r, world_size) for r in range(world_size)]
+        return sizes[rank]
     if equal_per_rank is True or equal_per_rank == "pad":
         return max(sizes)
     if equal_per_rank == "drop":
