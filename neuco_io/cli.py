@@ -805,11 +805,13 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
     from neuco_io.render import findings_lines
     from neuco_io.tasks.pack import PackRefused, pack_task
+    from neuco_io.validators import validate as run_validate
 
     try:
         with progress_bar("validate", quiet) as bar:
-            result = pack_task(root, task_name, out_path, description=description, source=data_source,
-                               licence=licence, overwrite=overwrite, jobs=jobs, progress=bar, on_start=bar.start)
+            report = run_validate(root, layout="downstream", jobs=jobs, progress=bar, on_start=bar.start)
+        result = pack_task(root, task_name, out_path, validation=report, description=description,
+                           source=data_source, licence=licence, overwrite=overwrite)
     except PackRefused as exc:
         if output_format == "json":
             _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})
