@@ -26,6 +26,7 @@ import numpy as np
 
 from neuco_io import spec
 from neuco_io.errors import UsageError
+from neuco_io.storage.local import require_regular_file
 
 __all__ = ["Normalization", "resolve_normalize"]
 
@@ -96,6 +97,7 @@ def _pair(value: Any, modality: str, where: str) -> tuple[np.ndarray, np.ndarray
 
 def _from_stats_file(path: str) -> tuple[dict[str, Any], bool | None]:
     try:
+        require_regular_file(path)
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
     except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from neuco_io.errors import UsageError
 from neuco_io.storage import is_remote, open_read
+from neuco_io.storage.local import require_regular_file
 from neuco_io.wording import first_few
 
 __all__ = ["Selection", "locate", "manifest_index", "range_as_tar", "read_id_list", "read_ranges", "select_ids"]
@@ -29,6 +30,7 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
     `.zarr.zip` suffixes stripped, as the evaluator does). Repeats are kept once, first place first."""
     if isinstance(ids, (str, os.PathLike)):
         try:
+            require_regular_file(ids)
             with open(ids, encoding="utf-8-sig") as fh:
                 lines = fh.read().splitlines()
         except OSError as exc:

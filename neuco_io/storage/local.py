@@ -16,7 +16,7 @@ from neuco_io.errors import UsageError
 from neuco_io.storage.atomic import atomic_path, remove_partials
 from neuco_io.storage.base import Entry, FileInfo, Store
 
-__all__ = ["LOCAL_PATH", "LocalStore", "LocalTree", "file_kind"]
+__all__ = ["LOCAL_PATH", "LocalStore", "LocalTree", "file_kind", "require_regular_file"]
 
 LOCAL_PATH = type(Path())
 """PosixPath or WindowsPath: a path of this exact type needs no conversion (checked per cube opened)."""
@@ -27,6 +27,14 @@ def file_kind(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def require_regular_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a local input that is not a regular file (OSError naming it) before it is opened: a FIFO or a
+    device named as a CSV, id list or statistics file would block its reader forever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, f"not a regular file ({file_kind(mode)})", os.fspath(path))
 
 
 def _open_regular(path: Path) -> IO[bytes]:

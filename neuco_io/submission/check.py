@@ -26,6 +26,7 @@ from neuco_io import evaluator, spec
 from neuco_io.errors import UsageError
 from neuco_io.execution import Progress
 from neuco_io.findings import Finding, Report, Severity
+from neuco_io.storage.local import require_regular_file
 from neuco_io.tasks.labels import lost_leading_zeros
 from neuco_io.wording import plural
 
@@ -73,6 +74,7 @@ def expected_ids(*, dataset: str | os.PathLike[str] | None = None, labels: str |
 def read_id_list(path: str | os.PathLike[str]) -> list[str]:
     """The ids of an `--ids` file: one per line, blank lines skipped (a BOM is tolerated: this is input)."""
     try:
+        require_regular_file(path)
         lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--ids {path}: {exc}") from None
@@ -403,6 +405,7 @@ def check_submission(path: str | os.PathLike[str], *, ids: set[str] | None = Non
     report = Report(str(path), "submission", checks=("submission",), listed_per_code=SHOWN)
     checker = _Checker(path, profile, ids, report)
     try:
+        require_regular_file(path)
         with open(path, "rb") as fh:
             head = fh.read(1 << 20)
     except OSError as exc:

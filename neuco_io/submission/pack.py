@@ -16,6 +16,7 @@ from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.findings import Report
 from neuco_io.storage.atomic import atomic_path
+from neuco_io.storage.local import require_regular_file
 from neuco_io.submission.check import check_submission, read_id_list
 from neuco_io.submission.writer import EmbeddingWriter
 from neuco_io.wording import plural
@@ -91,6 +92,10 @@ def pack_submission(source: str | os.PathLike[str], out: str | os.PathLike[str],
         raise UsageError("--out must be a .csv file (the NeuCo-Bench submission format)")
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists (use --overwrite)")
+    try:
+        require_regular_file(source)
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read: {exc.strerror}") from None
     suffix = source.suffix.lower()
     if suffix == ".npy":
         try:

@@ -34,6 +34,7 @@ from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.findings import CODES
 from neuco_io.storage.atomic import atomic_path
+from neuco_io.storage.local import require_regular_file
 
 __all__ = ["ImportResult", "Refusal", "import_task", "mapping_path", "read_mapping"]
 
@@ -82,6 +83,7 @@ def _from_table(table: Path) -> tuple[dict[str, dict[str, dict[int, str]]], list
     sources: dict[str, dict[str, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
     refused: list[Refusal] = []
     try:
+        require_regular_file(table)
         with table.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = {"id", "modality", "season", "path"} - set(reader.fieldnames or [])
@@ -275,10 +277,29 @@ class _PartAllocator:
         return f"part-{self.index:06d}"
 
 
+def _read_locations(path: Path) -> dict:
+    """The georeferences a previous import saved in `--locations` (empty when there is none)."""
+    if not path.exists():
+        return {}
+    try:
+        require_regular_file(path)
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--locations {path}: cannot read it as JSON: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    if not isinstance(previous, dict):
+        raise UsageError(f"--locations {path}: not a JSON object of locations")
+    return previous
+
+
 def read_mapping(path: Path) -> dict[str, str]:
     """source id -> id, from the private mapping file of `--ids hash` (empty when there is none)."""
-    if not path.is_file():
+    if not path.exists():
         return {}
+    try:
+        require_regular_file(path)
+    except OSError as exc:
+        raise UsageError(f"--mapping {path}: {exc.strerror}") from None
     with path.open(newline="", encoding="utf-8") as fh:
         return {row["source_id"]: row["id"] for row in csv.DictReader(fh)}
 
@@ -306,8 +327,8 @@ def import_task(
         if not pattern:
             raise UsageError(f"{src} is a folder: pass --pattern, e.g. '{{id}}/{{modality}}_{{season}}.tif'")
         sources, refused = _from_folder(src, pattern)
-    elif src.is_file():
-        sources, refused = _from_table(src)
+    elif src.exists():
+        sources, refused = _from_table(src)  # a FIFO or device is refused there, named
     else:
         raise UsageError(f"{src}: no such file or folder")
     mapping_file = Path(mapping) if mapping else mapping_path(root) if ids == "hash" else None
@@ -385,7 +406,7 @@ def import_task(
             writer.writerow(["source_id", "id"])
             writer.writerows(rows)
     if locations is not None and georefs:
-        previous = json.loads(Path(locations).read_text()) if Path(locations).is_file() else {}
+        previous = _read_locations(Path(locations))
         previous.update(georefs)
         with atomic_path(locations) as temp:
             temp.write_text(json.dumps(previous, indent=1, sort_keys=True), encoding="utf-8")

@@ -16,6 +16,7 @@ from pathlib import Path
 from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.storage.atomic import atomic_path
+from neuco_io.storage.local import require_regular_file
 from neuco_io.tasks.labels import BOM, LabelFileError
 
 __all__ = ["LabelFix", "fix_label_file", "fix_labels", "label_files"]
@@ -64,6 +65,7 @@ def fix_label_file(path: str | os.PathLike[str], *, dry_run: bool = False) -> La
     path = Path(path)
     fix = LabelFix(path)
     try:
+        require_regular_file(path)
         data = path.read_bytes()
         fix.bom = data.startswith(BOM)
         text = data[len(BOM):].decode("utf-8") if fix.bom else data.decode("utf-8")
@@ -91,7 +93,12 @@ def label_files(target: str | os.PathLike[str]) -> list[Path]:
     if target.is_file():
         return [target]
     if not target.is_dir():
-        raise UsageError(f"{target}: no such file or folder")
+        try:
+            require_regular_file(target)  # names a FIFO or a device, or nothing at all
+        except FileNotFoundError:
+            raise UsageError(f"{target}: no such file or folder") from None
+        except OSError as exc:
+            raise UsageError(f"{target}: {exc.strerror}") from None
     folder = target / "labels" if (target / "labels").is_dir() else target
     files = sorted(p for p in folder.glob("*.csv") if p.is_file())
     if not files:

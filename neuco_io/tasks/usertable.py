@@ -15,6 +15,7 @@ from neuco_io import evaluator, spec
 from neuco_io.errors import UsageError
 from neuco_io.findings import LISTED_PER_CODE, Finding, Report, Severity
 from neuco_io.layout import discover
+from neuco_io.storage.local import require_regular_file
 from neuco_io.tasks.importer import mapping_path, read_mapping
 from neuco_io.tasks.labels import (
     LabelRow,
@@ -50,6 +51,7 @@ class LabelsResult:
 def _user_rows(path: Path, id_col: str, label_col: str) -> list[tuple[int, str, str]]:
     """(line, id, label text) rows of a user's CSV (BOM and CRLF tolerated: this is input, not output)."""
     try:
+        require_regular_file(path)
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read as UTF-8 text: {exc}") from None

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from neuco_io.findings import Finding
 from neuco_io.layout import Dataset
+from neuco_io.storage.local import require_regular_file
 
 
 def read_split_list(text: str) -> list[str]:
@@ -20,6 +21,7 @@ def check_splits(ds: Dataset) -> Iterator[Finding]:
         present.setdefault((cube.group, cube.modality), set()).add(cube.name)
     for split, list_path in sorted(ds.split_lists.items()):
         try:
+            require_regular_file(list_path)
             listed = read_split_list(list_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             yield Finding("splits.missing-file", str(list_path), f"cannot read the split list: {exc}")
