@@ -232,6 +232,11 @@ def storage_option(fn: Callable) -> Callable:
                              "anon=true.")(fn)
 
 
+def run_options(fn: Callable) -> Callable:
+    """--jobs, --scheduler and --storage-option: how a command that reads many cubes or shards runs."""
+    return jobs_option(scheduler_option(storage_option(fn)))
+
+
 def _storage(pairs: tuple[str, ...]) -> dict[str, Any] | None:
     from neuco_io.storage import parse_storage_options
 
@@ -301,9 +306,7 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
               help="Text report: findings shown per check.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML report (findings, thumbnails; statistics with --deep).")
-@jobs_option
-@scheduler_option
-@storage_option
+@run_options
 @format_option
 @quiet_option
 @handle_errors
@@ -417,9 +420,7 @@ def _csv_list(value: str | None) -> list[str] | None:
               "the run then exits 1.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (records, shards, estimated bytes and time) and "
               "write nothing.")
-@jobs_option
-@scheduler_option
-@storage_option
+@run_options
 @format_option
 @quiet_option
 @handle_errors
@@ -512,9 +513,7 @@ def _duration(seconds: float) -> str:
 @click.argument("out")
 @click.option("--max-findings", type=click.IntRange(min=0), default=20, show_default=True,
               help="Text report: mismatches shown.")
-@jobs_option
-@scheduler_option
-@storage_option
+@run_options
 @format_option
 @quiet_option
 @handle_errors
@@ -964,9 +963,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
               help="Count every N-th row of pixels (N times fewer values, faster; 1: every value).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write the statistics to this JSON file (the loader's normalize= reads it).")
-@jobs_option
-@scheduler_option
-@storage_option
+@run_options
 @format_option
 @quiet_option
 @handle_errors

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from neuco_io.errors import NeucoError, UsageError
@@ -31,8 +32,8 @@ R = TypeVar("R")
 Progress = Callable[[int], None]
 """Called with the number of units just finished."""
 
-__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Progress", "SerialExecutor", "UnitFailed", "batched",
-           "dask_worker_config", "default_jobs", "kill_all_workers", "make_executor"]
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "Progress", "RunSettings", "SerialExecutor", "UnitFailed",
+           "batched", "dask_worker_config", "default_jobs", "kill_all_workers", "make_executor"]
 
 
 class WorkerDiedError(NeucoError, RuntimeError):
@@ -426,3 +427,49 @@ def make_executor(jobs: int | None, n_units: int | None = None, scheduler: str |
         jobs = min(jobs, max(1, n_units))
     start_method = worker_start_method() if jobs > 1 else None
     return ProcessExecutor(jobs, start_method) if start_method else SerialExecutor()
+
+
+RUN_SETTING_NAMES = ("jobs", "scheduler", "executor", "storage_options", "progress", "on_start")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a command runs, apart from what it does: validate, verify, convert and stats share these, so
+    their signatures name them once (`run=`) and the settings travel as one value.
+
+    `jobs` worker processes (None: all cores) or a Dask `scheduler`, or an `executor` of your own (kept
+    open); `storage_options` for fsspec URLs; `progress(n)` as units finish, `on_start(total)` once.
+    """
+
+    jobs: int | None = None
+    scheduler: str | None = None
+    executor: Executor | None = None
+    storage_options: dict[str, Any] | None = None
+    progress: Progress | None = None
+    on_start: Callable[[int], None] | None = None
+
+    @classmethod
+    def of(cls, run: RunSettings | None = None, overrides: dict[str, Any] | None = None) -> RunSettings:
+        """`run` with `overrides` (the keyword shortcuts `jobs=1`, `progress=...` a function accepts)."""
+        overrides = overrides or {}
+        unknown = sorted(set(overrides) - set(RUN_SETTING_NAMES))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        return replace(run or cls(), **overrides)
+
+    @contextlib.contextmanager
+    def pool(self, n_units: int | None = None, *, places: Sequence[Any] = ()) -> Iterator[Executor]:
+        """The executor to run units on: the caller's own one as it is, else one made (and closed) here."""
+        if self.executor is not None:
+            yield self.executor
+            return
+        with make_executor(self.jobs, n_units, self.scheduler, places=places) as executor:
+            yield executor
+
+    def started(self, total: int) -> None:
+        if self.on_start is not None:
+            self.on_start(total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.progress is not None:
+            self.progress(n)

@@ -9,7 +9,6 @@ cube reader, layout discovery and shard reader do the reading.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 from neuco_io import __version__, spec
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import NeucoError, UsageError
-from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.execution import RunSettings
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.manifest import is_shard_source
 from neuco_io.shards.reader import read_shard
@@ -338,22 +337,21 @@ def dataset_stats(
     layout: Layout | None = None,
     sample: int | None = None,
     seed: int = 0,
-    jobs: int | None = None,
-    scheduler: str | None = None,
-    executor: Executor | None = None,
-    progress: Progress | None = None,
-    on_start: Callable[[int], None] | None = None,
-    storage_options: dict | None = None,
     skip: Collection[str] = (),
     stride: int = 1,
+    run: RunSettings | None = None,
+    **run_options: Any,
 ) -> DatasetStats:
     """Statistics of a dataset ROOT (either layout) or of converted shards (folder, paths or pattern).
 
     `sample` reads that many locations (records), chosen with `seed`; the same
     seed picks the same locations. `skip` leaves out cube files (paths as text), such as those
     `validate` found unusable. `stride` > 1 counts every stride-th row of pixels only: `stride` times
-    less counting, for statistics of those rows instead of every value.
+    less counting, for statistics of those rows instead of every value. `run`: see `RunSettings`
+    (`progress` counts bytes).
     """
+    run = RunSettings.of(run, run_options)
+    storage_options = run.storage_options
     if sample is not None and sample < 1:
         raise UsageError(f"--sample must be at least 1, got {sample}")
     if stride < 1:
@@ -365,16 +363,12 @@ def dataset_stats(
         plan = _plan_cubes(source, layout, sample, seed, storage_options, frozenset(skip), stride)
     if not plan.units:
         raise UsageError(f"{source}: no cubes or records to read")
-    if on_start:
-        on_start(sum(plan.sizes))
+    run.started(sum(plan.sizes))
     total = Partial(stride=stride)
-    with contextlib.ExitStack() as stack:
-        if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(plan.units), scheduler, places=plan.places))
+    with run.pool(len(plan.units), places=plan.places) as executor:
         for size, part in zip(plan.sizes, executor.map(plan.collect, plan.units, names=plan.names)):
             total.merge(part)
-            if progress:
-                progress(size)
+            run.advance(size)
     offset = plan.s2_offset
     if offset is None and len(total.s2_offset) == 1:
         offset = next(iter(total.s2_offset))

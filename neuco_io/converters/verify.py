@@ -8,7 +8,6 @@ member; nothing is trusted that was not re-read.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 from neuco_io.cube.pool import CubePool
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import CubeError, ShardError, UsageError
-from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.execution import RunSettings
 from neuco_io.findings import Finding, Report
 from neuco_io.shards.labels import read_labels_parquet
 from neuco_io.shards.manifest import MANIFEST, Manifest
@@ -175,33 +174,27 @@ def verify(
     root: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    jobs: int | None = None,
-    executor: Executor | None = None,
-    progress: Progress | None = None,
-    on_start: Callable[[int], None] | None = None,
-    storage_options: dict[str, Any] | None = None,
-    scheduler: str | None = None,
+    run: RunSettings | None = None,
+    **run_options: Any,
 ) -> VerifyReport:
-    source = open_store(root, storage_options)
-    root, out = source.path, as_path(out, storage_options)
+    """Check a conversion in OUT against the source cubes in ROOT, bit for bit (`run`: see `RunSettings`)."""
+    run = RunSettings.of(run, run_options)
+    source = open_store(root, run.storage_options)
+    root, out = source.path, as_path(out, run.storage_options)
     if source.supports_listing and not source.is_dir():
         raise UsageError(f"{root}: no such directory")
     manifest = Manifest.load(out)
     checks = [_ShardCheck(root, out, shard, manifest.format, manifest.tasks, manifest.ids(shard))
               for shard in manifest.shards]
     report = VerifyReport(str(out))
-    if on_start:
-        on_start(len(checks))
+    run.started(len(checks))
     records = opened = 0
-    with contextlib.ExitStack() as stack:
-        if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(checks), scheduler, places=(root, out)))
+    with run.pool(len(checks), places=(root, out)) as executor:
         for found, n, found_sources in executor.map(_check_shard, checks, names=[c.shard["name"] for c in checks]):
             report.extend(found)
             records += n
             opened += found_sources
-            if progress:
-                progress(1)
+            run.advance(1)
     wrong_source = records > 0 and opened == 0
     if wrong_source:  # one finding, not one per array and label of every record
         report.findings = [m for m in report.findings if m.code not in _RECORD_CODES]

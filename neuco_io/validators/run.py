@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from neuco_io import spec
-from neuco_io.execution import Executor, Progress, batched, make_executor
+from neuco_io.execution import RunSettings, batched
 from neuco_io.findings import LISTED_PER_CODE, Finding, Report
 from neuco_io.layout import Dataset, Layout, discover
 from neuco_io.storage import size_or_zero
@@ -32,24 +31,20 @@ def validate(
     *,
     layout: Layout | None = None,
     deep: bool = False,
-    jobs: int | None = None,
-    executor: Executor | None = None,
-    progress: Progress | None = None,
-    on_start: Callable[[int], None] | None = None,
-    storage_options: dict | None = None,
-    scheduler: str | None = None,
+    run: RunSettings | None = None,
+    **run_options: Any,
 ) -> Report:
     """Validate a dataset root. Raises `UsageError` only when ROOT is unusable.
 
-    `progress(n)` is called as cubes finish; `on_start(total)` once the number
-    of cubes is known.
+    `run` (or its fields as keywords: `jobs=2`, `progress=...`) says how: `progress(n)` is called as cubes
+    finish, `on_start(total)` once the number of cubes is known.
     """
-    ds = discover(root, layout, storage_options)
+    run = RunSettings.of(run, run_options)
+    ds = discover(root, layout, run.storage_options)
     findings = check_layout(ds)
     tasks = _cube_tasks(ds, deep)
-    if on_start:
-        on_start(len(tasks))
-    results = _run_cube_tasks(tasks, jobs, executor, progress, scheduler, places=(ds.root,))
+    run.started(len(tasks))
+    results = _run_cube_tasks(tasks, run, places=(ds.root,))
     for result in results:
         findings.extend(result.findings)
     findings.extend(_offset_findings(ds, results))
@@ -83,18 +78,13 @@ def _cube_tasks(ds: Dataset, deep: bool) -> list[CubeTask]:
     return [CubeTask(c, ds.layout, deep, c.path in probes) for c in sorted(ds.cubes, key=lambda c: str(c.path))]
 
 
-def _run_cube_tasks(tasks: list[CubeTask], jobs: int | None, executor: Executor | None,
-                    progress: Progress | None, scheduler: str | None = None, places: tuple = ()
-                    ) -> list[CubeResult]:
+def _run_cube_tasks(tasks: list[CubeTask], run: RunSettings, places: tuple = ()) -> list[CubeResult]:
     batches = batched(tasks, BATCH)
     results: list[CubeResult] = []
-    with contextlib.ExitStack() as stack:
-        if executor is None:
-            executor = stack.enter_context(make_executor(jobs, len(batches), scheduler, places=places))
+    with run.pool(len(batches), places=places) as executor:
         for batch in executor.map(check_cubes, batches, names=[f"cubes {b[0].cube.path.name}.." for b in batches]):
             results.extend(batch)
-            if progress:
-                progress(len(batch))
+            run.advance(len(batch))
     return results
 
 
