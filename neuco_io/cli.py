@@ -459,7 +459,7 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     if output_format == "json":
         _emit_json(data)
     else:
-        from neuco_io.render import human_bytes
+        from neuco_io.render import human_bytes, skip_line
 
         kept = result.shards - result.written
         reused = {"interrupted": f" ({kept} reused from the interrupted run)",
@@ -468,13 +468,13 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
         _echo(f"wrote {plural(result.records, 'record')} in {plural(result.shards, result.format + ' shard')}"
                    f"{reused}, {human_bytes(result.bytes)}, to {result.out}")
         for skipped in result.skipped:
-            _echo(f"  skipped {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
+            _echo(skip_line(skipped, "skipped"))
     sys.exit(EXIT_FAILED if result.skipped else EXIT_OK)
 
 
 def _print_dry_run(plan: Any, output_format: str) -> None:
     """`convert --dry-run`: the plan and the estimate, nothing written."""
-    from neuco_io.render import human_bytes
+    from neuco_io.render import human_bytes, skip_line
 
     data = {"dry_run": True, "out": str(plan.out), "format": plan.format, "action": plan.action,
             "records": plan.records, "shards": plan.shards, "estimated_bytes": plan.bytes, "jobs": plan.jobs,
@@ -493,7 +493,7 @@ def _print_dry_run(plan: Any, output_format: str) -> None:
         _echo(f"  about {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
                    f"(measured here: {human_bytes(plan.rate)}/s per job on one record)")
     for skipped in plan.skipped:
-        _echo(f"  would skip {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}")
+        _echo(skip_line(skipped, "would skip"))
     for text in plan.notes:
         _echo(f"  note: {text}")
     _echo("nothing was written")
@@ -726,6 +726,7 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     Locations that cannot be imported are listed and the others go on; the
     command then exits 1. A rerun skips the cubes already written.
     """
+    from neuco_io.render import refusal_line
     from neuco_io.tasks.importer import import_task
 
     with progress_bar("import", quiet, unit="locations") as bar:
@@ -741,10 +742,10 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     else:
         _echo(f"{root}: imported {plural(len(result.imported), 'location')}, {len(result.skipped)} already there, "
                    f"{len(result.refused)} refused")
-        for r in result.refused:
-            _echo(f"  refused {r.id or '?'}{f' ({r.path})' if r.path else ''}: {r.reason}")
-        for r in result.flagged:
-            _echo(f"  flagged {r.id}: {r.reason}")
+        for refusal in result.refused:
+            _echo(refusal_line(refusal, "refused"))
+        for refusal in result.flagged:
+            _echo(refusal_line(refusal, "flagged"))
         if result.mapping and id_mode == "hash":
             _echo(f"id mapping (keep it private): {result.mapping}")
     sys.exit(EXIT_FAILED if result.refused or result.flagged else EXIT_OK)
@@ -804,11 +805,13 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
     """Bundle a task (its cubes, label file, data card, manifest) after validating the dataset."""
     from neuco_io.render import findings_lines
     from neuco_io.tasks.pack import PackRefused, pack_task
+    from neuco_io.validators import validate as run_validate
 
     try:
         with progress_bar("validate", quiet) as bar:
-            result = pack_task(root, task_name, out_path, description=description, source=data_source,
-                               licence=licence, overwrite=overwrite, jobs=jobs, progress=bar, on_start=bar.start)
+            report = run_validate(root, layout="downstream", jobs=jobs, progress=bar, on_start=bar.start)
+        result = pack_task(root, task_name, out_path, validation=report, description=description,
+                           source=data_source, licence=licence, overwrite=overwrite)
     except PackRefused as exc:
         if output_format == "json":
             _emit_json({"ok": False, "errors": [f.to_dict() for f in exc.findings]})

@@ -130,18 +130,16 @@ def labelled_ids(folder: str | os.PathLike[str]) -> list[str]:
 
 
 def _dataset(source: Any, modalities, seasons, shift_s2, layout, storage_options, bands=None, ids=None):
-    from neuco_io.converters import refuse_interrupted
     from neuco_io.loader import CubeDataset, ShardDataset
+    from neuco_io.shards.manifest import is_shard_source, refuse_interrupted
     from neuco_io.storage import open_store
 
     options = {"modalities": modalities, "seasons": seasons, "shift_s2": shift_s2, "concat": False,
                "return_id": True, "storage_options": storage_options, "bands": bands, "ids": ids}
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        folder = open_store(text, storage_options)
-        refuse_interrupted(folder.path)
-        shards = text.endswith((".tar", ".parquet")) or "{" in text or folder.has("manifest.json")
-        if not shards:
+        refuse_interrupted(open_store(text, storage_options).path)
+        if not is_shard_source(text, storage_options):
             return CubeDataset(text, layout=layout, **options)
     return ShardDataset(source, **options)
 

@@ -18,7 +18,8 @@ import numpy as np
 from neuco_io import spec
 from neuco_io.errors import UsageError
 from neuco_io.quicklook import LocationImages, contact_sheet, location_figure, png_bytes, require_pillow
-from neuco_io.stats import choose_sample, is_shard_source
+from neuco_io.shards.manifest import is_shard_source
+from neuco_io.stats import choose_sample
 from neuco_io.storage.atomic import atomic_path
 
 __all__ = ["QuicklookResult", "write_quicklooks"]

@@ -171,7 +171,7 @@ def shards_info(source: Any, storage_options: dict | None = None) -> dict[str, A
 def info(path: str | os.PathLike[str], *, layout: str | None = None,
          storage_options: dict | None = None) -> dict[str, Any]:
     """What PATH is and holds: a cube file, a convert output (or shard files), or a dataset ROOT."""
-    from neuco_io.stats import is_shard_source
+    from neuco_io.shards.manifest import is_shard_source
 
     text = os.fspath(path)
     if text.endswith(spec.CUBE_SUFFIX):

@@ -11,10 +11,12 @@ from neuco_io.findings import CHECKS, Finding, Report, and_more
 from neuco_io.wording import plural
 
 if TYPE_CHECKING:
+    from neuco_io.converters.plan import Skipped
+    from neuco_io.tasks.importer import Refusal
     from neuco_io.tasks.labelfix import LabelFix
 
 __all__ = ["finding_line", "findings_lines", "human_bytes", "label_fix_line", "more_line", "plural", "printable",
-           "validation_text"]
+           "refusal_line", "skip_line", "validation_text"]
 
 _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -119,6 +121,16 @@ def validation_text(report: Report, *, max_findings: int = 10) -> str:
     totals = report.totals()
     lines.append(f"{verdict(report)}: {plural(totals['error'], 'error')}, {plural(totals['warning'], 'warning')}")
     return "\n".join(lines)
+
+
+def skip_line(skipped: Skipped, verb: str) -> str:
+    """`  skipped data/s1/part-000000/x.zarr.zip [x]: zero-byte file` (convert; `would skip` for --dry-run)."""
+    return f"  {verb} {skipped.path}{f' [{skipped.id}]' if skipped.id else ''}: {skipped.reason}"
+
+
+def refusal_line(refusal: Refusal, verb: str) -> str:
+    """`  refused plot_7 (plots/plot_7/s1_fall.tif): why` (task import; `flagged` for an id at risk)."""
+    return f"  {verb} {refusal.id or '?'}{f' ({refusal.path})' if refusal.path else ''}: {refusal.reason}"
 
 
 def verdict(report: Report) -> str:

@@ -23,11 +23,11 @@ from neuco_io.cube.reader import Cube
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
-from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.shards.manifest import is_shard_source
+from neuco_io.shards.reader import read_shard
 from neuco_io.sketch import PERCENTILES, ValueHistogram, add_bands, summarize
-from neuco_io.storage import open_read, open_store
 
-__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats", "is_shard_source"]
+__all__ = ["STATS_FORMAT", "DatasetStats", "Partial", "choose_sample", "dataset_stats"]
 
 STATS_FORMAT = "neuco-io.stats"
 STATS_FORMAT_VERSION = 1
@@ -165,34 +165,12 @@ def collect_shard(unit: ShardUnit) -> Partial:
 
 
 def _shard_records(unit: ShardUnit) -> Iterator[tuple[dict, dict[str, np.ndarray]]]:
-    name = getattr(unit.path, "name", str(unit.path))
     last = max(unit.rows) if unit.rows else None
-    if unit.format == "parquet":
-        columns = ["record", *unit.modalities] if unit.modalities else None
-        with open_read(unit.path) as fh:
-            for row, (meta, arrays) in enumerate(iter_parquet_records(fh, name, columns=columns)):
-                if last is not None and row > last:
-                    return
-                yield meta, {m: arrays[m] for m in meta.get("modalities", []) if m in arrays}
-        return
-    with open_read(unit.path, sequential=True) as fh:
-        for row, raw in enumerate(iter_tar_records(fh, name, reuse_buffers=True)):
-            if last is not None and row > last:
-                return
-            yield raw.meta, decode_record(raw, list(raw.meta.get("modalities", [])))
+    for record in read_shard(unit.path, unit.format, names=unit.modalities, last=last, reuse_buffers=True):
+        yield record.meta, record.arrays(list(record.meta.get("modalities", [])))
 
 
 # -- planning -----------------------------------------------------------------------------------
-def is_shard_source(source: Any, storage_options: dict | None = None) -> bool:
-    """A convert output folder (manifest.json), shard files, or a brace pattern of them."""
-    if not isinstance(source, (str, os.PathLike)):
-        return True
-    text = os.fspath(source)
-    if "{" in text or text.endswith((".tar", ".parquet")):
-        return True
-    return open_store(source, storage_options).has("manifest.json")
-
-
 def choose_sample(total: int, sample: int | None, seed: int) -> list[int] | None:
     """Sorted indices of `sample` of `total` items, seeded; None for all."""
     if sample is None or sample >= total:

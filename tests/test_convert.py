@@ -21,11 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from neuco_io.cli import main
-from neuco_io.converters import convert, load_manifest, verify
+from neuco_io.converters import convert, verify
 from neuco_io.cube.reader import Cube
 from neuco_io.errors import UsageError
 from neuco_io.shards.codecs import decode_member, encode_key, webdataset_decoder
-from neuco_io.shards.tar import decode_record, iter_parquet_records, iter_tar_records
+from neuco_io.shards.manifest import Manifest
+from neuco_io.shards.parquet import iter_parquet_records
+from neuco_io.shards.tar import decode_record, iter_tar_records
 from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL, TINY_IDS, cube_path, write_location
@@ -43,7 +45,7 @@ def ordered_ids(manifest: dict) -> list[str]:
 
 
 def records_of(out: Path):
-    manifest = load_manifest(out)
+    manifest = Manifest.load(out)
     for shard in manifest["shards"]:
         path = out / shard["name"]
         if manifest["output_format"] == "webdataset":
@@ -84,7 +86,7 @@ def test_round_trip_is_bit_exact(tmp_path, layout, fmt, codec):
             assert array.tobytes() == expected[name].tobytes(), name
         assert meta["seasons"] == ["spring", "summer", "fall", "winter"]
         assert meta["s2_offset"] is (layout == "v11")
-    manifest = load_manifest(tmp_path / "out")
+    manifest = Manifest.load(tmp_path / "out")
     assert seen == ordered_ids(manifest)
     if layout == "downstream":
         assert seen == sorted(seen)
@@ -109,18 +111,18 @@ def test_labels_in_records_and_labels_parquet(tmp_path):
     table = pq.read_table(tmp_path / "out" / "labels.parquet").to_pydict()
     for task, values in expected.items():
         assert {i: v for i, v in zip(table["id"], table[task]) if v is not None} == values
-    assert load_manifest(tmp_path / "out")["tasks"]["fixture_water"]["kind"] == "classification"
+    assert Manifest.load(tmp_path / "out")["tasks"]["fixture_water"]["kind"] == "classification"
 
 
 def test_shards_respect_size_and_count_limits(sample_downstream, tmp_path):
     result = convert(sample_downstream, tmp_path / "a", to="webdataset", jobs=1, shard_size=25_000_000)
-    manifest = load_manifest(tmp_path / "a")
+    manifest = Manifest.load(tmp_path / "a")
     assert result.shards == len(manifest["shards"]) > 1
     assert all(s["bytes"] <= 25_000_000 or s["records"] == 1 for s in manifest["shards"])
     source_bytes = sum(p.stat().st_size for p in sample_downstream.glob("data/*/*/*.zarr.zip"))
     assert result.bytes <= 1.15 * source_bytes  # the default codec keeps shards near the source size
     result = convert(sample_downstream, tmp_path / "b", to="webdataset", jobs=1, max_records=2)
-    assert [s["records"] for s in load_manifest(tmp_path / "b")["shards"]] == [2, 2, 1]
+    assert [s["records"] for s in Manifest.load(tmp_path / "b")["shards"]] == [2, 2, 1]
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
@@ -139,7 +141,7 @@ def test_stock_webdataset_reads_blosc_shards_with_one_call(tmp_path):
     convert(SOURCES["v11"], tmp_path / "out", to="webdataset", jobs=1)
     urls = sorted(str(p) for p in (tmp_path / "out").glob("shard-*.tar"))
     samples = list(wds.WebDataset(urls, shardshuffle=False).decode(webdataset_decoder))
-    assert [s["json"]["id"] for s in samples] == ordered_ids(load_manifest(tmp_path / "out"))
+    assert [s["json"]["id"] for s in samples] == ordered_ids(Manifest.load(tmp_path / "out"))
     assert samples[0]["s2l2a.blosc"].shape == (4, 12, 264, 264)
     assert samples[0]["cloud_mask.blosc"].dtype == np.uint8
 
@@ -206,7 +208,7 @@ def test_skip_invalid_records_every_skipped_cube(downstream, tmp_path):
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert data["records"] == 2
-    manifest = load_manifest(tmp_path / "out")
+    manifest = Manifest.load(tmp_path / "out")
     assert sorted(s["id"] for s in manifest["skipped"]) == [TINY_IDS[1], TINY_IDS[2]]
     assert sorted(manifest["index"]) == [TINY_IDS[0], TINY_IDS[3]]
     assert verify(downstream, tmp_path / "out", jobs=1).ok
@@ -285,7 +287,7 @@ def test_verify_finds_tampering(tmp_path):
     convert(root, out, to="webdataset", jobs=1, codec="none")
     shard = next(out.glob("shard-*.tar"))
     data = bytearray(shard.read_bytes())
-    manifest = load_manifest(out)
+    manifest = Manifest.load(out)
     first_id = manifest["shards"][0]["first_id"]
     # flip one byte inside the first record's s2l1c array data (after its npy header)
     with tarfile.open(shard) as tar:

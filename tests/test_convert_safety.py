@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from neuco_io.cli import main
-from neuco_io.converters import ConvertEstimate, convert, load_manifest, verify
+from neuco_io.converters import ConvertEstimate, convert, verify
 from neuco_io.converters.outdir import LOCK, OutputBusyError
+from neuco_io.shards.manifest import Manifest
 
 from helpers import TINY_IDS, cube_path
 
@@ -90,11 +91,11 @@ def test_overwrite_with_a_bad_cube_keeps_the_old_output(downstream, tmp_path):
     assert code == 1 and TINY_IDS[2] in output
     after = {k: v for k, v in tree(out).items() if not k.startswith(".neuco-io")}
     assert after == before  # the old output is intact and complete; the new one waits in the staging area
-    assert load_manifest(out)["options"]["codec"] == "blosc"
+    assert Manifest.load(out)["options"]["codec"] == "blosc"
     bad.write_bytes(good)  # fixed: --resume finishes the new output and swaps it in
     result = convert(downstream, out, to="webdataset", jobs=1, max_records=1, codec="none", resume=True)
     assert (result.written, result.reused_from) == (2, "interrupted")
-    assert load_manifest(out)["options"]["codec"] == "none" and verify(downstream, out, jobs=1).ok
+    assert Manifest.load(out)["options"]["codec"] == "none" and verify(downstream, out, jobs=1).ok
     assert sorted(p.name for p in out.iterdir()) == ["labels.parquet", "manifest.json"] + [
         f"shard-00000{i}.tar" for i in range(4)]
 
@@ -154,7 +155,7 @@ def test_a_run_that_wrote_no_shard_leaves_out_as_found(downstream, tmp_path, exi
     # nothing traps the user: --skip-invalid and a plain rerun are accepted
     code, output = cli("convert", str(downstream), str(out), "--to", "webdataset", "--jobs", "1", "--skip-invalid")
     assert code == 1 and "skipped" in output
-    assert len(load_manifest(out)["index"]) == 3
+    assert len(Manifest.load(out)["index"]) == 3
 
 
 def test_an_unfinished_plan_without_shards_is_replaced_silently(downstream, tmp_path):

@@ -150,3 +150,35 @@ def test_verify_ends_with_the_same_more_line(tmp_path):
     assert result.exit_code == 1
     assert "verify.missing-shard" in result.output
     assert _more(result.output) == [(f"{len(TINY_IDS) - 1}", "--max-findings, or ", "all", "")]
+
+
+# -- convert's skips and task import's refusals carry registered codes ------------------------
+def test_convert_skips_carry_their_code(tmp_path):
+    from helpers import cube_path
+
+    root = build_downstream(tmp_path / "ds")
+    cube_path(root, "s1", TINY_IDS[0]).write_bytes(b"")
+    cube_path(root, "s2l2a", TINY_IDS[1]).unlink()
+    result = CliRunner().invoke(main, ["convert", str(root), str(tmp_path / "out"), "--to", "webdataset",
+                                       "--skip-invalid", "--format", "json", "--quiet"])
+    assert result.exit_code == 1
+    skipped = json.loads(result.output)["skipped"]
+    assert {(s["id"], s["code"]) for s in skipped} == {(TINY_IDS[0], "convert.invalid-cube"),
+                                                       (TINY_IDS[1], "convert.missing-modality")}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert {s["code"] for s in manifest["skipped"]} == {"convert.invalid-cube", "convert.missing-modality"}
+
+
+def test_import_refusals_carry_their_code(tmp_path):
+    table = tmp_path / "sources.csv"
+    table.write_text("id,modality,season,path\n"
+                     "x1,s9,spring,nope.tif\n"      # no such modality
+                     "a b,s1,spring,nope.tif\n"     # an id with a space (--ids keep)
+                     "ok1,s1,spring,nope.tif\n")    # the other seasons and modalities are missing
+    result = CliRunner().invoke(main, ["task", "import", str(table), str(tmp_path / "task"), "--format", "json",
+                                       "--quiet"])
+    assert result.exit_code == 1, result.output
+    refused = json.loads(result.output)["refused"]
+    assert {(r["id"], r["code"]) for r in refused} == {
+        ("x1", "import.table-row"), ("a b", "import.bad-id"), ("ok1", "import.missing-file")}
+    assert all(r["reason"] for r in refused)

@@ -14,13 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from neuco_io.cli import main
-from neuco_io.converters import convert, load_manifest, verify
+from neuco_io.converters import convert, verify
 from neuco_io.cube.reader import Cube
 from neuco_io.embed import embed
 from neuco_io.errors import ShardError
 from neuco_io.loader import CubeDataset, ShardDataset
-from neuco_io.shards.codecs import FORMAT_VERSION, decode_member
+from neuco_io.shards.codecs import decode_member
+from neuco_io.shards.manifest import Manifest
 from neuco_io.shards.parquet import ParquetShard, iter_parquet_records
+from neuco_io.shards.record import FORMAT_VERSION
 from neuco_io.tasks.labels import read_task_labels
 
 from helpers import ORIGINAL
@@ -29,7 +31,7 @@ SOURCES = {"downstream": ORIGINAL / "downstream", "v11": ORIGINAL / "v11"}
 
 
 def shard_paths(out: Path) -> list[Path]:
-    return [out / s["name"] for s in load_manifest(out)["shards"]]
+    return [out / s["name"] for s in Manifest.load(out)["shards"]]
 
 
 def source_array(root: Path, meta: dict, name: str) -> np.ndarray:
@@ -45,7 +47,7 @@ def test_round_trip_is_lossless_and_verifies(tmp_path, layout, codec, arrays):
     root = SOURCES[layout]
     out = tmp_path / "out"
     convert(root, out, to="parquet", codec=codec, parquet_arrays=arrays, jobs=1, max_records=2, row_group_size=1)
-    assert load_manifest(out)["options"]["parquet_arrays"] == arrays
+    assert Manifest.load(out)["options"]["parquet_arrays"] == arrays
     report = verify(root, out, jobs=1)
     assert report.ok, report.findings
     n = 0
@@ -56,7 +58,7 @@ def test_round_trip_is_lossless_and_verifies(tmp_path, layout, codec, arrays):
                 want = source_array(root, meta, name)
                 assert got[name].dtype == want.dtype and got[name].tobytes() == want.tobytes()
             n += 1
-    assert n == load_manifest(out)["records"]
+    assert n == Manifest.load(out)["records"]
 
 
 def test_default_layout_fields_and_page_settings(tmp_path):
@@ -138,7 +140,7 @@ def test_dataset_card_parses_and_names_every_shard(tmp_path, arrays):
     text = (out / "README.md").read_text()
     assert text.startswith("---\n")
     front = yaml.safe_load(text.split("---\n")[1])
-    manifest = load_manifest(out)
+    manifest = Manifest.load(out)
     assert manifest["card"] == "README.md"
     config = front["configs"][0]
     assert config["config_name"] == "default"
@@ -291,7 +293,7 @@ def test_array_disagreeing_with_its_record_is_a_shard_error(tmp_path, arrays, co
     rewrite(path, edit_record=edit)
     with pytest.raises(ShardError) as info:
         list(ShardDataset(out, modalities=["s1"]))
-    assert info.value.shard == path.name and info.value.key in load_manifest(out)["index"]
+    assert info.value.shard == path.name and info.value.key in Manifest.load(out)["index"]
     assert list(ShardDataset(out, modalities=["s1"], on_error="warn")) == []
     assert len(list(ShardDataset(out, modalities=["s2l1c"]))) == 3  # the other arrays still read
     report = verify(SOURCES["downstream"], out, jobs=1)
@@ -345,7 +347,7 @@ def test_newer_tar_records_are_refused(tmp_path):
 
     out = tmp_path / "out"
     convert(SOURCES["downstream"], out, to="webdataset", codec="none", jobs=1)
-    path = out / load_manifest(out)["shards"][0]["name"]
+    path = out / Manifest.load(out)["shards"][0]["name"]
     with tarfile.open(path) as tar:
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     with tarfile.open(path, "w") as tar:

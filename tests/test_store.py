@@ -241,6 +241,12 @@ class TestStore:
         with pytest.raises(UsageError, match="not a cube"):
             info(str(store.path / "notes.txt"), storage_options=dict(options) if options else None)
 
+    def test_verify_of_a_root_that_is_not_there(self, store):
+        from neuco_io.converters import verify
+
+        with pytest.raises(UsageError, match="no such directory"):
+            verify(store.path / "nothing", store.path / "out", jobs=1)
+
 
 def test_memory_store_refuses_to_be_seen_by_workers():
     """in_process_only: a pool of worker processes would not see memory:// files, so the work stays here."""

@@ -236,7 +236,8 @@ def test_task_pack_bundle_and_refusal(imported, tmp_path):
     user.write_text("id,label\np1,1.5\np2,2.5\np4,0.5\n")
     assert make_task_labels(imported, "height", "regression", user).ok
     for out in (tmp_path / "bundle", tmp_path / "bundle.zip"):
-        result = pack_task(imported, "height", out, description="Tree heights", licence="CC-BY-4.0", source="me")
+        result = pack_task(imported, "height", out, validation=validate(imported, layout="downstream"),
+                           description="Tree heights", licence="CC-BY-4.0", source="me")
         assert result.locations == 3
         if out.suffix == ".zip":
             with zipfile.ZipFile(out) as zf:
@@ -261,7 +262,7 @@ def test_task_pack_bundle_and_refusal(imported, tmp_path):
         bands, sid = cube.read("bands"), cube.sample_ids
     write_cube(victim, "s1", bands, sid, overwrite=True, extra={"center_lat": (("sample",), np.array([51.0]), {})})
     with pytest.raises(PackRefused, match=r"cubes\.georef"):
-        pack_task(imported, "height", tmp_path / "leaky.zip")
+        pack_task(imported, "height", tmp_path / "leaky.zip", validation=validate(imported, layout="downstream"))
     assert not (tmp_path / "leaky.zip").exists()
     result = CliRunner().invoke(main, ["task", "pack", str(imported), "--task", "height", "--out",
                                        str(tmp_path / "leaky2")])

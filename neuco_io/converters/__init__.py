@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from neuco_io import __version__, spec
+from neuco_io import spec
 from neuco_io.converters.card import CARD, dataset_card, is_our_card
 from neuco_io.converters.estimate import ConvertEstimate, estimate_seconds, measure_rate, parallelism_note
 from neuco_io.converters.outdir import (
@@ -52,15 +52,17 @@ from neuco_io.converters.outdir import (
 )
 from neuco_io.converters.plan import Plan, Skipped, choose_modalities, file_stats, make_plan
 from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
+from neuco_io.converters.verify import VerifyReport, verify
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.layout import Layout, discover
-from neuco_io.shards.codecs import CODECS, FORMAT_VERSION, PARQUET_ARRAYS
-from neuco_io.shards.manifest import MANIFEST, read_manifest
-from neuco_io.storage import Store, file_size, open_store
+from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
+from neuco_io.shards.labels import write_labels_parquet
+from neuco_io.shards.manifest import MANIFEST, Manifest
+from neuco_io.shards.record import format_stamp
+from neuco_io.storage import Store, open_store
 
-__all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "load_manifest",
-           "refuse_interrupted", "verify"]
+__all__ = ["FORMATS", "ConvertEstimate", "ConvertResult", "VerifyReport", "convert", "verify"]
 
 FORMATS = ("webdataset", "parquet")
 DEFAULT_SHARD_SIZE = 1_000_000_000
@@ -86,34 +88,6 @@ class ConvertResult:
     """Where kept shards came from: "interrupted" (an unfinished run) or "finished" (a finished output
     checked against the source again); None when every shard was written by this run."""
     notes: list[str] = field(default_factory=list)
-
-
-def load_manifest(out: Any, storage_options: dict | None = None) -> dict[str, Any]:
-    """OUT's manifest, bounded and checked (`neuco_io.shards.manifest`): ManifestError when unusable."""
-    folder = open_store(out, storage_options).path
-    try:
-        return read_manifest(folder)
-    except UsageError:  # there is none: an interrupted conversion says so
-        refuse_interrupted(folder)
-        raise
-
-
-def refuse_interrupted(folder: Any) -> None:
-    """Raise a UsageError saying so if `folder` holds a conversion that was stopped before its manifest."""
-    if file_size(folder / JOURNAL) is not None and file_size(folder / MANIFEST) is None:
-        raise UsageError(f"{folder} holds an interrupted conversion (no manifest yet): finish it with "
-                         "`neuco-io convert ROOT OUT --resume`")
-
-
-def index_by_shard(manifest: dict[str, Any]) -> dict[int, list[list]]:
-    """The manifest's id -> [shard, row, offset, size] map turned around: shard -> its [id, row, offset,
-    size] entries in row order (one pass, however many shards)."""
-    by_shard: dict[int, list[list]] = {}
-    for loc_id, (shard, *place) in manifest["index"].items():
-        by_shard.setdefault(shard, []).append([loc_id, *place])
-    for entries in by_shard.values():
-        entries.sort(key=lambda entry: entry[1])
-    return by_shard
 
 
 def _check_prefix(prefix: str) -> None:
@@ -315,16 +289,16 @@ def _sources_digest(stats: dict[str, list]) -> str:
     return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
 
 
-def _reuse_finished(root: Path, out: Store, plan: Plan, manifest: dict) -> dict[str, ShardResult]:
+def _reuse_finished(root: Path, out: Store, plan: Plan, data: dict) -> dict[str, ShardResult]:
     """The shards of a finished output that still match the source (same plan, same source files, same
     bytes in OUT): --resume on a finished output re-checks all of it."""
+    manifest = Manifest(data, out.path)  # checked: names, counts and index entries are what they claim
     if manifest.get("fingerprint") != plan.fingerprint:
         raise UsageError(f"{out.path}: the finished conversion there came from other data or options; "
                          "use --overwrite")
     specs = {s.name: s for s in plan.shards}
-    by_shard = index_by_shard(manifest)
     done: dict[str, ShardResult] = {}
-    for shard in manifest["shards"]:
+    for shard in manifest.shards:
         spec_ = specs.get(shard["name"])
         if spec_ is None or out.size(shard["name"]) != shard["bytes"]:
             continue  # deleted or replaced since: write it again
@@ -332,7 +306,7 @@ def _reuse_finished(root: Path, out: Store, plan: Plan, manifest: dict) -> dict[
         if shard.get("sources") != _sources_digest(stats):
             continue  # a source file changed (or an older manifest without the digest): write it again
         done[shard["name"]] = ShardResult(shard["name"], shard["records"], shard["bytes"], shard["sha256"],
-                                          index=by_shard.get(shard["index"], []),
+                                          index=manifest.by_shard.get(shard["index"], []),
                                           skipped=[Skipped(**s) for s in shard.get("skipped", [])],
                                           sources=stats)
     return done
@@ -481,16 +455,9 @@ def _warm_pyarrow() -> None:
 
 
 def _write_labels(out: Store, name: str, plan: Plan, results: list[ShardResult]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     ids = [entry[0] for r in results for entry in r.index]
-    columns = {"id": pa.array(ids, pa.string())}
-    for task, labels in plan.labels.items():
-        columns[task] = pa.array([labels.get(i) for i in ids], pa.float64())
-    table = pa.table(columns).replace_schema_metadata({"neuco-io": json.dumps({"tasks": plan.tasks})})
     with out.writing(name) as temp:
-        pq.write_table(table, temp, compression="zstd")
+        write_labels_parquet(temp, ids, plan.labels, plan.tasks)
 
 
 def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult], skipped: list[Skipped]) -> dict:
@@ -505,9 +472,7 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
             entry["first_id"], entry["last_id"] = result.index[0][0], result.index[-1][0]
         shards.append(entry)
     return {
-        "format": "neuco-io.manifest",
-        "format_version": FORMAT_VERSION,
-        "tool_version": __version__,
+        **format_stamp("manifest"),
         "output_format": options["to"],
         "codec": options["codec"],
         "options": options,
@@ -527,5 +492,3 @@ def _manifest(root: Path, plan: Plan, options: dict, results: list[ShardResult],
         "fingerprint": plan.fingerprint,
     }
 
-
-from neuco_io.converters.verify import VerifyReport, verify  # noqa: E402  (verify imports constants defined above)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuco_io.errors import UsageError
-from neuco_io.shards.manifest import MANIFEST
+from neuco_io.shards.manifest import JOURNAL, MANIFEST, STATE_DIR
 from neuco_io.storage import Store
 
 __all__ = [
@@ -39,9 +39,7 @@ __all__ = [
     "state_name",
 ]
 
-STATE_DIR = ".neuco-io"
 LABELS = "labels.parquet"
-JOURNAL = f"{STATE_DIR}/plan.json"
 STAGING = f"{STATE_DIR}/staging"
 """Where `--overwrite` writes the new shards while the old output stays intact (local OUT)."""
 LOCK = ".neuco-io.lock"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuco_io import __version__, spec
+from neuco_io import spec
 from neuco_io.converters.plan import Source
 from neuco_io.cube.passthrough import read_sample, sample_frames
 from neuco_io.cube.pool import CubePool
@@ -18,32 +17,12 @@ from neuco_io.cube.reader import Cube
 from neuco_io.cube.times import decode_times
 from neuco_io.errors import CubeError, CubeFormatError
 from neuco_io.layout import CubeFile
-from neuco_io.shards.codecs import FORMAT_VERSION, encode_key
+from neuco_io.shards.codecs import encode_key
+from neuco_io.shards.record import Record, format_stamp
 from neuco_io.storage import as_path
 from neuco_io.validators.cubes import require_usable
 
 __all__ = ["Record", "RecordBuilder"]
-
-
-@dataclass
-class Record:
-    id: str
-    key: str
-    meta: dict[str, Any]
-    specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = field(default_factory=dict)
-    """member base name (modality, or an extra array like `cloud_mask`) -> (dtype, shape), in member order."""
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    """member base name -> decoded array (absent when only the frames were read)."""
-    frames: dict[str, list[bytes]] = field(default_factory=dict)
-    """member base name -> the source's compressed per-timestamp chunks, when they can be reused."""
-
-    def array(self, name: str) -> np.ndarray:
-        if name not in self.arrays:
-            from neuco_io.shards.codecs import decode_blosc_frames
-
-            dtype, shape = self.specs[name]
-            self.arrays[name] = decode_blosc_frames(dtype, shape, self.frames[name])
-        return self.arrays[name]
 
 
 def _json_value(values: np.ndarray) -> Any:
@@ -115,10 +94,13 @@ class RecordBuilder:
 
     def _file(self, rel: str, modality: str, group: str) -> _OpenFile:
         path = self.root / rel
-        # Downstream cubes are checked when opened, once (the plan only listed them); v1.1 files were
+        return self._open.get(path, lambda: self._open_file(path, modality, group))
+
+    def _open_file(self, path: Path, modality: str, group: str) -> _OpenFile:
+        # Downstream cubes are checked here, once (the plan only listed them); v1.1 files were
         # checked by the plan, which needed their sample ids.
         check = CubeFile(path, modality, group, None) if self.layout == "downstream" else None
-        return self._open.get(path, lambda: _OpenFile(path, check, self.layout))
+        return _OpenFile(path, check, self.layout)
 
     def close(self) -> None:
         self._open.close()
@@ -154,8 +136,7 @@ class RecordBuilder:
             if values:
                 metadata[modality] = values
         record.meta = {
-            "format": "neuco-io.record", "format_version": FORMAT_VERSION, "tool_version": __version__,
-            "id": source.id, "key": record.key, "layout": self.layout, "group": source.group,
+            **format_stamp("record"), "id": source.id, "key": record.key, "layout": self.layout, "group": source.group,
             "modalities": list(self.modalities), "bands": bands, "dtypes": dtypes, "shapes": shapes,
             "seasons": list(spec.SEASONS), "s2_offset": self.layout == "v1.1",
             "source": dict(source.files), "sample_index": source.sample,

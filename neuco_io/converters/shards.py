@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neuco_io.converters.plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
-from neuco_io.converters.records import Record, RecordBuilder
+from neuco_io.converters.records import RecordBuilder
 from neuco_io.errors import CubeError
-from neuco_io.shards.codecs import blosc_member_parts, encode_blosc_array, encode_npy, member_name
+from neuco_io.shards.parquet import ParquetShardWriter
+from neuco_io.shards.sink import HashingSink
+from neuco_io.shards.tar import TarShardWriter
 from neuco_io.storage import open_store
 
 __all__ = ["ShardJob", "ShardResult", "write_shard"]
-
-TAR_MTIME = 0
-"""Fixed header fields: the same input gives byte-identical shards."""
 
 
 @dataclass(frozen=True)
@@ -53,96 +49,6 @@ class ShardResult:
     """Size and mtime of each source file read, when the shard was written."""
 
 
-class _HashingSink:
-    """A binary file that hashes and counts what is written to it: no second pass to hash a shard."""
-
-    def __init__(self, fh) -> None:
-        self.fh = fh
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        self.fh.write(data)
-        self.sha.update(data)
-        self.size += len(data)
-        return len(data)
-
-    _write = write
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        """Closing the sink leaves the file to its owner (pyarrow closes what it is given)."""
-        self.closed = True
-
-
-class _TarSink(_HashingSink):
-    """A deterministic tar writer that hashes and counts as it writes.
-
-    Headers come from the standard library (`TarInfo.tobuf`, PAX format, so
-    long ids work); each member's data is written in one call, which is what
-    keeps a multi-GB shard cheap to write.
-    """
-
-    def add(self, name: str, parts: list[bytes]) -> None:
-        size = sum(len(p) for p in parts)
-        info = tarfile.TarInfo(name)
-        info.size = size
-        info.mtime = TAR_MTIME
-        info.mode = 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        for part in parts:
-            self._write(part)
-        pad = -size % tarfile.BLOCKSIZE
-        if pad:
-            self._write(b"\0" * pad)
-
-    def close(self) -> None:
-        """End-of-archive: two zero blocks, then zeros up to a whole record, as tarfile writes it."""
-        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
-        pad = -self.size % tarfile.RECORDSIZE
-        if pad:
-            self._write(b"\0" * pad)
-
-
-def record_json(record: Record, codec: str, parquet_arrays: str | None = None) -> bytes:
-    """The JSON record; `members` names where each array is: a tar member, or (Parquet) a column."""
-    meta = dict(record.meta, codec=codec)
-    if parquet_arrays is not None:
-        meta["parquet_arrays"] = parquet_arrays
-        meta["members"] = {name: name for name in record.specs}
-    else:
-        meta["members"] = {name: member_name(name, codec) for name in record.specs}
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def array_member_parts(record: Record, name: str, codec: str) -> list[bytes]:
-    """An array member's bytes, as pieces (a pass-through member is its header plus the source chunks)."""
-    if codec == "none":
-        return [encode_npy(record.array(name))]
-    frames = record.frames.get(name)
-    if frames is not None:
-        dtype, shape = record.specs[name]
-        return blosc_member_parts(dtype, shape, frames)
-    return [encode_blosc_array(record.array(name))]
-
-
 def _relative(path: str, root: Any) -> str:
     prefix = str(root).rstrip("/") + "/"
     return path[len(prefix):] if path.startswith(prefix) else path
@@ -164,27 +70,22 @@ def _records(job: ShardJob, result: ShardResult):
 
 def _write_tar(job: ShardJob, temp: Path, result: ShardResult) -> None:
     with open(temp, "wb", buffering=0) as fh:
-        tar = _TarSink(fh)
+        tar = TarShardWriter(fh, job.codec)
         for row, record in enumerate(_records(job, result)):
-            start = tar.size
-            tar.add(f"{record.key}.json", [record_json(record, job.codec)])
-            for name in record.specs:
-                tar.add(f"{record.key}.{member_name(name, job.codec)}", array_member_parts(record, name, job.codec))
-            result.index.append([record.id, row, start, tar.size - start])
+            result.index.append([record.id, row, *tar.add(record)])
         tar.close()
-        result.bytes, result.sha256 = tar.size, tar.sha.hexdigest()
+    result.bytes, result.sha256 = tar.size, tar.sha256
 
 
 def _write_parquet(job: ShardJob, temp: Path, result: ShardResult) -> None:
-    from neuco_io.converters.parquet import ParquetShardWriter
-
     with open(temp, "wb", buffering=0) as fh:
-        sink = _HashingSink(fh)
-        with ParquetShardWriter(sink, job) as writer:
+        sink = HashingSink(fh)
+        with ParquetShardWriter(sink, codec=job.codec, arrays=job.parquet_arrays, row_group_size=job.row_group_size,
+                                tasks=job.tasks, layout=job.layout, modalities=job.modalities) as writer:
             for row, record in enumerate(_records(job, result)):
                 writer.add(record)
                 result.index.append([record.id, row, -1, -1])
-    result.bytes, result.sha256 = sink.size, sink.sha.hexdigest()
+    result.bytes, result.sha256 = sink.size, sink.sha256
 
 
 def write_shard(job: ShardJob) -> ShardResult:

@@ -23,10 +23,10 @@ from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import Executor, Progress, make_executor
 from neuco_io.findings import Finding, Report
 from neuco_io.shards.labels import read_labels_parquet
-from neuco_io.shards.manifest import MANIFEST
-from neuco_io.shards.parquet import open_parquet_shard
-from neuco_io.shards.tar import data_errors, decode_record, iter_tar_records
-from neuco_io.storage import as_path, file_size, open_read, open_store, sha256_file
+from neuco_io.shards.manifest import MANIFEST, Manifest
+from neuco_io.shards.reader import read_shard
+from neuco_io.shards.record import data_errors
+from neuco_io.storage import as_path, file_size, open_store, sha256_file
 from neuco_io.tasks.labels import LabelFileError, read_task_labels
 
 __all__ = ["VerifyReport", "verify"]
@@ -141,7 +141,7 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Finding], int, int]:
         found.append(_mismatch("verify.label-file", name, error, member=task))
     seen: list[str] = []
 
-    def compare(meta: dict, decode: Callable[[], dict[str, np.ndarray]], key: str | None) -> None:
+    def compare(meta: dict, decode: Callable[[], dict[str, np.ndarray]], key: str) -> None:
         try:
             with data_errors(name, key):
                 found.extend(_compare(meta, decode(), sources, name))
@@ -149,16 +149,9 @@ def _check_shard(check: _ShardCheck) -> tuple[list[Finding], int, int]:
             found.append(_mismatch("verify.unreadable-record", name, str(exc), seen[-1]))
 
     try:
-        if check.fmt == "webdataset":
-            with open_read(path, sequential=True) as fh:
-                for raw in iter_tar_records(fh, name):
-                    seen.append(raw.id)
-                    compare(raw.meta, lambda raw=raw: decode_record(raw), raw.key)
-        else:
-            with open_parquet_shard(path, name) as shard:
-                for row in shard.rows():
-                    seen.append(row.id)
-                    compare(row.meta, lambda row=row: row.arrays(), row.id)
+        for record in read_shard(path, check.fmt, name):
+            seen.append(record.id)
+            compare(record.meta, record.arrays, record.id)
     except ShardError as exc:
         found.append(_mismatch("verify.unreadable-shard", name, str(exc), exc.key))
     except OSError as exc:
@@ -189,18 +182,13 @@ def verify(
     storage_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
 ) -> VerifyReport:
-    from neuco_io.converters import index_by_shard, load_manifest
-
     source = open_store(root, storage_options)
     root, out = source.path, as_path(out, storage_options)
     if source.supports_listing and not source.is_dir():
         raise UsageError(f"{root}: no such directory")
-    manifest = load_manifest(out, storage_options)
-    fmt = manifest.get("output_format")
-    by_shard = index_by_shard(manifest)
-    checks = [_ShardCheck(root, out, shard, fmt, manifest.get("tasks", {}),
-                          [entry[0] for entry in by_shard.get(shard["index"], [])])
-              for shard in manifest["shards"]]
+    manifest = Manifest.load(out)
+    checks = [_ShardCheck(root, out, shard, manifest.format, manifest.tasks, manifest.ids(shard))
+              for shard in manifest.shards]
     report = VerifyReport(str(out))
     if on_start:
         on_start(len(checks))
@@ -220,20 +208,19 @@ def verify(
         report.add(_mismatch("verify.wrong-source", MANIFEST, f"none of the source cubes is in {root}; "
                                           f"this conversion was made from {manifest.get('source', {}).get('root')}"))
     elif manifest.get("labels"):
-        report.extend(_check_labels_file(root, out / manifest["labels"], manifest))
+        report.extend(_check_labels_file(root, manifest.labels_path, manifest))
     claimed = sum(shard["records"] for shard in manifest["shards"])
     if manifest.get("records", claimed) != claimed or len(manifest.get("index", {})) != claimed:
         report.add(_mismatch("verify.records", MANIFEST, f"the manifest's record count "
                                           f"({manifest.get('records')}), its shards' ({claimed}) and its index's "
                                           f"({len(manifest.get('index', {}))}) disagree"))
-    report.summary = {"out": str(out), "root": str(root), "format": fmt, "shards": len(checks),
+    report.summary = {"out": str(out), "root": str(root), "format": manifest.format, "shards": len(checks),
                       "records": records, "manifest_records": manifest.get("records"),
                       "skipped_in_conversion": len(manifest.get("skipped", []))}
     return report
 
 
-def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Finding]:
-    tasks = manifest.get("tasks", {})
+def _check_labels_file(root: Path, path: Path, manifest: Manifest) -> list[Finding]:
     try:
         table = read_labels_parquet(path)
     except Exception as exc:
@@ -242,7 +229,7 @@ def _check_labels_file(root: Path, path: Path, manifest: dict) -> list[Finding]:
     ids = table.get("id", [])
     if sorted(ids) != sorted(manifest["index"]):
         found.append(_mismatch("verify.labels-parquet", path.name, "ids differ from the manifest index"))
-    for task, info in tasks.items():
+    for task, info in manifest.tasks.items():
         try:
             labels = read_task_labels(root / info["file"])
         except LabelFileError as exc:

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuco_io.errors import ShardError, UsageError
+from neuco_io.errors import UsageError
 from neuco_io.findings import and_more
-from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.manifest import Manifest, is_convert_output
+from neuco_io.shards.parquet import count_parquet_records
 from neuco_io.shards.tar import count_tar_records
-from neuco_io.storage import as_path, file_size, glob_files, is_upath, open_read, open_store
+from neuco_io.storage import as_path, file_size, glob_files, is_upath, open_store
 
 __all__ = ["ShardSource", "resolve_shards"]
 
@@ -26,7 +27,7 @@ class ShardSource:
     format: str
     """webdataset or parquet."""
     tasks: dict[str, dict] = field(default_factory=dict)
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
 
 
 GLOB_CHARS = "*?["
@@ -54,30 +55,10 @@ def _format_of(paths: Sequence[str]) -> str:
     raise UsageError(f"shards must all be .tar (WebDataset) or all .parquet, got {sorted(kinds)}")
 
 
-def count_records(path: Any) -> int:
-    """Records in a tar shard, from its headers and JSON records (members of one record are contiguous)."""
-    try:
-        with open_read(as_path(path), sequential=True) as fh:
-            return count_tar_records(fh, path.name)
-    except OSError as exc:
-        raise ShardError(path, f"cannot count records: {exc}") from None
-
-
-def count_parquet_records(path: Any) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        with open_read(as_path(path)) as fh:
-            return pq.ParquetFile(fh).metadata.num_rows
-    except Exception as exc:
-        raise ShardError(path, f"cannot read Parquet metadata: {exc}") from None
-
-
 def _from_manifest(folder: Any) -> ShardSource:
-    manifest = read_manifest(folder)  # checked: shard names are plain file names, counts integers
-    shards = manifest["shards"]
-    return ShardSource([folder / s["name"] for s in shards], [s["records"] for s in shards],
-                       manifest["output_format"], manifest.get("tasks", {}), manifest)
+    manifest = Manifest.load(folder)  # checked: shard names are plain file names, counts integers
+    return ShardSource(manifest.shard_paths, [s["records"] for s in manifest.shards], manifest.format,
+                       manifest.tasks, manifest)
 
 
 def _exists(path: Any) -> bool:
@@ -90,7 +71,7 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
         text = str(source) if is_upath(source) else os.fspath(source)
         if "{" not in text and not any(c in text for c in GLOB_CHARS):
             folder = open_store(source, storage_options)
-            if folder.has(MANIFEST):
+            if is_convert_output(folder.path):
                 return _from_manifest(folder.path)
             if folder.supports_listing and folder.is_dir():
                 raise UsageError(f"{text}: no manifest.json; pass shard paths or a pattern instead")
@@ -110,10 +91,10 @@ def resolve_shards(source: Any, storage_options: dict[str, Any] | None = None) -
     fmt = _format_of([str(p) for p in paths])
     # Shards that all come from one converted folder: take counts and tasks from its manifest.
     parents = {str(p.parent) for p in paths}
-    if len(parents) == 1 and _exists(paths[0].parent / MANIFEST):
+    if len(parents) == 1 and is_convert_output(paths[0].parent):
         full = _from_manifest(paths[0].parent)
         known = {str(p): n for p, n in zip(full.paths, full.counts)}
         if all(str(p) in known for p in paths):
             return ShardSource(paths, [known[str(p)] for p in paths], fmt, full.tasks, full.manifest)
-    counter = count_parquet_records if fmt == "parquet" else count_records
+    counter = count_parquet_records if fmt == "parquet" else count_tar_records
     return ShardSource(paths, [counter(p) for p in paths], fmt)

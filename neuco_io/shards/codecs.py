@@ -41,10 +41,8 @@ from neuco_io.errors import ShardError
 __all__ = [
     "BLOSC_EXT",
     "CODECS",
-    "FORMAT_VERSION",
     "PARQUET_ARRAYS",
     "blosc_member_parts",
-    "check_format_version",
     "decode_key",
     "decode_member",
     "decode_sample",
@@ -56,8 +54,6 @@ __all__ = [
     "webdataset_decoder",
 ]
 
-FORMAT_VERSION = 2
-"""Version of the shard, record and manifest format. 2: Parquet arrays as binary values (`parquet_arrays`)."""
 CODECS = ("blosc", "none")
 PARQUET_ARRAYS = ("binary", "tensor")
 """Parquet array layouts: one binary value per array, or Arrow fixed_shape_tensor columns."""
@@ -68,17 +64,6 @@ MAX_ARRAY_BYTES = 1 << 28
 264 x 264 float32, is 14.5 MB, and the largest real member (64-sample files are split) about 8 MB."""
 _BLOSC = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 _BLOSC_HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
-
-
-def check_format_version(version: Any) -> None:
-    """Refuse what a newer neuco-io wrote (ValueError): its layout may differ in ways this one misreads."""
-    if version is None:
-        return
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"format_version {version!r} is not a positive integer")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"written by a newer neuco-io (format version {version}; this one reads up to "
-                         f"{FORMAT_VERSION}): upgrade neuco-io")
 
 
 def encode_key(loc_id: str) -> str:

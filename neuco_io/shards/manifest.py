@@ -1,39 +1,142 @@
-"""Read a `convert` output's `manifest.json` as untrusted input: bounded, parsed, checked before use.
+"""A `convert` output's `manifest.json`, read as untrusted input: bounded, parsed, checked before use.
 
 Everything that opens shards or label files by a manifest's word (the loader,
-`verify`, `embed`, `labels export`, `convert --resume`) reads it here, so a
-crafted manifest cannot name a file outside its folder, claim impossible
-counts, or exhaust memory or the stack: it is refused with a `ManifestError`
-naming it.
+`verify`, `embed`, `labels export`, `info`, `convert --resume`) loads it here
+as a `Manifest`, so a crafted manifest cannot name a file outside its folder,
+claim impossible counts, come from a newer format, or exhaust memory or the
+stack: it is refused with a `ManifestError` naming it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 from neuco_io import spec
 from neuco_io.errors import ManifestError, UsageError
 from neuco_io.names import name_problem, relative_path_problem
-from neuco_io.shards.codecs import check_format_version
-from neuco_io.storage import file_size, open_read
+from neuco_io.shards.record import check_format_version
+from neuco_io.storage import file_size, open_read, open_store
 
-__all__ = ["MANIFEST", "MAX_MANIFEST_BYTES", "check_manifest", "read_manifest"]
+__all__ = ["JOURNAL", "MANIFEST", "MAX_MANIFEST_BYTES", "STATE_DIR", "Manifest", "check_manifest",
+           "is_convert_output", "is_shard_source", "refuse_interrupted"]
 
 MANIFEST = "manifest.json"
+STATE_DIR = ".neuco-io"
+JOURNAL = f"{STATE_DIR}/plan.json"
+"""The journal of a conversion under way: there without a manifest, the conversion was interrupted."""
 MAX_MANIFEST_BYTES = 256 << 20
 """About 2.5 million locations' index entries: ten times the largest public dataset (SSL4EO-S12 v1.1)."""
 SHARD_SUFFIXES = {"webdataset": ".tar", "parquet": ".parquet"}
 
 
-def read_manifest(folder: Any) -> dict[str, Any]:
-    """`folder/manifest.json`, checked. UsageError when there is none, ManifestError when it is unusable."""
+class Manifest(Mapping[str, Any]):
+    """A checked manifest: its JSON fields (read-only, as a mapping), the shard files, and the index.
+
+    Shard and label file names are plain file names (checked), so `path()` never leaves the folder.
+    """
+
+    def __init__(self, data: dict[str, Any], folder: Any) -> None:
+        check_manifest(data, folder / MANIFEST)
+        self._data = data
+        self.folder = folder
+
+    @classmethod
+    def load(cls, folder: Any, storage_options: dict[str, Any] | None = None) -> Manifest:
+        """`folder/manifest.json`. UsageError when there is none (saying so when a conversion was interrupted),
+        ManifestError when it is unusable."""
+        folder = open_store(folder, storage_options).path
+        return cls(_read(folder), folder)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.folder}, {self.format}, {len(self.shards)} shards)"
+
+    @property
+    def format(self) -> str:
+        """`webdataset` or `parquet`."""
+        return self._data["output_format"]
+
+    @property
+    def shards(self) -> list[dict[str, Any]]:
+        return self._data["shards"]
+
+    @property
+    def tasks(self) -> dict[str, dict]:
+        return self._data.get("tasks", {})
+
+    def path(self, name: str) -> Any:
+        """A file of this output (a shard, the labels table) by its checked name."""
+        return self.folder / name
+
+    @property
+    def shard_paths(self) -> list[Any]:
+        return [self.path(s["name"]) for s in self.shards]
+
+    @property
+    def labels_path(self) -> Any | None:
+        """The labels table (`labels.parquet`), when the conversion had tasks."""
+        return self.path(self._data["labels"]) if self._data.get("labels") else None
+
+    def place(self, loc_id: str) -> tuple[int, int, int, int] | None:
+        """Where a location is: (shard number, row, byte offset, size); offset and size are -1 in Parquet."""
+        entry = self._data.get("index", {}).get(loc_id)
+        return tuple(entry) if entry is not None else None
+
+    @cached_property
+    def by_shard(self) -> dict[int, list[list]]:
+        """The index turned around: shard number -> its [id, row, offset, size] entries in row order."""
+        by_shard: dict[int, list[list]] = {}
+        for loc_id, (shard, *place) in self._data.get("index", {}).items():
+            by_shard.setdefault(shard, []).append([loc_id, *place])
+        for entries in by_shard.values():
+            entries.sort(key=lambda entry: entry[1])
+        return by_shard
+
+    def ids(self, shard: dict[str, Any]) -> list[str]:
+        """The ids of a shard entry's records, in row order."""
+        return [entry[0] for entry in self.by_shard.get(shard["index"], [])]
+
+
+def refuse_interrupted(folder: Any) -> None:
+    """Raise a UsageError saying so if `folder` holds a conversion that was stopped before its manifest."""
+    if file_size(folder / JOURNAL) is not None and file_size(folder / MANIFEST) is None:
+        raise UsageError(f"{folder} holds an interrupted conversion (no manifest yet): finish it with "
+                         "`neuco-io convert ROOT OUT --resume`")
+
+
+def is_convert_output(folder: Any, storage_options: dict[str, Any] | None = None) -> bool:
+    """Whether `folder` is a finished `convert` output (it has a manifest)."""
+    return open_store(folder, storage_options).has(MANIFEST)
+
+
+def is_shard_source(source: Any, storage_options: dict[str, Any] | None = None) -> bool:
+    """A convert output folder (manifest.json), shard files, or a brace pattern of them (not a dataset ROOT)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return True
+    text = os.fspath(source)
+    return "{" in text or text.endswith((".tar", ".parquet")) or is_convert_output(source, storage_options)
+
+
+def _read(folder: Any) -> dict[str, Any]:
     path = folder / MANIFEST
     try:
         size = file_size(path)
     except OSError as exc:
         raise ManifestError(path, f"unreadable manifest: {exc}") from None
     if size is None:
+        refuse_interrupted(folder)
         raise UsageError(f"{path}: no manifest; is this a neuco-io convert output?")
     if size > MAX_MANIFEST_BYTES:
         raise ManifestError(path, f"manifest of {size} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit")
@@ -42,13 +145,11 @@ def read_manifest(folder: Any) -> dict[str, Any]:
             data = fh.read(MAX_MANIFEST_BYTES + 1)
         if len(data) > MAX_MANIFEST_BYTES:
             raise ManifestError(path, f"manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit")
-        manifest = json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except ManifestError:
         raise
     except (OSError, ValueError, RecursionError, MemoryError) as exc:  # JSONDecodeError and UnicodeError too
         raise ManifestError(path, f"unreadable manifest: {type(exc).__name__}: {exc}") from None
-    check_manifest(manifest, path)
-    return manifest
 
 
 def _int(value: Any) -> bool:

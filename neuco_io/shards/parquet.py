@@ -1,15 +1,36 @@
-"""Read neuco-io Parquet shards, either array layout, row group by row group.
+"""Parquet shards: one row per location, each array one value of a column; written and read here.
 
-A local shard is memory-mapped (its pages are decoded where they lie); from
-a file object or a URL, a row group's columns are fetched together
-(pyarrow's pre-buffering joins the column chunks a read needs into one
-positioned read, one range request on object stores). Row groups holding no
-wanted row are not read at all.
-Binary values are decoded from pyarrow's buffers without copying them:
-`.blosc` containers straight into the output array (only the timestamps
-asked for), raw bytes as a read-only view. Every array is checked against
-the dtype and shape its JSON record states; anything wrong is a ShardError
-naming the shard and the id.
+Two array layouts (`--parquet-arrays`):
+
+- `binary` (default): one binary value per array. With the default codec the
+  value is the `.blosc` container a WebDataset shard holds (the source's own
+  Blosc chunks, passed through: about the source's bytes, nothing
+  re-encoded); with `--codec none` it is the array's raw little-endian bytes
+  (C order) in zstd-compressed pages, which pyarrow alone turns back into the
+  array:
+
+      field = table.schema.field("s2l1c").metadata   # dtype, shape, bands, encoding
+      np.frombuffer(table["s2l1c"][0].as_buffer(), field[b"dtype"].decode()).reshape(json.loads(field[b"shape"]))
+
+- `tensor`: Arrow's `fixed_shape_tensor` in the native dtype, which DuckDB and
+  polars read as nested lists. Parquet encodes those element by element:
+  several times slower to write and read (see the README).
+
+Labels are one nullable float64 column per task (`label_<task>`), the full
+JSON record is in `record`, and v1.1 locations get `center_lat`,
+`center_lon`, `crs` columns. Dictionaries and statistics are written for the
+`id` column only: on arrays they cost time and say nothing.
+
+Reading: a local shard is memory-mapped (its pages are decoded where they
+lie); from a file object or a URL, a row group's columns are fetched
+together (pyarrow's pre-buffering joins the column chunks a read needs into
+one positioned read, one range request on object stores). Row groups holding
+no wanted row are not read at all. Binary values are decoded from pyarrow's
+buffers without copying them: `.blosc` containers straight into the output
+array (only the timestamps asked for), raw bytes as a read-only view. Every
+row gets the checks a tar record gets (`shards.record`): anything wrong is a
+ShardError naming the shard and the id. pyarrow is imported when a shard is
+opened or written, not with this module.
 """
 
 from __future__ import annotations
@@ -22,14 +43,28 @@ from typing import Any
 import numpy as np
 
 from neuco_io.errors import ShardError
-from neuco_io.shards.codecs import BLOSC_EXT, _check_dtype, check_format_version, decode_member
-from neuco_io.shards.tar import check_array, check_record, check_record_version, data_errors, expected_specs
+from neuco_io.shards.codecs import (
+    BLOSC_EXT,
+    MAX_ARRAY_BYTES,
+    _check_dtype,
+    blosc_member_parts,
+    decode_member,
+    encode_blosc_array,
+)
+from neuco_io.shards.record import (
+    FORMAT_VERSION,
+    Record,
+    check_array,
+    check_format_version,
+    data_errors,
+    decode_arrays,
+    parse_record,
+    record_json,
+)
 from neuco_io.storage import open_store
 
-__all__ = ["ParquetRow", "ParquetShard", "iter_parquet_records", "open_parquet_shard"]
-
-MAX_RECORD_CHARS = 16 << 20
-
+__all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "count_parquet_records",
+           "iter_parquet_records", "label_column", "open_parquet_shard"]
 
 def _error(shard: str, exc: BaseException) -> ShardError:
     return ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {exc}")
@@ -56,21 +91,12 @@ class ParquetRow:
             return self._arrays(names, take)
 
     def _arrays(self, names: Sequence[str] | None, take: Sequence[int] | None) -> dict[str, np.ndarray]:
-        meta, key = self.meta, self.meta["id"]
-        check_record_version(meta, self.shard, key)
-        members = meta.get("members")
-        if not isinstance(members, dict):
-            raise ShardError(self.shard, "JSON record lacks `members`", key=key)
-        expected = expected_specs(meta, self.shard, key)
-        out = {}
-        for name in names if names is not None else list(members):
-            column = members.get(name)
-            if not isinstance(column, str) or column == "record" or column not in self._table.column_names:
-                raise ShardError(self.shard, f"array {name} is missing", key=key)
-            array = self._decode(name, column, expected.get(name), take)
-            check_array(array, expected.get(name), f"column {column}", self.shard, key, take)
-            out[name] = array
-        return out
+        def decode(name: str, column: str, expected: tuple[str, list[int]] | None) -> np.ndarray:
+            if column == "record" or column not in self._table.column_names:
+                raise ShardError(self.shard, f"array {name} is missing", key=self.id)
+            return self._decode(name, column, expected, take)
+
+        return decode_arrays(self.meta, self.shard, self.id, names, take, decode, "column")
 
     def _decode(self, name: str, column: str, expected: tuple[str, list[int]] | None,
                 take: Sequence[int] | None) -> np.ndarray:
@@ -83,6 +109,9 @@ class ParquetRow:
             chunk, index = _locate(values, self._index)
             if chunk.null_count:
                 raise ShardError(self.shard, f"column {column} holds nulls", key=key)
+            if chunk.type.value_type.byte_width * int(np.prod(chunk.type.shape)) > MAX_ARRAY_BYTES:
+                raise ShardError(self.shard, f"column {column}: arrays exceed the format's {MAX_ARRAY_BYTES}-byte "
+                                             "limit", key=key)
             array = chunk.to_numpy_ndarray()[index]
             check_array(array, expected, f"column {column}", self.shard, key)
             return array if take is None or list(take) == list(range(array.shape[0])) else array[list(take)]
@@ -105,6 +134,9 @@ class ParquetRow:
             raise ShardError(self.shard, f"array {name}: {exc}", key=key) from None
         shape = expected[1]
         count = int(np.prod(shape, dtype=np.int64))
+        if count * dtype.itemsize > MAX_ARRAY_BYTES:  # the limit tar members have
+            raise ShardError(self.shard, f"array {name} of {count * dtype.itemsize} bytes exceeds the format's "
+                                         f"{MAX_ARRAY_BYTES}-byte limit", key=key)
         if any(n < 0 for n in shape) or count * dtype.itemsize != buffer.size:
             raise ShardError(self.shard, f"array {name}: {buffer.size} bytes for {expected[0]} {shape}", key=key)
         array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)  # a view: no copy
@@ -255,20 +287,20 @@ class ParquetShard:
         where = f"row {number}"
         if not isinstance(text, str):
             raise ShardError(self.shard, f"{where}: no JSON record")
-        if len(text) > MAX_RECORD_CHARS:
-            raise ShardError(self.shard, f"{where}: JSON record of {len(text)} characters")
-        try:
-            meta = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise ShardError(self.shard, f"{where}: JSON record: {exc}") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("id"), str):
+        meta = parse_record(text, self.shard, None, f"{where}: ")
+        if not isinstance(meta.get("id"), str):
             raise ShardError(self.shard, f"{where}: the JSON record is not an object with an `id`")
-        check_record(meta, self.shard, meta["id"])
         return meta
 
 
 def open_parquet_shard(path: Any, shard: str | None = None) -> ParquetShard:
     return ParquetShard(path, shard or getattr(path, "name", str(path)))
+
+
+def count_parquet_records(path: Any) -> int:
+    """Rows of a Parquet shard, from its footer (the shard is opened and checked as any other read)."""
+    with open_parquet_shard(path) as shard:
+        return shard.num_rows
 
 
 def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | None = None
@@ -278,3 +310,187 @@ def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | Non
         names = None if columns is None else [c for c in columns if c != "record"]
         for row in reader.rows(names):
             yield row.meta, row.arrays(names)
+
+
+# Writing
+
+def label_column(task: str) -> str:
+    return f"label_{task}"
+
+
+def array_encoding(layout: str, codec: str) -> str:
+    """How an array value is stored: `blosc` (the container), `raw` (bytes) or `tensor` (fixed_shape_tensor)."""
+    if layout == "tensor":
+        return "tensor"
+    return "raw" if codec == "none" else "blosc"
+
+
+def _array_field(name: str, record: Record, encoding: str) -> Any:
+    import pyarrow as pa
+
+    dtype, shape = record.specs[name]
+    dtype = np.dtype(dtype)
+    bands = record.meta.get("bands", {}).get(name)
+    metadata = {"dtype": dtype.str, "shape": json.dumps([int(n) for n in shape]), "encoding": encoding}
+    if bands is not None:
+        metadata["bands"] = json.dumps(bands)
+    typ = pa.fixed_shape_tensor(pa.from_numpy_dtype(dtype), list(shape)) if encoding == "tensor" else pa.binary()
+    return pa.field(name, typ, metadata=metadata)
+
+
+class _ValueBuffers:
+    """Reused buffers for the values of a row group: joining a value's pieces into memory already mapped costs
+    a third of joining them into a fresh bytes object (whose pages fault in)."""
+
+    def __init__(self) -> None:
+        self.pool: dict[tuple[int, str], np.ndarray] = {}
+
+    def join(self, slot: tuple[int, str], parts: list[bytes]) -> Any:
+        import pyarrow as pa
+
+        total = sum(len(p) for p in parts)
+        buf = self.pool.get(slot)
+        if buf is None or buf.size < total:
+            buf = self.pool[slot] = np.empty(total, dtype=np.uint8)
+        offset = 0
+        for part in parts:
+            buf[offset:offset + len(part)] = np.frombuffer(part, dtype=np.uint8)
+            offset += len(part)
+        return pa.py_buffer(buf[:total])
+
+
+def _binary_array(record: Record, name: str, encoding: str, buffers: _ValueBuffers, row: int) -> Any:
+    """One row's value as a one-element binary array: the raw array viewed (no copy), or the blosc pieces."""
+    import pyarrow as pa
+
+    if encoding == "raw":
+        array = np.ascontiguousarray(record.array(name))
+        data = pa.py_buffer(array.reshape(-1).view(np.uint8)) if array.size else pa.py_buffer(b"")
+    else:
+        frames = record.frames.get(name)
+        dtype, shape = record.specs[name]
+        if frames is None:  # a source chunked otherwise: compress the decoded array
+            data = pa.py_buffer(encode_blosc_array(record.array(name)))
+        else:
+            data = buffers.join((row, name), blosc_member_parts(dtype, shape, frames))
+    offsets = pa.py_buffer(np.array([0, data.size], dtype=np.int32))
+    return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, data])
+
+
+def _column(rows: list[Record], field: Any, buffers: _ValueBuffers) -> Any:
+    import pyarrow as pa
+
+    encoding = field.metadata[b"encoding"].decode()
+    if encoding == "tensor":
+        stacked = np.ascontiguousarray(np.stack([r.array(field.name) for r in rows]))
+        return pa.chunked_array([pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)], field.type)
+    # One chunk per row: no copy of a row's bytes into a common buffer, and no 2 GiB limit per row group.
+    return pa.chunked_array([_binary_array(r, field.name, encoding, buffers, i) for i, r in enumerate(rows)],
+                            field.type)
+
+
+class ParquetShardWriter:
+    """Rows of records into one Parquet shard, a row group at a time (`row_group_size` records each)."""
+
+    def __init__(self, path: Any, *, codec: str, arrays: str, row_group_size: int, tasks: dict[str, dict],
+                 layout: str, modalities: list[str]) -> None:
+        self.path = path
+        """A file name, or a writable binary file (such as a HashingSink)."""
+        self.codec = codec
+        self.arrays = arrays
+        """`binary` (one value per array) or `tensor` (fixed_shape_tensor columns)."""
+        self.row_group_size = row_group_size
+        self.tasks = tasks
+        self.layout = layout
+        self.modalities = modalities
+        self.encoding = array_encoding(arrays, codec)
+        self.rows: list[Record] = []
+        self.writer: Any = None
+        self.schema: Any = None
+        self.buffers = _ValueBuffers()
+        """Reused once a row group is written (its table is gone by then)."""
+
+    def add(self, record: Record) -> None:
+        self.rows.append(record)
+        if len(self.rows) >= self.row_group_size:
+            self.flush()
+
+    def _table(self, rows: list[Record]) -> Any:
+        import pyarrow as pa
+
+        # The record and the small columns come first, the arrays last: the record plus any leading run of
+        # arrays is one contiguous byte range of a row group, fetched with one read.
+        fields = [pa.field("id", pa.string()), pa.field("record", pa.string())]
+        columns: list = [pa.array([r.id for r in rows], pa.string()),
+                         pa.array([record_json(r, self.codec, self.arrays).decode() for r in rows],
+                                  pa.string())]
+        for task in self.tasks:
+            fields.append(pa.field(label_column(task), pa.float64()))
+            columns.append(pa.array([r.meta.get("labels", {}).get(task) for r in rows], pa.float64()))
+        for name, typ in (("center_lat", pa.float64()), ("center_lon", pa.float64()), ("crs", pa.int64())):
+            if name in rows[0].meta:
+                fields.append(pa.field(name, typ))
+                columns.append(pa.array([r.meta.get(name) for r in rows], typ))
+        for name in rows[0].specs:
+            fields.append(_array_field(name, rows[0], self.encoding))
+            columns.append(_column(rows, fields[-1], self.buffers))
+        meta = {"neuco-io": json.dumps({"format_version": FORMAT_VERSION, "layout": self.layout,
+                                        "modalities": self.modalities, "tasks": self.tasks,
+                                        "parquet_arrays": self.arrays, "codec": self.codec})}
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=meta))
+
+    def _open(self, schema: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tensor = self.encoding == "tensor"
+        # Page settings are given per Parquet leaf column: a tensor column's leaf is `<name>.list.element`.
+        arrays = {f.name: f"{f.name}.list.element" if tensor else f.name for f in schema
+                  if f.metadata and b"encoding" in f.metadata}
+        options: dict = {"use_dictionary": ["id"], "write_statistics": ["id"]}
+        if tensor:
+            # Byte-stream split makes float16/float32 elements compress better (S1: 0.81x instead of 0.93x).
+            floats = [leaf for f in schema for name, leaf in arrays.items()
+                      if f.name == name and pa.types.is_floating(f.type.value_type)]
+            options["use_byte_stream_split"] = floats or False
+            compressed = self.codec != "none"
+        else:
+            # Blosc values are compressed already; raw bytes (--codec none) get zstd-1 pages.
+            compressed = self.encoding == "raw"
+        compression = {f.name: "zstd" for f in schema if f.name not in arrays}
+        compression.update({leaf: "zstd" if compressed else "none" for leaf in arrays.values()})
+        levels = {name: 1 for name, codec in compression.items() if codec == "zstd"}
+        return pq.ParquetWriter(self.path, schema, compression=compression, compression_level=levels, **options)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = self._table(self.rows)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = self._open(table.schema)
+        elif not table.schema.equals(self.schema, check_metadata=True):
+            raise ValueError(f"{self.path}: record schema changed within a shard ({table.schema} vs {self.schema})")
+        self.writer.write_table(table, row_group_size=len(self.rows))
+        self.rows = []
+
+    def close(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.flush()
+        if self.writer is None:  # an empty shard still is a valid Parquet file
+            empty = pa.table({"id": pa.array([], pa.string())})
+            pq.write_table(empty, self.path)
+        else:
+            self.writer.close()
+
+    def __enter__(self) -> ParquetShardWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        elif self.writer is not None:
+            self.writer.close()
+

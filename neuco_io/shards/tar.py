@@ -1,38 +1,53 @@
-"""Read neuco-io shards record by record: WebDataset tars and Parquet files, sequentially.
+"""Tar shards (WebDataset): write them deterministically, and read them record by record.
 
-Shared by `verify` and the streaming loader. A tar is read as a stream (no
-seeking), so it works on pipes and remote files; members of one record are
-contiguous. Nothing is unpickled: only `.json`, `.npy` (allow_pickle=False)
-and `.blosc` members are decoded, and other members are ignored.
+A tar is read as a stream (no seeking), so it works on pipes and remote
+files; members of one record are contiguous. Nothing is unpickled: only
+`.json`, `.npy` (allow_pickle=False) and `.blosc` members are decoded, and
+other members are ignored. This is the only tar reader and writer in
+neuco-io (`convert`, `verify`, the loader, stats and record counting).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import struct
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
 
 from neuco_io.errors import ShardError
-from neuco_io.names import name_problem, relative_path_problem
-from neuco_io.shards.codecs import BLOSC_EXT, MAX_ARRAY_BYTES, check_format_version, decode_key, decode_member
+from neuco_io.names import name_problem
+from neuco_io.shards.codecs import (
+    BLOSC_EXT,
+    MAX_ARRAY_BYTES,
+    blosc_member_parts,
+    decode_key,
+    decode_member,
+    encode_blosc_array,
+    encode_npy,
+    member_name,
+)
+from neuco_io.shards.record import (
+    DATA_ERRORS,
+    MAX_JSON_BYTES,
+    Record,
+    data_errors,
+    decode_arrays,
+    parse_record,
+    record_json,
+)
+from neuco_io.shards.sink import HashingSink
+from neuco_io.storage import as_path, open_read
 
-__all__ = ["RawRecord", "check_array", "check_record", "count_tar_records", "data_errors", "decode_record",
-           "expected_specs", "iter_parquet_records", "iter_tar_records"]
+__all__ = ["RawRecord", "TarShardWriter", "count_tar_records", "decode_record", "iter_tar_records"]
 
-MAX_JSON_BYTES = 16 << 20
 MAX_MEMBER_BYTES = MAX_ARRAY_BYTES + (1 << 20)
 """The largest array member the format allows (its array, plus the Blosc container's header and frames)."""
 MAX_EXTENDED_HEADER_BYTES = 1 << 20
 """PAX and GNU long-name headers: a path and a few fields, never more."""
-_DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
-                MemoryError, EOFError, OSError, UnicodeError, struct.error, tarfile.TarError)
-"""What malformed data makes Python, numpy, json or tarfile raise; readers turn them into ShardError."""
+TAR_MTIME = 0
+"""Fixed header fields: the same input gives byte-identical shards."""
 
 
 @dataclass
@@ -50,16 +65,9 @@ class RawRecord:
     def id(self) -> str:
         return str(self.meta.get("id", decode_key(self.key)))
 
-
-@contextlib.contextmanager
-def data_errors(shard: str, key: str | None = None, what: str = "corrupt record") -> Iterator[None]:
-    """Turn any exception malformed data can cause into a ShardError naming shard and key."""
-    try:
-        yield
-    except ShardError:
-        raise
-    except _DATA_ERRORS as exc:
-        raise ShardError(shard, f"{what}: {type(exc).__name__}: {str(exc)[:300]}", key=key) from None
+    def arrays(self, names: list[str] | None = None, take: list[int] | None = None) -> dict[str, np.ndarray]:
+        """The arrays the record lists (or `names`), decoded and checked (`decode_record`)."""
+        return decode_record(self, names, take)
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -236,8 +244,7 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
             if suffix == "json":
                 if current.meta:
                     raise ShardError(shard, "record has two JSON members", key=key)
-                current.meta = json.loads(bytes(data))
-                check_record(current.meta, shard, key)
+                current.meta = parse_record(bytes(data), shard, key)
             else:
                 if suffix in current.members:
                     raise ShardError(shard, f"member {suffix} appears twice", key=key)
@@ -246,92 +253,28 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
             yield _finish(current)
     except ShardError:
         raise
-    except _DATA_ERRORS as exc:
+    except DATA_ERRORS as exc:
         key = current.key if current is not None else None
         raise ShardError(shard, f"corrupt or truncated tar: {type(exc).__name__}: {str(exc)[:300]}",
                          key=key) from None
 
 
-def count_tar_records(fileobj: IO[bytes], shard: str = "?") -> int:
-    """Records in a tar stream (JSON members read, arrays skipped). ShardError when it is corrupt."""
-    return sum(1 for _ in iter_tar_records(fileobj, shard, arrays=False))
+def count_tar_records(source: Any, shard: str | None = None) -> int:
+    """Records in a tar shard (a path or URL, or a stream): JSON members read, arrays skipped. ShardError when
+    it is corrupt or unreadable."""
+    if hasattr(source, "read"):
+        return sum(1 for _ in iter_tar_records(source, shard or "?", arrays=False))
+    try:
+        with open_read(as_path(source), sequential=True) as fh:
+            return count_tar_records(fh, shard or getattr(source, "name", str(source)))
+    except OSError as exc:
+        raise ShardError(source, f"cannot count records: {exc}") from None
 
 
 def _finish(record: RawRecord) -> RawRecord:
     if not record.meta:
         raise ShardError(record.shard, "record has no JSON member", key=record.key)
     return record
-
-
-def _is_shape(value: Any) -> bool:
-    return isinstance(value, list) and len(value) <= 8 and all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ARRAY_BYTES for n in value)
-
-
-def check_record(meta: Any, shard: str, key: str | None) -> None:
-    """The fields of a JSON record the readers use must have the types the format gives them."""
-
-    def refuse(message: str) -> None:
-        raise ShardError(shard, f"JSON record: {message}", key=key)
-
-    if not isinstance(meta, dict):
-        refuse(f"a {type(meta).__name__}, not an object")
-    if "id" in meta and (not isinstance(meta["id"], str) or not meta["id"]):
-        refuse(f"id {str(meta['id'])[:100]!r} is not a string")
-    members = meta.get("members", {})
-    if not isinstance(members, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                for k, v in members.items()):
-        refuse("`members` is not an object of names")
-    modalities = meta.get("modalities", [])
-    if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
-        refuse("`modalities` is not a list of names")
-    for table in ("dtypes", "shapes", "labels", "arrays", "source"):
-        if not isinstance(meta.get(table, {}), dict):
-            refuse(f"`{table}` is not an object")
-    if not all(isinstance(d, str) for d in meta.get("dtypes", {}).values()) or \
-            not all(_is_shape(s) for s in meta.get("shapes", {}).values()):
-        refuse("`dtypes`/`shapes` are not dtype names and lists of sizes")
-    if not all(isinstance(a, dict) and isinstance(a.get("dtype"), str) and _is_shape(a.get("shape"))
-               for a in meta.get("arrays", {}).values()):
-        refuse("`arrays` entries lack a dtype and shape")
-    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for v in meta.get("labels", {}).values()):
-        refuse("`labels` are not numbers")
-    for modality, rel in meta.get("source", {}).items():
-        problem = relative_path_problem(rel)
-        if problem:
-            refuse(f"source of {str(modality)[:50]} {str(rel)[:200]!r} {problem}")
-    if "sample_index" in meta and not (isinstance(meta["sample_index"], int) and meta["sample_index"] >= 0):
-        refuse("`sample_index` is not a non-negative integer")
-
-
-def expected_specs(meta: dict[str, Any], shard: str, key: str | None) -> dict[str, tuple[str, list[int]]]:
-    """Array name -> (dtype, shape) as the JSON record states them; ShardError when it cannot say."""
-    try:
-        expected = {**{m: (meta["dtypes"][m], meta["shapes"][m]) for m in meta.get("modalities", [])},
-                    **{n: (a["dtype"], a["shape"]) for n, a in meta.get("arrays", {}).items()}}
-        return {name: (str(dtype), [int(n) for n in shape]) for name, (dtype, shape) in expected.items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ShardError(shard, f"JSON record lacks dtypes/shapes ({exc})", key=key) from None
-
-
-def check_array(array: np.ndarray, expected: tuple[str, list[int]] | None, where: str, shard: str,
-                key: str | None, take: Sequence[int] | None = None) -> None:
-    """The decoded array must have the dtype and shape the JSON record states (`take`: timestamps kept)."""
-    if expected is None:
-        return
-    dtype, shape = expected
-    want = list(shape) if take is None else [len(take), *shape[1:]]
-    if str(array.dtype) != dtype or list(array.shape) != want:
-        raise ShardError(shard, f"{where} is {array.dtype} {list(array.shape)}; the JSON record says {dtype} {shape}",
-                         key=key)
-
-
-def check_record_version(meta: dict[str, Any], shard: str, key: str | None) -> None:
-    try:
-        check_format_version(meta.get("format_version"))
-    except ValueError as exc:
-        raise ShardError(shard, f"record: {exc}", key=key) from None
 
 
 def decode_record(record: RawRecord, names: list[str] | None = None,
@@ -345,27 +288,65 @@ def decode_record(record: RawRecord, names: list[str] | None = None,
 
 
 def _decode_record(record: RawRecord, names: list[str] | None, take: list[int] | None) -> dict[str, np.ndarray]:
-    meta = record.meta
-    check_record_version(meta, record.shard, record.key)
-    members = meta.get("members")
-    if not isinstance(members, dict):
-        raise ShardError(record.shard, "JSON record lacks `members`", key=record.key)
-    expected = expected_specs(meta, record.shard, record.key)
-    arrays = {}
-    for name in names if names is not None else list(members):
-        member = members.get(name)
-        data = record.members.get(member) if isinstance(member, str) else None
+    def decode(name: str, member: str, expected: Any) -> np.ndarray:
+        data = record.members.get(member)
         if data is None:
             raise ShardError(record.shard, f"array {name} is missing", key=record.key)
-        array = decode_member(member, data, shard=record.shard, key=record.key, take=take)
-        check_array(array, expected.get(name), f"member {member}", record.shard, record.key, take)
-        arrays[name] = array
-    return arrays
+        return decode_member(member, data, shard=record.shard, key=record.key, take=take)
+
+    return decode_arrays(record.meta, record.shard, record.key, names, take, decode, "member")
 
 
-def iter_parquet_records(source: Any, shard: str = "?", columns: list[str] | None = None
-                         ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """(JSON record, arrays) per row of a neuco-io Parquet shard (either array layout), one row group at a time."""
-    from neuco_io.shards.parquet import iter_parquet_records as parquet_records
+def array_member_parts(record: Record, name: str, codec: str) -> list[bytes]:
+    """An array member's bytes, as pieces (a pass-through member is its header plus the source chunks)."""
+    if codec == "none":
+        return [encode_npy(record.array(name))]
+    frames = record.frames.get(name)
+    if frames is not None:
+        dtype, shape = record.specs[name]
+        return blosc_member_parts(dtype, shape, frames)
+    return [encode_blosc_array(record.array(name))]
 
-    yield from parquet_records(source, shard, columns)
+
+class TarShardWriter(HashingSink):
+    """A deterministic tar shard writer that hashes and counts as it writes.
+
+    Headers come from the standard library (`TarInfo.tobuf`, PAX format, so
+    long ids work); each member's data is written in one call, which is what
+    keeps a multi-GB shard cheap to write.
+    """
+
+    def __init__(self, fh, codec: str) -> None:
+        super().__init__(fh)
+        self.codec = codec
+
+    def add(self, record: Record) -> tuple[int, int]:
+        """Write a record's JSON and array members; its (offset, size) in the tar."""
+        start = self.size
+        self.add_member(f"{record.key}.json", [record_json(record, self.codec)])
+        for name in record.specs:
+            self.add_member(f"{record.key}.{member_name(name, self.codec)}",
+                            array_member_parts(record, name, self.codec))
+        return start, self.size - start
+
+    def add_member(self, name: str, parts: list[bytes]) -> None:
+        size = sum(len(p) for p in parts)
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = TAR_MTIME
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        for part in parts:
+            self._write(part)
+        pad = -size % tarfile.BLOCKSIZE
+        if pad:
+            self._write(b"\0" * pad)
+
+    def close(self) -> None:
+        """End-of-archive: two zero blocks, then zeros up to a whole record, as tarfile writes it."""
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        pad = -self.size % tarfile.RECORDSIZE
+        if pad:
+            self._write(b"\0" * pad)

@@ -9,7 +9,7 @@ from neuco_io import spec
 from neuco_io.errors import NeucoError, UsageError
 from neuco_io.findings import and_more
 from neuco_io.shards.labels import read_labels_parquet
-from neuco_io.shards.manifest import MANIFEST, read_manifest
+from neuco_io.shards.manifest import MANIFEST, Manifest, is_convert_output
 from neuco_io.tasks.labels import LabelFileError, TaskName, parse_task_name, write_label_file
 from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 
@@ -55,18 +55,18 @@ Tables = dict[str, tuple[str, list[tuple[str, float]]]]
 
 def _tables_from_output(source: Path, tasks: list[str] | None, rename_types: bool) -> Tables:
     """The tasks of a `convert` output: the manifest names them, `labels.parquet` holds their labels."""
-    manifest = read_manifest(source)  # checked: task names and types make plain file names
-    tasks_in = manifest.get("tasks", {})
+    manifest = Manifest.load(source)  # checked: task names and types make plain file names
+    tasks_in = manifest.tasks
     if tasks is not None:
         check_tasks(tasks, list(tasks_in), source / MANIFEST, "--tasks")
-    labels_path = source / manifest["labels"] if manifest.get("labels") else None
+    labels_path = manifest.labels_path
     tables: Tables = {}
     try:
         columns = read_labels_parquet(labels_path) if labels_path else {}
         for task, info in tasks_in.items():
             if tasks is not None and task not in tasks:
                 continue
-            task_type = _export_type(source / MANIFEST, task, info["type"], rename_types)
+            task_type = _export_type(manifest.path(MANIFEST), task, info["type"], rename_types)
             rows = [(str(i), float(v)) for i, v in zip(columns["id"], columns.get(task, [])) if v is not None]
             tables[task] = (task_type, rows)
     except LabelFileError:
@@ -98,7 +98,7 @@ def export_labels(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
     CSV files the evaluator would stop on or mix into a task.
     """
     source, out_dir = Path(source), Path(out_dir)
-    if (source / MANIFEST).is_file():
+    if is_convert_output(source):
         tables = _tables_from_output(source, tasks, rename_types)
     else:
         tables = _tables_from_dataset(source, tasks, rename_types)

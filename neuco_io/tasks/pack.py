@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from neuco_io import __version__, spec
 from neuco_io.errors import NeucoError, UsageError
-from neuco_io.execution import Progress
-from neuco_io.findings import Finding
+from neuco_io.findings import Finding, Report
 from neuco_io.layout import discover
 from neuco_io.storage import sha256_file
 from neuco_io.storage.atomic import atomic_path
@@ -69,19 +67,19 @@ Cubes follow the SSL4EO-S12-downstream format: `data/<modality>/part-NNNNNN/<id>
 """
 
 
-def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[str], *, description: str = "",
-              source: str = "", licence: str = "", overwrite: bool = False, jobs: int | None = 1,
-              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PackResult:
-    """A contribution bundle (folder, or `.zip`) of one task, after validating the whole dataset.
+def pack_task(root: str | os.PathLike[str], task: str, out: str | os.PathLike[str], *, validation: Report,
+              description: str = "", source: str = "", licence: str = "", overwrite: bool = False) -> PackResult:
+    """A contribution bundle (folder, or `.zip`) of one task of a dataset that passed validation.
 
-    `progress`/`on_start` follow the validation, the step that takes time.
+    `validation` is `validate(root, layout="downstream")`'s report: a bundle is only written from a dataset
+    with no error, and the gate is the caller's so that the validation's progress and parallelism are too.
     """
-    from neuco_io.validators import validate
-
     root, out = Path(root), Path(out)
-    report = validate(root, layout="downstream", jobs=jobs, progress=progress, on_start=on_start)
-    if report.errors:
-        raise PackRefused(report.errors)
+    if Path(validation.root).resolve() != root.resolve() or validation.layout != "downstream":
+        raise UsageError(f"the validation report is of {validation.root} ({validation.layout}), "
+                         f"not of {root} (downstream)")
+    if validation.errors:
+        raise PackRefused(validation.errors)
     ds = discover(root, "downstream")
     task_file = dataset_tasks(ds, [task], strict=False, option="--task")[task]
     label_file, task_name = task_file.path, task_file.name

@@ -73,7 +73,7 @@ def make_task_labels(root: str | os.PathLike[str], name: str, task_type: str, so
                      id_col: str = "id", label_col: str = "label", mapping: str | os.PathLike[str] | None = None,
                      overwrite: bool = False) -> LabelsResult:
     """Write ROOT/labels/NAME__<type>.csv in canonical form from a user's table, if every rule holds."""
-    from neuco_io.validators.labels import check_label_rows  # pandera: loaded only when labels are checked
+    from neuco_io.tasks.rules import check_label_rows  # pandera: loaded only when labels are checked
 
     root, source = Path(root), Path(source)
     kind = spec.task_kind(task_type)
