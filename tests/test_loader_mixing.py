@@ -99,3 +99,26 @@ def test_mixing_is_deterministic_per_epoch_and_resumable(shards):
         mixed(seed=10).load_state_dict(state)
     with pytest.raises(UsageError, match="weights"):
         MixedDataset([v11(shards)], weights=[-1])
+
+
+def test_mixing_through_a_stateful_dataloader_resumes_on_other_workers(shards):
+    """Interrupted in 2 workers, resumed in 3: every record of the source that is read whole comes once."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+
+    def mixed():
+        return MixedDataset([v11(shards, epoch_size=400, resampled=True), down(shards, shuffle=2)],
+                            weights=[0.9, 0.1], seed=4)
+
+    def loader(ds, workers):
+        return stateful.StatefulDataLoader(ds, batch_size=2, num_workers=workers, collate_fn=lambda b: b)
+
+    first = loader(mixed(), 2)
+    it = iter(first)
+    seen = [s["id"] for batch in itertools.islice(it, 2) for s in batch]
+    state = first.state_dict()
+    del it, first
+    again = mixed()
+    again.load_state_dict(state)
+    seen += [s["id"] for batch in loader(again, 3) for s in batch]
+    from_down = sorted(i for i in seen if len(i) > 20)
+    assert from_down == sorted(ids(down(shards)))  # 3 records, each once (the epoch ended when one ran out)
