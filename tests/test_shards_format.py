@@ -108,3 +108,17 @@ def test_a_parquet_row_gets_the_record_checks_a_tar_record_gets(outputs, tmp_pat
     with pytest.raises(ShardError, match="`labels` are not numbers") as info:
         list(read_shard(path, "parquet"))
     assert info.value.key == records[0]["id"]
+
+
+def test_a_byte_range_holding_two_records_is_a_shard_error(outputs, tmp_path):
+    """get(id) reads the byte range the manifest's index gives: a range that is not one record is refused."""
+    from neuco_io.loader import ShardDataset
+
+    out = tmp_path / "out"
+    shutil.copytree(outputs["webdataset"], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    first, second = [loc_id for loc_id, entry in manifest["index"].items() if entry[0] == 0][:2]
+    manifest["index"][first][3] += manifest["index"][second][3]  # the range now spans both records
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="holds 2 records, not 1"):
+        ShardDataset(out, return_id=True).get(first)
