@@ -31,12 +31,12 @@ from neuco_io.loader.assemble import SampleOptions
 from neuco_io.loader.cache import ShardCache
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_positions
-from neuco_io.loader.select import locate, range_as_tar, read_id_list, read_ranges, select_ids
+from neuco_io.loader.select import locate, read_id_list, read_ranges, select_ids
 from neuco_io.loader.sources import resolve_shards
 from neuco_io.loader.split import Consumer, canonical_order, current_consumer, records_per_rank
 from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
-from neuco_io.shards.tar import decode_record, iter_tar_records
+from neuco_io.shards.tar import decode_record, iter_tar_records, read_tar_range
 from neuco_io.storage import is_remote, open_read
 from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
@@ -482,17 +482,9 @@ class ShardDataset(EpochMixin, _IterBase):
         ranges = [self._picked.ranges[shard][r] for r in rows]
         for i, data in read_ranges(self._ranges_source(path), ranges):
             try:
-                yield rows[i], self._record(self._ranged_record(path, data, actual[i]))
+                yield rows[i], self._record(read_tar_range(data, path.name))
             except ShardError as exc:
                 self._fail(exc)
-
-    @staticmethod
-    def _ranged_record(path: Any, data: Any, row: int) -> Any:
-        records = list(iter_tar_records(range_as_tar(data), path.name))
-        if len(records) != 1:
-            raise ShardError(path.name, f"the manifest's byte range of row {row} holds {len(records)} records, "
-                             f"not 1 (shard and manifest disagree)")
-        return records[0]
 
     def _record(self, raw: Any) -> tuple[str, dict[str, np.ndarray], dict[str, float], bool]:
         loc_id = raw.id
@@ -514,7 +506,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 records.close()
             else:
                 _, data = next(read_ranges(self._ranges_source(path), [(offset, size)]))
-                found, arrays, labels, s2_offset = self._record(self._ranged_record(path, data, row))
+                found, arrays, labels, s2_offset = self._record(read_tar_range(data, path.name))
         except OSError as exc:
             raise ShardError(path, f"cannot read: {exc}") from None
         if found != loc_id:

@@ -9,7 +9,6 @@ a URL) per run of adjacent records.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from neuco_io.storage import is_remote, open_read
 from neuco_io.storage.local import require_regular_file
 from neuco_io.wording import first_few
 
-__all__ = ["Selection", "locate", "manifest_index", "range_as_tar", "read_id_list", "read_ranges", "select_ids"]
+__all__ = ["Selection", "locate", "manifest_index", "read_id_list", "read_ranges", "select_ids"]
 
 ID_SUFFIXES = (".zarr.zip", ".zarr")
 
@@ -130,12 +129,3 @@ def read_ranges(path: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[
     finally:
         if fh is not None:
             fh.close()
-
-
-TAR_END = b"\0" * 1024
-"""The end-of-archive marker: what a record's byte range lacks to be a tar on its own."""
-
-
-def range_as_tar(data: memoryview) -> io.BytesIO:
-    """One record's byte range as a complete tar stream."""
-    return io.BytesIO(b"".join((data, TAR_END)))

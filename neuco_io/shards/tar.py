@@ -9,6 +9,7 @@ neuco-io (`convert`, `verify`, the loader, stats and record counting).
 
 from __future__ import annotations
 
+import io
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from neuco_io.shards.record import (
 from neuco_io.shards.sink import HashingSink
 from neuco_io.storage import as_path, open_read
 
-__all__ = ["RawRecord", "TarShardWriter", "count_tar_records", "decode_record", "iter_tar_records"]
+__all__ = ["RawRecord", "TarShardWriter", "count_tar_records", "decode_record", "iter_tar_records", "read_tar_range"]
 
 MAX_MEMBER_BYTES = MAX_ARRAY_BYTES + (1 << 20)
 """The largest array member the format allows (its array, plus the Blosc container's header and frames)."""
@@ -257,6 +258,16 @@ def iter_tar_records(fileobj: IO[bytes], shard: str = "?", *, reuse_buffers: boo
         key = current.key if current is not None else None
         raise ShardError(shard, f"corrupt or truncated tar: {type(exc).__name__}: {str(exc)[:300]}",
                          key=key) from None
+
+
+def read_tar_range(data: bytes | memoryview, shard: str = "?") -> RawRecord:
+    """The one record of a byte range the manifest's index gives (its members, without the archive's end):
+    ShardError when the range holds anything else."""
+    records = list(iter_tar_records(io.BytesIO(b"".join((data, b"\0" * (2 * tarfile.BLOCKSIZE)))), shard))
+    if len(records) != 1:
+        raise ShardError(shard, f"a byte range from the manifest's index holds {len(records)} records, not 1 "
+                                "(shard and manifest disagree)")
+    return records[0]
 
 
 def count_tar_records(source: Any, shard: str | None = None) -> int:
