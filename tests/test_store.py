@@ -111,6 +111,13 @@ class TestStore:
             assert fh.read() == data
         assert store.sha256("x.bin") == hashlib.sha256(data).hexdigest()
 
+    def test_read_ranges_gives_each_span(self, store):
+        data = bytes(range(256)) * 40
+        put(store, "x.bin", data)
+        spans = [(0, 10), (100, 356), (10_000, 10_240)]
+        assert list(store.read_ranges("x.bin", spans)) == [data[a:b] for a, b in spans]
+        assert list(store.read_ranges("x.bin", [(10_230, 10_300)])) == [data[10_230:]]  # short at the end
+
     def test_positioned_reads_use_the_descriptor(self, store):
         put(store, "x.bin", b"abcdef")
         with store.open("x.bin") as fh:

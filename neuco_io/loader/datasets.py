@@ -37,7 +37,7 @@ from neuco_io.loader.split import Consumer, canonical_order, current_consumer, r
 from neuco_io.loader.state import LoaderState, loader_states, merge
 from neuco_io.shards.parquet import open_parquet_shard
 from neuco_io.shards.tar import decode_record, iter_tar_records, read_tar_range
-from neuco_io.storage import is_remote, open_read
+from neuco_io.storage import open_read, open_store
 from neuco_io.tasks.tasklist import check_tasks, dataset_tasks
 from neuco_io.validators.cubes import require_usable
 from neuco_io.wording import first_few
@@ -202,6 +202,11 @@ def _read_tasks(ds, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     return {task: found[task].labels() for task in tasks}
 
 
+def _fetched(path: Any) -> bool:
+    """Shards without an OS path (URLs) are what a cache_dir holds copies of; local ones are read in place."""
+    return not open_store(path).os_paths
+
+
 class ShardDataset(EpochMixin, _IterBase):
     """Iterable dataset over the WebDataset or Parquet shards written by `convert`.
 
@@ -297,7 +302,7 @@ class ShardDataset(EpochMixin, _IterBase):
             if cache_limit is not None:
                 raise UsageError("cache_limit: give cache_dir too")
             return None
-        if not any(is_remote(p) for p in self.source.paths):
+        if not any(_fetched(p) for p in self.source.paths):
             return None
         if self.source.manifest is None:
             raise UsageError("cache_dir: these shards have no manifest.json beside them, so a fetched shard "
@@ -306,7 +311,7 @@ class ShardDataset(EpochMixin, _IterBase):
 
     def _open(self, path: Any, sequential: bool = True) -> Any:
         """A shard for reading: from the cache (fetched into it first if need be), or as it is."""
-        if self._cache is None or not is_remote(path):
+        if self._cache is None or not _fetched(path):
             return open_read(path, sequential=sequential)
         cache, known = self._cache
         info = known[path.name]
@@ -314,7 +319,7 @@ class ShardDataset(EpochMixin, _IterBase):
 
     def _ranges_source(self, path: Any) -> Any:
         """Where byte ranges are read: a cached copy when there is one (a range is never worth a fill)."""
-        if self._cache is not None and is_remote(path):
+        if self._cache is not None and _fetched(path):
             cache, known = self._cache
             local = cache.cached(str(path), path.name, known[path.name]["sha256"])
             if local is not None:

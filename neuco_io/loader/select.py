@@ -9,13 +9,14 @@ a URL) per run of adjacent records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from neuco_io.errors import UsageError
-from neuco_io.storage import is_remote, open_read
+from neuco_io.storage import open_store
 from neuco_io.storage.local import require_regular_file
 from neuco_io.wording import first_few
 
@@ -109,23 +110,12 @@ def read_ranges(path: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[
             groups[-1].append(i)
         else:
             groups.append([i])
-    remote = is_remote(path)
-    fh = None if remote else open_read(path)
-    try:
-        for group in groups:
-            start = ranges[group[0]][0]
-            end = sum(ranges[group[-1]])
-            if remote:
-                data = path.fs.cat_file(path.path, start=start, end=end)
-            else:
-                fh.seek(start)
-                data = fh.read(end - start)
+    spans = [(ranges[group[0]][0], sum(ranges[group[-1]])) for group in groups]
+    with contextlib.closing(open_store(path).read_ranges("", spans)) as blocks:  # the file closes with us
+        for group, (start, end), data in zip(groups, spans, blocks):
             if len(data) != end - start:
                 raise OSError(f"{path}: bytes {start}-{end} asked, {len(data)} read (the shard is shorter than "
                               f"its manifest says)")
             for i in group:
                 offset, size = ranges[i]
                 yield i, memoryview(data)[offset - start: offset - start + size]
-    finally:
-        if fh is not None:
-            fh.close()

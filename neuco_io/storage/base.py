@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -130,6 +130,13 @@ class Store(ABC):
     @abstractmethod
     def open(self, name: str = "", *, sequential: bool = False) -> IO[bytes]:
         """A binary file for reading; `sequential` when it is read front to back once (may stream)."""
+
+    def read_ranges(self, name: str, spans: Sequence[tuple[int, int]]) -> Iterator[bytes]:
+        """The bytes of each (start, end) span of a file, in order, through one open file."""
+        with self.open(name) as fh:
+            for start, end in spans:
+                fh.seek(start)
+                yield fh.read(end - start)
 
     def read_text(self, name: str) -> str:
         with self.open(name, sequential=True) as fh:
