@@ -54,7 +54,7 @@ from neuco_io.converters.plan import Plan, Skipped, choose_modalities, file_stat
 from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
 from neuco_io.converters.verify import VerifyReport, verify
 from neuco_io.errors import UsageError
-from neuco_io.execution import Executor, Progress, make_executor
+from neuco_io.execution import Executor, Progress, RunSettings
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
 from neuco_io.shards.labels import write_labels_parquet
@@ -139,24 +139,22 @@ def convert(
     prefix: str = "shard",
     row_group_size: int | None = None,
     parquet_arrays: str | None = None,
-    jobs: int | None = None,
-    executor: Executor | None = None,
     resume: bool = False,
     overwrite: bool = False,
     skip_invalid: bool = False,
     dry_run: bool = False,
-    progress: Progress | None = None,
-    on_start: Callable[[int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
-    storage_options: dict[str, Any] | None = None,
-    scheduler: str | None = None,
+    run: RunSettings | None = None,
+    **run_options: Any,
 ) -> ConvertResult | ConvertEstimate:
     """Convert a dataset root to shards in `out` (either may be an fsspec URL). See the module docstring.
 
     Every option, the source and OUT are checked before anything in OUT changes. With `dry_run` nothing is
     written and a `ConvertEstimate` is returned. `on_note` receives advice while the run goes on (a stale
-    lock taken over, workers left idle by too few shards).
+    lock taken over, workers left idle by too few shards). `run` (or its fields as keywords: `jobs=1`) says how
+    the work runs: see `RunSettings`.
     """
+    run = RunSettings.of(run, run_options)
     if to not in FORMATS:
         raise UsageError(f"--to must be one of {', '.join(FORMATS)}")
     if codec not in CODECS:
@@ -172,9 +170,9 @@ def convert(
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     _check_prefix(prefix)
-    out = open_store(out, storage_options)
+    out = open_store(out, run.storage_options)
     out.check_writable()
-    ds = discover(root, layout, storage_options)
+    ds = discover(root, layout, run.storage_options)
     check_location(ds.store, out)
     if to == "parquet":
         _check_card(out)
@@ -195,8 +193,7 @@ def convert(
             lock = stack.enter_context(OutputLock(out))
             for text in lock.notes:
                 note(text)
-        if executor is None:
-            executor = stack.enter_context(make_executor(jobs, scheduler=scheduler, places=(ds.store, out)))
+        executor = stack.enter_context(run.pool(places=(ds.store, out)))
         plan = make_plan(ds, modalities=chosen, tasks=tasks, codec=codec, fmt=to, shard_size=shard_size,
                          max_records=max_records, prefix=prefix, skip_invalid=skip_invalid, executor=executor)
         parquet = to == "parquet"
@@ -214,7 +211,7 @@ def convert(
         if advice:
             note(advice)
         result = _run(ds.root, out, plan, options, executor, skip_invalid, row_group_size, resume, overwrite,
-                      progress, on_start)
+                      run.progress, run.on_start)
         result.notes = notes
         return result
 
