@@ -143,7 +143,10 @@ def handle_errors(fn: Callable) -> Callable:
         as_json = kwargs.get("output_format") == "json"
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                # Deprecation notices of zarr, xarray, pandas... across the two supported stacks are not the
+                # user's to act on; other warnings (theirs, their encoder's, ours) follow Python's defaults.
+                for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+                    warnings.simplefilter("ignore", category)
                 return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
