@@ -287,10 +287,8 @@ def sample(out: str, layout: str, locations: int, seed: int, samples_per_file: i
         bar.start(locations)
         summary = write_sample(out, layout=layout, locations=locations, seed=seed,
                                samples_per_file=samples_per_file, overwrite=overwrite, progress=bar)
-    data = {"root": str(summary.root), "layout": summary.layout, "locations": summary.locations,
-            "files": summary.files, "bytes": summary.bytes, "tasks": summary.tasks}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json(summary.to_dict())
     else:
         from neuco_io.render import human_bytes
 
@@ -457,11 +455,8 @@ def convert(root: str, out: str, to: str, layout: str | None, shard_size: int, m
     if dry_run:
         _print_dry_run(result, output_format)
         sys.exit(EXIT_OK)
-    data = {"out": str(result.out), "format": result.format, "records": result.records, "shards": result.shards,
-            "bytes": result.bytes, "written": result.written, "reused_from": result.reused_from,
-            "manifest": str(result.manifest), "skipped": [vars(s) for s in result.skipped], "notes": result.notes}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json(result.to_dict())
     else:
         from neuco_io.render import human_bytes, skip_line
 
@@ -480,13 +475,8 @@ def _print_dry_run(plan: Any, output_format: str) -> None:
     """`convert --dry-run`: the plan and the estimate, nothing written."""
     from neuco_io.render import human_bytes, skip_line
 
-    data = {"dry_run": True, "out": str(plan.out), "format": plan.format, "action": plan.action,
-            "records": plan.records, "shards": plan.shards, "estimated_bytes": plan.bytes, "jobs": plan.jobs,
-            "measured_bytes_per_second_per_job": round(plan.rate) if plan.rate else None,
-            "estimated_seconds": round(plan.seconds, 3) if plan.seconds is not None else None,
-            "skipped": [vars(s) for s in plan.skipped], "notes": plan.notes}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json(plan.to_dict())
         return
     action = {"new": "write a new conversion", "resume": "resume the conversion there",
               "replace": "replace the finished conversion there (kept until the new one is complete)"}[plan.action]
@@ -622,10 +612,8 @@ def embed(source: str, encoder: str, out_path: str, batch_size: int, workers: in
                            layout=layout, overwrite=overwrite, progress=bar, on_start=bar.start,
                            storage_options=_storage(storage_options), bands=parse_bands(bands) or None,
                            ids=ids_file, labels=labels_dir)
-    data = {"out": str(result.out), "rows": result.rows, "dim": result.dim, "encoder_dim": result.encoder_dim,
-            "warnings": notes}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json({**result.to_dict(), "warnings": notes})
     else:
         padded = f" (encoder: {result.encoder_dim}, zero-padded)" if result.dim != result.encoder_dim else ""
         _echo(f"wrote {plural(result.rows, 'embedding')} of {plural(result.dim, 'dimension')}{padded} "
@@ -734,13 +722,8 @@ def task_import(src: str, root: str, pattern: str | None, id_mode: str, mapping:
     with progress_bar("import", quiet, unit="locations") as bar:
         result = import_task(src, root, pattern=pattern, ids=id_mode, mapping=mapping, locations=locations,
                              resample_method=resample, jobs=jobs, progress=bar)
-    data = {"root": str(result.root), "imported": len(result.imported), "skipped": len(result.skipped),
-            "refused": [vars(r) for r in result.refused], "flagged": [vars(r) for r in result.flagged],
-            "ids": result.imported,
-            "mapping": str(result.mapping) if result.mapping else None,
-            "locations": str(result.locations) if result.locations else None}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json(result.to_dict())
     else:
         _echo(f"{root}: imported {plural(len(result.imported), 'location')}, {len(result.skipped)} already there, "
                    f"{len(result.refused)} refused")
@@ -821,10 +804,8 @@ def task_pack(root: str, task_name: str, out_path: str, description: str, data_s
             for line in findings_lines(exc.findings, root, max_findings=20, option=False):
                 _echo(line)
         _fail(str(exc), EXIT_FAILED)
-    data = {"ok": True, "bundle": str(result.bundle), "files": result.files, "bytes": result.bytes,
-            "locations": result.locations}
     if output_format == "json":
-        _emit_json(data)
+        _emit_json(result.to_dict())
     else:
         _echo(f"packed {plural(result.locations, 'location')} ({plural(result.files, 'file')}) "
                    f"into {result.bundle}")

@@ -53,6 +53,10 @@ class EmbedResult:
     """Columns written (after padding)."""
     encoder_dim: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `embed --format json` prints (with the run's warnings)."""
+        return {"out": str(self.out), "rows": self.rows, "dim": self.dim, "encoder_dim": self.encoder_dim}
+
 
 class MeanEncoder:
     """A deterministic baseline: per season and band, the spatial mean and standard deviation.

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,11 @@ class SampleSummary:
     files: int
     bytes: int
     tasks: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `sample --format json` prints."""
+        return {"root": str(self.root), "layout": self.layout, "locations": self.locations, "files": self.files,
+                "bytes": self.bytes, "tasks": self.tasks}
 
 
 def _interp_matrix(n_coarse: int) -> np.ndarray:

@@ -89,6 +89,12 @@ class ConvertResult:
     checked against the source again); None when every shard was written by this run."""
     notes: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `convert --format json` prints."""
+        return {"out": str(self.out), "format": self.format, "records": self.records, "shards": self.shards,
+                "bytes": self.bytes, "written": self.written, "reused_from": self.reused_from,
+                "manifest": str(self.manifest), "skipped": [vars(s) for s in self.skipped], "notes": self.notes}
+
 
 def _check_prefix(prefix: str) -> None:
     if not prefix or "/" in prefix or "\\" in prefix or prefix.startswith(".") or not prefix.isprintable():

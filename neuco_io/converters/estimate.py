@@ -41,6 +41,14 @@ class ConvertEstimate:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `convert --dry-run --format json` prints."""
+        return {"dry_run": True, "out": str(self.out), "format": self.format, "action": self.action,
+                "records": self.records, "shards": self.shards, "estimated_bytes": self.bytes, "jobs": self.jobs,
+                "measured_bytes_per_second_per_job": round(self.rate) if self.rate else None,
+                "estimated_seconds": round(self.seconds, 3) if self.seconds is not None else None,
+                "skipped": [vars(s) for s in self.skipped], "notes": self.notes}
+
 
 def measure_rate(job: ShardJob) -> float | None:
     """Output bytes per second of one worker writing the first record of `job`'s shard."""

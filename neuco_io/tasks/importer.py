@@ -68,6 +68,13 @@ class ImportResult:
     mapping: Path | None = None
     locations: Path | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `task import --format json` prints."""
+        return {"root": str(self.root), "imported": len(self.imported), "skipped": len(self.skipped),
+                "refused": [vars(r) for r in self.refused], "flagged": [vars(r) for r in self.flagged],
+                "ids": self.imported, "mapping": str(self.mapping) if self.mapping else None,
+                "locations": str(self.locations) if self.locations else None}
+
 
 MAX_ID_BYTES = 200
 """`<id>.zarr.zip`, and the temporary name it is written under first, must fit a 255-byte file name."""

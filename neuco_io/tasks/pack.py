@@ -9,6 +9,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from neuco_io import __version__, spec
 from neuco_io.errors import NeucoError, UsageError
@@ -39,6 +40,11 @@ class PackResult:
     files: int
     bytes: int
     locations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `task pack --format json` prints."""
+        return {"ok": True, "bundle": str(self.bundle), "files": self.files, "bytes": self.bytes,
+                "locations": self.locations}
 
 
 def _data_card(name: str, task: TaskName, labels: dict[str, float], modalities: list[str], description: str,
