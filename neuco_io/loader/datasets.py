@@ -28,7 +28,7 @@ from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import single_threaded_codecs
 from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
-from neuco_io.loader.cache import ShardCache
+from neuco_io.loader.cache import ShardCache, check_cache_options
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_positions
 from neuco_io.loader.select import locate, read_id_list, read_ranges, select_ids
@@ -303,6 +303,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 raise UsageError("cache_limit: give cache_dir too")
             return None
         if not any(_fetched(p) for p in self.source.paths):
+            check_cache_options(cache_dir, cache_limit)  # unused with local shards, but a typo is still one
             return None
         if self.source.manifest is None:
             raise UsageError("cache_dir: these shards have no manifest.json beside them, so a fetched shard "
