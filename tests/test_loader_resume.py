@@ -125,6 +125,23 @@ def test_bad_states_are_usage_errors(shards):
         list(two_ranks)
 
 
+def test_a_tampered_state_claiming_huge_setups_fails_or_resumes_at_once(shards):
+    """A state naming 10**18 consumers must not make the loader count through them (it hung)."""
+    ds = ShardDataset(shards, **OPTIONS)
+    it = iter(ds)
+    next(it)
+    state = ds.state_dict()
+    it.close()
+    huge = {"world_size": 10**9, "num_workers": 10**9, "yielded": {"0": 1}}
+    tampered = ShardDataset(shards, **OPTIONS)
+    tampered.load_state_dict({**state, "current": huge})
+    with pytest.raises(UsageError, match="1 of the 1000000000000000000 consumers"):
+        list(tampered)
+    replayed = ShardDataset(shards, **OPTIONS)
+    replayed.load_state_dict({**state, "history": [huge], "current": None})
+    assert 0 < len(list(replayed)) <= len(list(ShardDataset(shards, **OPTIONS)))  # replayed on positions, at once
+
+
 def test_epochs_after_a_resume(shards):
     ds = ShardDataset(shards, **OPTIONS)
     ds.set_epoch(4)

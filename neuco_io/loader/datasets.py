@@ -424,8 +424,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 raise UsageError(f"load_state_dict: the state has no position for rank {consumer.rank} worker "
                                  f"{consumer.worker}; pass the states of every rank (a list)")
             return list(resume.history), current.yielded[consumer.index]
-        missing = [i for i in range(current.consumers) if i not in current.yielded]
-        if missing:
+        if len(current.yielded) < current.consumers:  # its keys are distinct consumers of the set-up
             raise UsageError(f"load_state_dict: the state has positions for {len(current.yielded)} of the "
                              f"{current.consumers} consumers ({current.world_size} rank(s) x {current.num_workers} "
                              f"worker(s)) it was saved from; to resume on another number of workers or ranks, pass "
