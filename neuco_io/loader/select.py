@@ -114,8 +114,8 @@ def read_ranges(path: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[
     with contextlib.closing(open_store(path).read_ranges("", spans)) as blocks:  # the file closes with us
         for group, (start, end), data in zip(groups, spans, blocks):
             if len(data) != end - start:
-                raise OSError(f"{path}: bytes {start}-{end} asked, {len(data)} read (the shard is shorter than "
-                              f"its manifest says)")
+                raise OSError(f"{path}: bytes {start}-{end} asked, {len(data)} read (the shard is "
+                              f"{'shorter' if len(data) < end - start else 'other'} than its manifest says)")
             for i in group:
                 offset, size = ranges[i]
                 yield i, memoryview(data)[offset - start: offset - start + size]
