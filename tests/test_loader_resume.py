@@ -235,3 +235,23 @@ def test_a_killed_run_resumes_on_other_workers_and_ranks(shards, tmp_path):
         seen += [s["id"] for batch in _loader(ds, workers) for s in batch]
     assert sorted(seen) == sorted(ids(ShardDataset(shards, **OPTIONS)))
     assert len(seen) == len(set(seen)) == 14
+
+
+def test_a_state_from_other_data_with_the_same_counts_is_refused(shards, tmp_path):
+    """Same seed, shuffle and record counts, other records: replaying the plan would skip the wrong ones."""
+    from neuco_io.sample import write_sample
+
+    root = write_sample(tmp_path / "v11", layout="v1.1", locations=14, seed=2, samples_per_file=4).root
+    convert(root, tmp_path / "other", to="webdataset", jobs=1, max_records=2)
+    ds = ShardDataset(shards, **OPTIONS)
+    it = iter(ds)
+    next(it)
+    state = ds.state_dict()
+    it.close()
+    for other in (ShardDataset(tmp_path / "other", **OPTIONS), ShardDataset(shards, **OPTIONS, epoch_size=14),
+                  ShardDataset(shards, **OPTIONS, epoch_size=14, resampled=True)):
+        with pytest.raises(UsageError, match="saved from other data"):
+            other.load_state_dict(state)
+    same = ShardDataset(str(shards), **OPTIONS)  # the same data by another spelling of its path: fine
+    same.load_state_dict(state)
+    assert len(ids(same)) == 13

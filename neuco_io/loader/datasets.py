@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import warnings
@@ -290,6 +292,7 @@ class ShardDataset(EpochMixin, _IterBase):
         self._picked = None if ids is None else \
             select_ids(read_id_list(ids), self.source.manifest, [p.name for p in self.source.paths])
         """With `ids`: the rows read per shard and their byte ranges."""
+        self._fingerprint_cache: str | None = None
         self._resume: LoaderState | None = None
         """A loaded state: the epoch it names continues where it stopped."""
         self._progress: LoaderState | None = None
@@ -363,7 +366,8 @@ class ShardDataset(EpochMixin, _IterBase):
         plan = consumer_plan(self.counts, consumer, canonical, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
                              equal_per_rank=self.equal_per_rank, positions=positions, generation=len(history))
         progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
-                               history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}))
+                               history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}),
+                               self._fingerprint())
         self._progress = progress
         records = in_order(plan, plan.order[skip:], self._read)
         warned = bool(self.source.manifest)
@@ -390,7 +394,20 @@ class ShardDataset(EpochMixin, _IterBase):
         history, skip = self._start(consumer, self.epoch)
         setup = Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip})
         return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
-                           history, setup).to_dict()
+                           history, setup, self._fingerprint()).to_dict()
+
+    def _fingerprint(self) -> str:
+        """What a saved position depends on besides seed, shuffle and counts: which shards (their sha256 when
+        the manifest gives it, else name and records), which records of them (`ids`), `epoch_size` and
+        `resampled`. Two conversions of different data with the same record counts differ here."""
+        if self._fingerprint_cache is None:
+            known = {s["name"]: s.get("sha256") for s in self.source.manifest["shards"]} if self.source.manifest \
+                else {}
+            shards = [[p.name, n, known.get(p.name)] for p, n in zip(self.source.paths, self.source.counts)]
+            picked = None if self._picked is None else [list(rows) for rows in self._picked.rows]
+            doc = json.dumps([shards, picked, self.epoch_size, self.resampled], sort_keys=True, default=str)
+            self._fingerprint_cache = hashlib.sha256(doc.encode()).hexdigest()[:16]
+        return self._fingerprint_cache
 
     def load_state_dict(self, state: Any) -> None:
         """Continue an epoch where a saved state left it: `state_dict()` of this dataset, a
@@ -407,6 +424,9 @@ class ShardDataset(EpochMixin, _IterBase):
         if mine != theirs:
             raise UsageError(f"load_state_dict: the state was saved with seed, shuffle, equal_per_rank, records = "
                              f"{theirs}; this dataset has {mine}")
+        if merged.dataset != self._fingerprint():
+            raise UsageError("load_state_dict: the state was saved from other data (other shards or shard contents, "
+                             "or another ids=, epoch_size or resampled); resume with the dataset it was saved from")
         self._resume = merged
         self._progress = None
         self.set_epoch(merged.epoch)
