@@ -270,4 +270,6 @@ def embed(
         finally:
             if writer is not None:
                 writer.close()
+            if hasattr(dataset, "close"):  # a CubeDataset's open cubes
+                dataset.close()
     return EmbedResult(out, rows, dim or encoder_dim or 0, encoder_dim or 0)

@@ -43,19 +43,48 @@ setup_pinned() {
   .venv-pinned/bin/python scripts/check_pins.py scripts/pinned-stack.txt zarr numcodecs xarray numpy pandas torch
 }
 
-status=0
-summary=()
-for stack in $STACKS; do
-  venv=.venv; [ "$stack" = pinned ] && venv=.venv-pinned
-  started=$SECONDS
+# The stacks run side by side (each pytest is mostly one process, and the machine has cores to spare),
+# each in its own temporary folder and log; SERIAL_STACKS=1 runs them one after the other.
+mkdir -p .test-results
+rm -f .test-results/*.status .test-results/*.xml .test-results/*.log
+run_stack() {  # STACK [pytest args]: setup, then the suite; prints "SECONDS EXIT" last
+  local stack=$1; shift
+  local venv=.venv started=$SECONDS rc=0
+  [ "$stack" = pinned ] && venv=.venv-pinned
   "setup_$stack"
   if [ "$stack" = newest ]; then
-    .venv/bin/ruff check neuco_io tests benchmarks scripts
+    .venv/bin/ruff check neuco_io tests benchmarks scripts || rc=$?
   fi
   echo "== tests on the $stack stack ($($venv/bin/python -c 'import zarr, xarray, numpy, pandas; print(f"zarr {zarr.__version__}, xarray {xarray.__version__}, numpy {numpy.__version__}, pandas {pandas.__version__}")'))"
-  rc=0
-  PYTHONWARNINGS= NEUCO_IO_STACK=$stack $venv/bin/python -m pytest -q --junitxml=".test-results/$stack.xml" "$@" || rc=$?
-  summary+=("$stack" "$rc" "$((SECONDS - started))")
+  local basetemp prc=0
+  basetemp=$(mktemp -d "${TMPDIR:-/tmp}/neuco-io-tests-$stack.XXXXXX")
+  PYTHONWARNINGS= NEUCO_IO_STACK=$stack $venv/bin/python -m pytest -q --basetemp="$basetemp" \
+    --junitxml=".test-results/$stack.xml" "$@" || prc=$?
+  rm -rf "$basetemp"
+  [ "$rc" -ne 0 ] || rc=$prc
+  echo "$((SECONDS - started)) $rc" > ".test-results/$stack.status"
+}
+
+status=0
+summary=()
+stacks=($STACKS)
+if [ "${#stacks[@]}" -gt 1 ] && [ "${SERIAL_STACKS:-0}" != 1 ]; then
+  pids=()
+  for stack in "${stacks[@]}"; do
+    run_stack "$stack" "$@" > ".test-results/$stack.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!stacks[@]}"; do
+    wait "${pids[$i]}" || true
+    echo "==== ${stacks[$i]} stack (log: .test-results/${stacks[$i]}.log)"
+    cat ".test-results/${stacks[$i]}.log"
+  done
+else
+  for stack in "${stacks[@]}"; do run_stack "$stack" "$@"; done
+fi
+for stack in "${stacks[@]}"; do
+  read -r seconds rc < ".test-results/$stack.status" 2>/dev/null || { seconds=0; rc=1; }
+  summary+=("$stack" "$rc" "$seconds")
   [ "$rc" -eq 0 ] || status=$rc
 done
 # one closing line for both runs: "tests: N passed, N failed, N skipped"

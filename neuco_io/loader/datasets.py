@@ -151,6 +151,10 @@ class CubeDataset(EpochMixin, _MapBase):
     def ids(self) -> list[str]:
         return [item[0] for item in self._items]
 
+    def close(self) -> None:
+        """Close the cubes this dataset holds open (they are reopened if it is read again)."""
+        self._cubes.close()
+
     def _cube(self, path: Any, modality: str) -> Cube:
         if os.getpid() != self._pid:  # a DataLoader worker (the pool opens its own cubes there): one core each
             self._pid = os.getpid()

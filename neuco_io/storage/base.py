@@ -117,11 +117,11 @@ class Store(ABC):
     def exists(self, name: str = "") -> bool:
         """True when a file or folder is there (on object stores, folders are implicit: the root always is)."""
 
-    @abstractmethod
-    def is_dir(self, name: str = "") -> bool: ...
+    def is_dir(self, name: str = "") -> bool:
+        return self.location(name).is_dir()
 
-    @abstractmethod
-    def is_file(self, name: str = "") -> bool: ...
+    def is_file(self, name: str = "") -> bool:
+        return self.location(name).is_file()
 
     @abstractmethod
     def signature(self, name: str = "") -> list:

@@ -99,12 +99,6 @@ class LocalStore(Store):
     def exists(self, name: str = "") -> bool:
         return self.location(name).exists()
 
-    def is_dir(self, name: str = "") -> bool:
-        return self.location(name).is_dir()
-
-    def is_file(self, name: str = "") -> bool:
-        return self.location(name).is_file()
-
     def signature(self, name: str = "") -> list:
         try:
             st = self.location(name).stat()

@@ -79,12 +79,6 @@ class FsspecStore(Store):
     def exists(self, name: str = "") -> bool:
         return not name or self.location(name).exists()
 
-    def is_dir(self, name: str = "") -> bool:
-        return self.location(name).is_dir()
-
-    def is_file(self, name: str = "") -> bool:
-        return self.location(name).is_file()
-
     def signature(self, name: str = "") -> list:
         try:
             info = self.fs.info(self._key(name))
