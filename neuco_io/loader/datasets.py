@@ -525,6 +525,8 @@ class ShardDataset(EpochMixin, _IterBase):
         manifest's index. KeyError when the index does not know it."""
         try:
             shard, row, offset, size = locate(loc_id, self.source.manifest, [p.name for p in self.source.paths])
+        except ShardError:  # a ValueError too: the index places the id outside its shard
+            raise
         except (KeyError, ValueError):
             raise KeyError(f"{loc_id!r}: not an id of these shards (see the manifest's index)") from None
         path = self.source.paths[shard]
