@@ -148,3 +148,9 @@ def test_a_tampered_index_range_is_a_shard_error_not_a_seek_or_allocation(shards
         ShardDataset(folder, **OPTIONS).get(loc_id)
     with pytest.raises(ShardError, match="outside the shard"):
         ShardDataset(folder, ids=[loc_id], **OPTIONS)
+
+
+def test_a_single_id_given_as_a_string_says_to_use_a_list(shards):
+    loc_id = sorted(json.loads((shards / "webdataset" / "manifest.json").read_text())["index"])[0]
+    with pytest.raises(UsageError, match=r"No such file.*one id goes in a list: ids=\['"):
+        ShardDataset(shards / "webdataset", ids=loc_id, **OPTIONS)

@@ -34,7 +34,9 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
             with open(ids, encoding="utf-8-sig") as fh:
                 lines = fh.read().splitlines()
         except OSError as exc:
-            raise UsageError(f"ids: cannot read {os.fspath(ids)}: {exc.strerror or exc}") from None
+            hint = f" (one id goes in a list: ids=[{ids!r}])" if isinstance(ids, str) and not os.path.lexists(ids) \
+                else ""
+            raise UsageError(f"ids: cannot read {os.fspath(ids)}: {exc.strerror or exc}{hint}") from None
         except UnicodeDecodeError:
             raise UsageError(f"ids: {os.fspath(ids)} is not UTF-8 text (one id per line)") from None
         items = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
