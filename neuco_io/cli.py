@@ -1047,6 +1047,17 @@ def run() -> None:
         main()
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # before a command's own handling started (while click parsed the options)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # outside a command's error handling: a bug of ours, never a traceback
+        if os.environ.get("NEUCO_IO_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        with contextlib.suppress(Exception):
+            _echo(f"neuco-io: internal error: {type(exc).__name__}: {exc} (set NEUCO_IO_DEBUG=1 for a traceback)",
+                  err=True)
+        code = EXIT_INTERNAL
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()

@@ -45,3 +45,20 @@ def test_the_console_entry_point_keeps_exit_codes_and_output(tmp_path):
     usage = subprocess.run([sys.executable, "-m", "neuco_io.cli", "validate", str(tmp_path / "absent"), "--format",
                             "json"], capture_output=True, text=True, timeout=300)
     assert usage.returncode == 2 and json.loads(usage.stdout)["ok"] is False
+
+
+def test_a_bug_outside_a_commands_error_handling_is_exit_3_without_a_traceback(tmp_path):
+    """The console entry point's own safety net: an error while click parses options (here a parameter type
+    made to fail) is an internal error, exit 3, one line; never a traceback and exit 1."""
+    import subprocess
+    import sys
+
+    code = ("import sys, neuco_io.cli as cli\n"
+            "def broken(self, value, param, ctx):\n    raise ZeroDivisionError('boom')\n"
+            "cli.ByteSize.convert = broken\n"
+            "sys.argv = ['neuco-io', 'convert', 'a', 'b', '--to', 'webdataset', '--shard-size', '1GB']\n"
+            "cli.run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "internal error: ZeroDivisionError: boom" in done.stderr
+    assert "Traceback" not in done.stderr
