@@ -484,7 +484,7 @@ def _print_dry_run(plan: Any, output_format: str) -> None:
     _echo(f"  {plural(plan.records, 'record')} in {plural(plan.shards, plan.format + ' shard')}, about "
                f"{human_bytes(plan.bytes)}")
     if plan.seconds is not None:
-        _echo(f"  about {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
+        _echo(f"  {_duration(plan.seconds)} with {min(plan.jobs, max(plan.shards, 1))} of {plan.jobs} jobs "
                    f"(measured here: {human_bytes(plan.rate)}/s per job on one record)")
     for skipped in plan.skipped:
         _echo(skip_line(skipped, "would skip"))
@@ -494,11 +494,14 @@ def _print_dry_run(plan: Any, output_format: str) -> None:
 
 
 def _duration(seconds: float) -> str:
+    """An estimate in words ("about 0 s" read as a broken estimate)."""
+    if seconds < 0.5:
+        return "under 1 s"
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"about {seconds:.0f} s"
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 @main.command()

@@ -17,7 +17,7 @@ def parse_size(value: int | str) -> int:
         number = text.rstrip("KMGTIB")
         try:
             size = int(float(number) * SIZE_UNITS[text[len(number):]])
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # OverflowError: inf, 1e400
             raise ValueError(f"{value!r} is not a size (examples: 1GB, 500MB, 2GiB, 1000000)") from None
     if size <= 0:
         raise ValueError(f"{value!r}: a size must be positive")

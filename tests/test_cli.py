@@ -62,7 +62,9 @@ def test_max_findings_limits_text(downstream):
 
 
 @pytest.mark.parametrize("args", [["validate", "/nonexistent/root"], ["validate", "--jobs", "-3", "."],
-                                  ["sample", "x", "--locations", "1"]])
+                                  ["sample", "x", "--locations", "1"],
+                                  ["convert", "in", "out", "--to", "webdataset", "--shard-size", "inf"],
+                                  ["convert", "in", "out", "--to", "webdataset", "--shard-size", "1e400GB"]])
 def test_usage_errors_exit_2(args, tmp_path):
     result = invoke(*args)
     assert result.exit_code == 2

@@ -327,6 +327,14 @@ def test_too_few_shards_for_the_jobs_is_said(downstream, tmp_path):
     code, output = cli("convert", str(downstream), str(tmp_path / "out"), "--to", "webdataset", "--jobs", "3",
                        "--dry-run")
     assert code == 0 and "1 shard for 3 jobs" in output and "--shard-size" in output
+    assert "about 0 s" not in output  # a tiny conversion is "under 1 s"
+
+
+def test_estimated_durations_read_as_words():
+    from neuco_io.cli import _duration
+
+    assert [_duration(s) for s in (0.2, 0.6, 30, 600, 36000)] == \
+        ["under 1 s", "about 1 s", "about 30 s", "about 10 min", "about 10.0 h"]
 
 
 # -- interrupts --------------------------------------------------------------------------------------------

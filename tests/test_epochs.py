@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from neuco_io.converters import convert
+from neuco_io.errors import UsageError
 from neuco_io.loader import CubeDataset, ShardDataset
 
 from helpers import ORIGINAL
@@ -85,3 +86,16 @@ def test_copies_of_a_dataset_keep_their_own_epoch(shards):
         assert clone.epoch == 5
         clone.set_epoch(6)
         assert ds.epoch == 5
+
+
+@pytest.mark.parametrize("epoch", [-1, 1.5, "2", True, None, 2**63])
+def test_a_bad_epoch_is_a_usage_error_naming_it(shards, epoch):
+    """Not a ValueError from inside numpy's seeding (negative), nor a silent wrap-around (2**63)."""
+    ds = ShardDataset(shards, shuffle=3)
+    with pytest.raises(UsageError, match=r"epoch: expected a whole number .*got"):
+        ds.set_epoch(epoch)
+    assert ds.epoch == 0
+    state = ds.state_dict()
+    state["epoch"] = -1  # a tampered state
+    with pytest.raises(UsageError, match="epoch"):
+        ShardDataset(shards, shuffle=3).load_state_dict(state)

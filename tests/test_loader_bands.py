@@ -162,6 +162,20 @@ def test_normalize_refuses_a_json_that_is_not_stats(tmp_path):
         CubeDataset(DOWNSTREAM, normalize=path)
 
 
+@pytest.mark.parametrize("text, words", [
+    ("[" * 100_000 + "]" * 100_000, "is not JSON (RecursionError"),
+    ('{"format": "neuco-io.stats", "s2_offset": "false", "modalities": {}}', "s2_offset must be true, false or null"),
+    (" " * (16 * 2**20 + 1), "over 16 MiB"),
+    ("\xff{}", "is not JSON (UnicodeDecodeError"),
+])
+def test_normalize_refuses_a_hostile_stats_json_naming_it(tmp_path, text, words):
+    path = tmp_path / "hostile.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UsageError) as info:
+        CubeDataset(DOWNSTREAM, normalize=path)
+    assert str(path) in str(info.value) and words in str(info.value)
+
+
 def test_embed_bands(tmp_path):
     out = tmp_path / "emb.csv"
     result = CliRunner().invoke(main, ["embed", str(DOWNSTREAM), "--encoder", "mean", "--out", str(out),

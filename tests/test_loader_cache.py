@@ -161,6 +161,18 @@ def test_cache_options_are_checked(served, tmp_path):
         ShardDataset(f"{base}/webdataset/", cache_dir=tmp_path / "c", cache_limit="lots", **OPTIONS)
     with pytest.raises(UsageError, match="give cache_dir"):
         ShardDataset(f"{base}/webdataset/", cache_limit="1GB", **OPTIONS)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UsageError, match="a-file: exists and is not a folder"):
+        ShardDataset(f"{base}/webdataset/", cache_dir=tmp_path / "a-file", **OPTIONS)
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "lots", "inf", float("nan"), True])
+def test_cache_options_are_checked_for_local_shards_too(served, tmp_path, limit):
+    """Local shards are read in place, so the cache is unused: a mistyped option still says so."""
+    folder, _, _ = served
+    with pytest.raises(UsageError, match="cache_limit"):
+        ShardDataset(folder / "webdataset", cache_dir=tmp_path / "c", cache_limit=limit, **OPTIONS)
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet"])

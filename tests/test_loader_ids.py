@@ -11,7 +11,7 @@ from test_loader_cache import serve
 
 from neuco_io.cli import main
 from neuco_io.converters import convert
-from neuco_io.errors import UsageError
+from neuco_io.errors import ShardError, UsageError
 from neuco_io.loader import CubeDataset, IndexedShardDataset, ShardDataset
 
 from helpers import ORIGINAL
@@ -128,3 +128,29 @@ def test_embed_ids_and_labels(shards, tmp_path, source):
     bad = CliRunner().invoke(main, ["embed", str(src), "--encoder", "mean", "--out", str(tmp_path / "y.csv"),
                                     "--ids", str(unknown)])
     assert bad.exit_code == 2 and "nowhere" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("place", [(-5, None), (None, 10**12), (None, 0), (10**15, None)])
+def test_a_tampered_index_range_is_a_shard_error_not_a_seek_or_allocation(shards, tmp_path, place):
+    """An index entry placing a record outside its shard (a terabyte, a negative offset) is refused before any
+    read: it was a MemoryError or 'Invalid argument' from deep inside, and `get` called it an unknown id."""
+    import shutil
+
+    folder = tmp_path / "tampered"
+    shutil.copytree(shards / "webdataset", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    loc_id = sorted(manifest["index"])[0]
+    entry = manifest["index"][loc_id]
+    entry[2] = entry[2] if place[0] is None else place[0]
+    entry[3] = entry[3] if place[1] is None else place[1]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match=r"shard-\d+\.tar: the manifest's index places .* outside the shard"):
+        ShardDataset(folder, **OPTIONS).get(loc_id)
+    with pytest.raises(ShardError, match="outside the shard"):
+        ShardDataset(folder, ids=[loc_id], **OPTIONS)
+
+
+def test_a_single_id_given_as_a_string_says_to_use_a_list(shards):
+    loc_id = sorted(json.loads((shards / "webdataset" / "manifest.json").read_text())["index"])[0]
+    with pytest.raises(UsageError, match=r"No such file.*one id goes in a list: ids=\['"):
+        ShardDataset(shards / "webdataset", ids=loc_id, **OPTIONS)

@@ -125,6 +125,23 @@ def test_bad_states_are_usage_errors(shards):
         list(two_ranks)
 
 
+def test_a_tampered_state_claiming_huge_setups_fails_or_resumes_at_once(shards):
+    """A state naming 10**18 consumers must not make the loader count through them (it hung)."""
+    ds = ShardDataset(shards, **OPTIONS)
+    it = iter(ds)
+    next(it)
+    state = ds.state_dict()
+    it.close()
+    huge = {"world_size": 10**9, "num_workers": 10**9, "yielded": {"0": 1}}
+    tampered = ShardDataset(shards, **OPTIONS)
+    tampered.load_state_dict({**state, "current": huge})
+    with pytest.raises(UsageError, match="1 of the 1000000000000000000 consumers"):
+        list(tampered)
+    replayed = ShardDataset(shards, **OPTIONS)
+    replayed.load_state_dict({**state, "history": [huge], "current": None})
+    assert 0 < len(list(replayed)) <= len(list(ShardDataset(shards, **OPTIONS)))  # replayed on positions, at once
+
+
 def test_epochs_after_a_resume(shards):
     ds = ShardDataset(shards, **OPTIONS)
     ds.set_epoch(4)
@@ -218,3 +235,23 @@ def test_a_killed_run_resumes_on_other_workers_and_ranks(shards, tmp_path):
         seen += [s["id"] for batch in _loader(ds, workers) for s in batch]
     assert sorted(seen) == sorted(ids(ShardDataset(shards, **OPTIONS)))
     assert len(seen) == len(set(seen)) == 14
+
+
+def test_a_state_from_other_data_with_the_same_counts_is_refused(shards, tmp_path):
+    """Same seed, shuffle and record counts, other records: replaying the plan would skip the wrong ones."""
+    from neuco_io.sample import write_sample
+
+    root = write_sample(tmp_path / "v11", layout="v1.1", locations=14, seed=2, samples_per_file=4).root
+    convert(root, tmp_path / "other", to="webdataset", jobs=1, max_records=2)
+    ds = ShardDataset(shards, **OPTIONS)
+    it = iter(ds)
+    next(it)
+    state = ds.state_dict()
+    it.close()
+    for other in (ShardDataset(tmp_path / "other", **OPTIONS), ShardDataset(shards, **OPTIONS, epoch_size=14),
+                  ShardDataset(shards, **OPTIONS, epoch_size=14, resampled=True)):
+        with pytest.raises(UsageError, match="saved from other data"):
+            other.load_state_dict(state)
+    same = ShardDataset(str(shards), **OPTIONS)  # the same data by another spelling of its path: fine
+    same.load_state_dict(state)
+    assert len(ids(same)) == 13

@@ -25,7 +25,7 @@ from neuco_io.errors import ShardError, UsageError
 from neuco_io.sizes import parse_size
 from neuco_io.storage import open_read
 
-__all__ = ["ShardCache"]
+__all__ = ["ShardCache", "check_cache_options"]
 
 PARTIAL = ".partial"
 LOCK = ".lock"
@@ -53,15 +53,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_cache_options(folder: str | os.PathLike[str], limit: int | str | None) -> int | None:
+    """The limit in bytes (None: no limit); a UsageError for a limit that is not a size or a folder that
+    exists as something else (checked without creating anything)."""
+    try:
+        size = None if limit is None else parse_size(limit)
+    except ValueError as exc:
+        raise UsageError(f"cache_limit: {exc}") from None
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"cache_dir {folder}: exists and is not a folder")
+    return size
+
+
 class ShardCache:
     """Shards of one source kept in `folder`, at most `limit` bytes in all (files and fills in progress)."""
 
     def __init__(self, folder: str | os.PathLike[str], limit: int | str | None) -> None:
         self.folder = Path(folder)
-        try:
-            self.limit = None if limit is None else parse_size(limit)
-        except ValueError as exc:
-            raise UsageError(f"cache_limit: {exc}") from None
+        self.limit = check_cache_options(folder, limit)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import warnings
@@ -28,7 +30,7 @@ from neuco_io.errors import CubeError, ShardError, UsageError
 from neuco_io.execution import single_threaded_codecs
 from neuco_io.layout import CubeFile, Layout, discover
 from neuco_io.loader.assemble import SampleOptions
-from neuco_io.loader.cache import ShardCache
+from neuco_io.loader.cache import ShardCache, check_cache_options
 from neuco_io.loader.epoch import EpochMixin, SharedEpoch
 from neuco_io.loader.order import Generation, consumer_plan, in_order, remaining_positions
 from neuco_io.loader.select import locate, read_id_list, read_ranges, select_ids
@@ -294,6 +296,7 @@ class ShardDataset(EpochMixin, _IterBase):
         self._picked = None if ids is None else \
             select_ids(read_id_list(ids), self.source.manifest, [p.name for p in self.source.paths])
         """With `ids`: the rows read per shard and their byte ranges."""
+        self._fingerprint_cache: str | None = None
         self._resume: LoaderState | None = None
         """A loaded state: the epoch it names continues where it stopped."""
         self._progress: LoaderState | None = None
@@ -307,6 +310,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 raise UsageError("cache_limit: give cache_dir too")
             return None
         if not any(_fetched(p) for p in self.source.paths):
+            check_cache_options(cache_dir, cache_limit)  # unused with local shards, but a typo is still one
             return None
         if self.source.manifest is None:
             raise UsageError("cache_dir: these shards have no manifest.json beside them, so a fetched shard "
@@ -366,7 +370,8 @@ class ShardDataset(EpochMixin, _IterBase):
         plan = consumer_plan(self.counts, consumer, canonical, epoch=epoch, seed=self.seed, shuffle=self.shuffle,
                              equal_per_rank=self.equal_per_rank, positions=positions, generation=len(history))
         progress = LoaderState(epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
-                               history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}))
+                               history, Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip}),
+                               self._fingerprint())
         self._progress = progress
         records = in_order(plan, plan.order[skip:], self._read)
         warned = bool(self.source.manifest)
@@ -393,7 +398,20 @@ class ShardDataset(EpochMixin, _IterBase):
         history, skip = self._start(consumer, self.epoch)
         setup = Generation(consumer.world_size, consumer.num_workers, {consumer.index: skip})
         return LoaderState(self.epoch, self.seed, self.shuffle, self.equal_per_rank, self.epoch_records,
-                           history, setup).to_dict()
+                           history, setup, self._fingerprint()).to_dict()
+
+    def _fingerprint(self) -> str:
+        """What a saved position depends on besides seed, shuffle and counts: which shards (their sha256 when
+        the manifest gives it, else name and records), which records of them (`ids`), `epoch_size` and
+        `resampled`. Two conversions of different data with the same record counts differ here."""
+        if self._fingerprint_cache is None:
+            known = {s["name"]: s.get("sha256") for s in self.source.manifest["shards"]} if self.source.manifest \
+                else {}
+            shards = [[p.name, n, known.get(p.name)] for p, n in zip(self.source.paths, self.source.counts)]
+            picked = None if self._picked is None else [list(rows) for rows in self._picked.rows]
+            doc = json.dumps([shards, picked, self.epoch_size, self.resampled], sort_keys=True, default=str)
+            self._fingerprint_cache = hashlib.sha256(doc.encode()).hexdigest()[:16]
+        return self._fingerprint_cache
 
     def load_state_dict(self, state: Any) -> None:
         """Continue an epoch where a saved state left it: `state_dict()` of this dataset, a
@@ -410,6 +428,9 @@ class ShardDataset(EpochMixin, _IterBase):
         if mine != theirs:
             raise UsageError(f"load_state_dict: the state was saved with seed, shuffle, equal_per_rank, records = "
                              f"{theirs}; this dataset has {mine}")
+        if merged.dataset != self._fingerprint():
+            raise UsageError("load_state_dict: the state was saved from other data (other shards or shard contents, "
+                             "or another ids=, epoch_size or resampled); resume with the dataset it was saved from")
         self._resume = merged
         self._progress = None
         self.set_epoch(merged.epoch)
@@ -427,8 +448,7 @@ class ShardDataset(EpochMixin, _IterBase):
                 raise UsageError(f"load_state_dict: the state has no position for rank {consumer.rank} worker "
                                  f"{consumer.worker}; pass the states of every rank (a list)")
             return list(resume.history), current.yielded[consumer.index]
-        missing = [i for i in range(current.consumers) if i not in current.yielded]
-        if missing:
+        if len(current.yielded) < current.consumers:  # its keys are distinct consumers of the set-up
             raise UsageError(f"load_state_dict: the state has positions for {len(current.yielded)} of the "
                              f"{current.consumers} consumers ({current.world_size} rank(s) x {current.num_workers} "
                              f"worker(s)) it was saved from; to resume on another number of workers or ranks, pass "
@@ -505,6 +525,8 @@ class ShardDataset(EpochMixin, _IterBase):
         manifest's index. KeyError when the index does not know it."""
         try:
             shard, row, offset, size = locate(loc_id, self.source.manifest, [p.name for p in self.source.paths])
+        except ShardError:  # a ValueError too: the index places the id outside its shard
+            raise
         except (KeyError, ValueError):
             raise KeyError(f"{loc_id!r}: not an id of these shards (see the manifest's index)") from None
         path = self.source.paths[shard]

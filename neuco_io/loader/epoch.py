@@ -13,12 +13,27 @@ import multiprocessing
 from multiprocessing.context import get_spawning_popen
 from typing import Any
 
+import numpy as np
+
+from neuco_io.errors import UsageError
+
+MAX_EPOCH = 2**63 - 1
+"""The shared cell is a signed 64-bit integer; numpy's seeding refuses negative epochs."""
+
+
+def checked_epoch(epoch: Any) -> int:
+    """`epoch` as an int, or a UsageError naming it: a negative, fractional, boolean or oversized epoch would
+    otherwise fail deep inside numpy's seeding, or wrap around silently in the shared cell."""
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not 0 <= epoch <= MAX_EPOCH:
+        raise UsageError(f"epoch: expected a whole number from 0 to {MAX_EPOCH}, got {epoch!r}")
+    return int(epoch)
+
 
 class SharedEpoch:
     """An epoch the main process sets and its DataLoader workers read, persistent workers included."""
 
     def __init__(self, epoch: int = 0) -> None:
-        self._cell = multiprocessing.RawValue("q", int(epoch))
+        self._cell = multiprocessing.RawValue("q", checked_epoch(epoch))
 
     @property
     def value(self) -> int:
@@ -26,7 +41,7 @@ class SharedEpoch:
 
     @value.setter
     def value(self, epoch: int) -> None:
-        self._cell.value = int(epoch)
+        self._cell.value = checked_epoch(epoch)
 
     def __getstate__(self) -> dict[str, Any]:
         if get_spawning_popen() is not None:  # starting a worker: hand it the shared cell itself

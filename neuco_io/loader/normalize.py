@@ -30,6 +30,9 @@ from neuco_io.storage.local import require_regular_file
 
 __all__ = ["Normalization", "resolve_normalize"]
 
+MAX_STATS_BYTES = 16 * 2**20
+"""A stats.json is a few kB; a larger file is refused before it is parsed (bounded memory)."""
+
 STATS_FORMAT = "neuco-io.stats"
 """stats.json's `format` (neuco_io.stats writes it; the loader does not import the stats machinery)."""
 
@@ -98,12 +101,17 @@ def _pair(value: Any, modality: str, where: str) -> tuple[np.ndarray, np.ndarray
 def _from_stats_file(path: str) -> tuple[dict[str, Any], bool | None]:
     try:
         require_regular_file(path)
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_STATS_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"normalize: cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"normalize: {path} is not JSON ({exc})") from None
+    if len(data) > MAX_STATS_BYTES:
+        raise UsageError(f"normalize: {path} is over {MAX_STATS_BYTES // 2**20} MiB: not a stats.json "
+                         f"(`neuco-io stats --out` writes a few kB)")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UsageError(f"normalize: {path} is not JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(doc, dict) or doc.get("format") != STATS_FORMAT or not isinstance(doc.get("modalities"), dict):
         raise UsageError(f"normalize: {path} is not a stats.json written by `neuco-io stats --out` "
                          f"(no \"format\": \"{STATS_FORMAT}\" with \"modalities\")")
@@ -125,6 +133,8 @@ def _from_stats_file(path: str) -> tuple[dict[str, Any], bool | None]:
                              f"was measured)")
         stats[modality] = ([means[j] for j in order], [stds[j] for j in order])
     offset = doc.get("s2_offset")
+    if offset is not None and not isinstance(offset, bool):  # "false" would otherwise read as True
+        raise UsageError(f"normalize: {path}: s2_offset must be true, false or null, got {offset!r}")
     if offset is None and doc.get("layout") in ("v1.1", "downstream"):
         offset = doc["layout"] == "v1.1"
     return stats, offset if offset is None else bool(offset)

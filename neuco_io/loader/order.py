@@ -96,8 +96,7 @@ def remaining_positions(counts: list[int], history: Sequence[Generation], canoni
     positions = np.arange(len(canonical))
     for g, generation in enumerate(history):
         done = [np.zeros(0, dtype=np.int64)]
-        for index in range(generation.consumers):
-            n = generation.yielded.get(index, 0)
+        for index, n in sorted(generation.yielded.items()):  # not range(consumers): a state may claim 10**18
             if n:
                 plan = consumer_plan(counts, generation.consumer(index), canonical, epoch=epoch, seed=seed,
                                      shuffle=shuffle, equal_per_rank=equal_per_rank, positions=positions,

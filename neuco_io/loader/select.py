@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neuco_io.errors import UsageError
+from neuco_io.errors import ShardError, UsageError
 from neuco_io.storage import open_store
 from neuco_io.storage.local import require_regular_file
 from neuco_io.wording import first_few
@@ -34,7 +34,9 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
             with open(ids, encoding="utf-8-sig") as fh:
                 lines = fh.read().splitlines()
         except OSError as exc:
-            raise UsageError(f"ids: cannot read {os.fspath(ids)}: {exc.strerror or exc}") from None
+            hint = f" (one id goes in a list: ids=[{ids!r}])" if isinstance(ids, str) and not os.path.lexists(ids) \
+                else ""
+            raise UsageError(f"ids: cannot read {os.fspath(ids)}: {exc.strerror or exc}{hint}") from None
         except UnicodeDecodeError:
             raise UsageError(f"ids: {os.fspath(ids)} is not UTF-8 text (one id per line)") from None
         items = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -85,7 +87,7 @@ def select_ids(ids: Sequence[str], manifest: dict[str, Any] | None, shard_names:
         if where is None:
             unknown.append(loc_id)
             continue
-        rows[where][entry[1]] = (entry[2], entry[3])
+        rows[where][entry[1]] = checked_range(manifest, loc_id, entry)
     if unknown:
         raise UsageError(f"ids: {len(unknown)} of {len(ids)} ids are not in the shards read: {first_few(unknown)}")
     ordered = [sorted(r) for r in rows]
@@ -96,7 +98,20 @@ def locate(loc_id: str, manifest: dict[str, Any] | None, shard_names: Sequence[s
     """(shard position among `shard_names`, row, offset, size) of one id; KeyError when unknown."""
     entry = manifest_index(manifest, "get")[loc_id]
     shard = list(shard_names).index(manifest["shards"][entry[0]]["name"])
-    return shard, entry[1], entry[2], entry[3]
+    return (shard, entry[1], *checked_range(manifest, loc_id, entry))
+
+
+def checked_range(manifest: dict[str, Any], loc_id: str, entry: list[int]) -> tuple[int, int]:
+    """(offset, size) of an index entry, inside its shard: a tampered index must not make `get`/`ids=` seek
+    outside the file or allocate a terabyte. Parquet entries carry (-1, -1) (rows are found by row group)."""
+    shard = manifest["shards"][entry[0]]
+    offset, size = entry[2], entry[3]
+    if (offset, size) == (-1, -1) and manifest.get("output_format") == "parquet":
+        return offset, size
+    if not (offset >= 0 and size > 0 and offset + size <= shard["bytes"]):
+        raise ShardError(shard["name"], f"the manifest's index places {loc_id[:100]!r} at bytes "
+                         f"{offset}..{offset + size}, outside the shard's {shard['bytes']} bytes")
+    return offset, size
 
 
 def read_ranges(path: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, memoryview]]:
@@ -114,8 +129,8 @@ def read_ranges(path: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[
     with contextlib.closing(open_store(path).read_ranges("", spans)) as blocks:  # the file closes with us
         for group, (start, end), data in zip(groups, spans, blocks):
             if len(data) != end - start:
-                raise OSError(f"{path}: bytes {start}-{end} asked, {len(data)} read (the shard is shorter than "
-                              f"its manifest says)")
+                raise OSError(f"{path}: bytes {start}-{end} asked, {len(data)} read (the shard is "
+                              f"{'shorter' if len(data) < end - start else 'other'} than its manifest says)")
             for i in group:
                 offset, size = ranges[i]
                 yield i, memoryview(data)[offset - start: offset - start + size]

@@ -38,6 +38,9 @@ class LoaderState:
     records: int
     history: list[Generation] = field(default_factory=list)
     current: Generation | None = None
+    dataset: str = ""
+    """A fingerprint of what the epoch's plan depends on besides the fields above (the shards, their records
+    and sha256, `ids`, `epoch_size`, `resampled`): a state from other data is refused, not replayed."""
 
     def to_dict(self) -> dict[str, Any]:
         def gen(g: Generation) -> dict[str, Any]:
@@ -47,7 +50,7 @@ class LoaderState:
         return {"format": STATE_FORMAT, "version": STATE_VERSION, "epoch": self.epoch, "seed": self.seed,
                 "shuffle": self.shuffle, "equal_per_rank": self.equal_per_rank, "records": self.records,
                 "history": [gen(g) for g in self.history],
-                "current": gen(self.current) if self.current is not None else None}
+                "current": gen(self.current) if self.current is not None else None, "dataset": self.dataset}
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> LoaderState:
@@ -61,13 +64,14 @@ class LoaderState:
         try:
             return cls(int(state["epoch"]), state["seed"], int(state["shuffle"]), state["equal_per_rank"],
                        int(state["records"]), [_generation(g) for g in state["history"]],
-                       _generation(state["current"]) if state["current"] is not None else None)
+                       _generation(state["current"]) if state["current"] is not None else None,
+                       str(state["dataset"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"load_state_dict: a malformed ShardDataset state ({exc!r})") from None
 
     def same_run(self, other: LoaderState) -> bool:
-        return (self.epoch, self.seed, self.shuffle, self.equal_per_rank, self.records, self.history) == \
-            (other.epoch, other.seed, other.shuffle, other.equal_per_rank, other.records, other.history)
+        return (self.epoch, self.seed, self.shuffle, self.equal_per_rank, self.records, self.history, self.dataset) == \
+            (other.epoch, other.seed, other.shuffle, other.equal_per_rank, other.records, other.history, other.dataset)
 
 
 def _generation(g: Mapping[str, Any]) -> Generation:
@@ -118,4 +122,4 @@ def merge(states: Sequence[LoaderState]) -> LoaderState:
             yielded[index] = n
     current = Generation(setup[0], setup[1], yielded) if setup is not None else None
     return LoaderState(first.epoch, first.seed, first.shuffle, first.equal_per_rank, first.records,
-                       list(first.history), current)
+                       list(first.history), current, first.dataset)

@@ -103,10 +103,16 @@ class FsspecStore(Store):
             raise OSError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
     def read_ranges(self, name: str, spans: Sequence[tuple[int, int]]) -> Iterator[bytes]:
-        """One range request per span (never the whole object)."""
+        """One range request per span (never the whole object), unless the server ignores Range (the stdlib's
+        and some simple servers do) and sends the whole object: then the spans are cut from that one copy."""
         key = self._key(name)
+        whole: bytes | None = None
         for start, end in spans:
-            yield self.fs.cat_file(key, start=start, end=end)
+            data = whole if whole is not None else self.fs.cat_file(key, start=start, end=end)
+            if len(data) > end - start and len(data) >= end:  # the whole object, from byte 0
+                whole = data
+                data = data[start:end]
+            yield data
 
     def names(self, name: str = "") -> list[str]:
         try:
