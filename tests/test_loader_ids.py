@@ -154,3 +154,21 @@ def test_a_single_id_given_as_a_string_says_to_use_a_list(shards):
     loc_id = sorted(json.loads((shards / "webdataset" / "manifest.json").read_text())["index"])[0]
     with pytest.raises(UsageError, match=r"No such file.*one id goes in a list: ids=\['"):
         ShardDataset(shards / "webdataset", ids=loc_id, **OPTIONS)
+
+
+def test_an_empty_or_oversized_id_list_is_refused_naming_it(tmp_path):
+    """`ids=[]` or an id file with no id would read nothing without a word; a huge file is refused unread."""
+    from neuco_io.errors import UsageError
+    from neuco_io.loader.select import MAX_ID_FILE_BYTES, read_id_list
+
+    with pytest.raises(UsageError, match="no id given"):
+        read_id_list([])
+    empty = tmp_path / "ids.txt"
+    empty.write_text("# only a comment\n\n")
+    with pytest.raises(UsageError, match=r"no id given in .*ids\.txt"):
+        read_id_list(empty)
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as fh:
+        fh.truncate(MAX_ID_FILE_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(UsageError, match=r"huge\.txt is over"):
+        read_id_list(huge)

@@ -24,6 +24,9 @@ __all__ = ["Selection", "locate", "manifest_index", "read_id_list", "read_ranges
 
 ID_SUFFIXES = (".zarr.zip", ".zarr")
 
+MAX_ID_FILE_BYTES = 256 << 20
+"""Largest id file read: far above any real list, far below what would exhaust memory."""
+
 
 def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
     """Ids from a list, or from a text file with one id per line (blank lines and `#` comments skipped;
@@ -31,6 +34,9 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
     if isinstance(ids, (str, os.PathLike)):
         try:
             require_regular_file(ids)
+            if os.path.getsize(ids) > MAX_ID_FILE_BYTES:
+                raise UsageError(f"ids: {os.fspath(ids)} is over {MAX_ID_FILE_BYTES >> 20} MiB; an id list of the "
+                                 "largest dataset (SSL4EO-S12 v1.1: about 250,000 ids) takes a few MB")
             with open(ids, encoding="utf-8-sig") as fh:
                 lines = fh.read().splitlines()
         except OSError as exc:
@@ -49,6 +55,9 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
                 item = item[: -len(suffix)]
                 break
         out.append(item)
+    if not out:
+        where = f" in {os.fspath(ids)}" if isinstance(ids, (str, os.PathLike)) else ""
+        raise UsageError(f"ids: no id given{where} (leave out ids= to read every record)")
     return list(dict.fromkeys(out))
 
 
