@@ -182,3 +182,22 @@ def test_import_refusals_carry_their_code(tmp_path):
     assert {(r["id"], r["code"]) for r in refused} == {
         ("x1", "import.table-row"), ("a b", "import.bad-id"), ("ok1", "import.missing-file")}
     assert all(r["reason"] for r in refused)
+
+
+def test_convert_skips_and_import_refusals_are_a_report_too(tmp_path):
+    """The library's results hand their skips and refusals over as the one Report (codes, counts, verdict)."""
+    from neuco_io.converters import convert
+    from neuco_io.tasks.importer import import_task
+
+    from helpers import cube_path
+
+    root = build_downstream(tmp_path / "ds")
+    cube_path(root, "s2l2a", TINY_IDS[1]).unlink()
+    report = convert(root, tmp_path / "out", to="webdataset", jobs=1, skip_invalid=True).report
+    assert [(f.code, f.id) for f in report.findings] == [("convert.missing-modality", TINY_IDS[1])]
+    assert not report.ok and report.totals()["error"] == 1
+    table = tmp_path / "sources.csv"
+    table.write_text("id,modality,season,path\nx1,s9,spring,nope.tif\n")
+    refused = import_task(table, tmp_path / "task").report
+    assert [(f.code, f.id) for f in refused.findings] == [("import.table-row", "x1")]
+    assert refused.to_dict()["ok"] is False

@@ -55,6 +55,7 @@ from neuco_io.converters.shards import ShardJob, ShardResult, write_shard
 from neuco_io.converters.verify import VerifyReport, verify
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, RunSettings
+from neuco_io.findings import Finding, Report
 from neuco_io.layout import Layout, discover
 from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
 from neuco_io.shards.labels import write_labels_parquet
@@ -88,6 +89,13 @@ class ConvertResult:
     """Where kept shards came from: "interrupted" (an unfinished run) or "finished" (a finished output
     checked against the source again); None when every shard was written by this run."""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> Report:
+        """The skips as findings (their `convert.*` codes), in the one `Report` every command returns."""
+        report = Report(str(self.out), checks=("convert",))
+        report.extend(Finding(s.code or "convert.invalid-cube", s.path, s.reason, id=s.id) for s in self.skipped)
+        return report
 
     def to_dict(self) -> dict[str, Any]:
         """What `convert --format json` prints."""

@@ -32,7 +32,7 @@ from neuco_io.cube.rasters import RESAMPLING, RasterError, fit_dtype, read_raste
 from neuco_io.cube.writer import CubeWriter
 from neuco_io.errors import UsageError
 from neuco_io.execution import Executor, Progress, make_executor
-from neuco_io.findings import CODES
+from neuco_io.findings import CODES, Finding, Report
 from neuco_io.storage.atomic import atomic_path
 from neuco_io.storage.local import require_regular_file
 
@@ -67,6 +67,14 @@ class ImportResult:
     rename them (`validate` reports them as ids.evaluator-changes)."""
     mapping: Path | None = None
     locations: Path | None = None
+
+    @property
+    def report(self) -> Report:
+        """Refused and flagged locations as findings (`import.*`, `ids.evaluator-changes`) in the one `Report`."""
+        report = Report(str(self.root), checks=("import", "ids"))
+        report.extend(Finding(r.code, r.path or str(self.root), r.reason, id=r.id)
+                      for r in [*self.refused, *self.flagged])
+        return report
 
     def to_dict(self) -> dict[str, Any]:
         """What `task import --format json` prints."""
