@@ -943,7 +943,7 @@ def info(path: str, layout: str | None, storage_options: tuple[str, ...], output
 @click.option("--sample", "sample_size", type=click.IntRange(min=1), default=None,
               help="Read only N locations (records), chosen at random with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample: same seed, same locations.")
-@click.option("--compare", "reference", type=click.Choice(["ssl4eo-s12", "ssl4eo-s12-downstream"]), default=None,
+@click.option("--compare", "reference", type=click.Choice(sorted(spec.REFERENCE_STATISTICS)), default=None,
               help="Check means and stds against published statistics (offset, scaling, band order).")
 @click.option("--seasons", "per_season", is_flag=True, help="Text output: a table per season too.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,

@@ -60,6 +60,7 @@ from neuco_io.layout import Layout, discover
 from neuco_io.shards.codecs import CODECS, PARQUET_ARRAYS
 from neuco_io.shards.labels import write_labels_parquet
 from neuco_io.shards.manifest import MANIFEST, Manifest
+from neuco_io.shards.parquet import DEFAULT_ROW_GROUP_SIZE
 from neuco_io.shards.record import format_stamp
 from neuco_io.storage import Store, open_store
 
@@ -133,10 +134,6 @@ def _check_card(out: Store) -> None:
 def _options(**options: Any) -> dict[str, Any]:
     """The options that shape the output (not --jobs, --resume...), as recorded in the manifest."""
     return {k: v for k, v in options.items() if v is not None}
-
-
-DEFAULT_ROW_GROUP_SIZE = 2
-"""Parquet rows per row group: small groups bound the memory of readers and writers."""
 
 
 def convert(

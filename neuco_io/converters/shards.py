@@ -9,7 +9,7 @@ from typing import Any
 from neuco_io.converters.plan import INVALID_HINT, InvalidSourceError, ShardSpec, Skipped, file_stats
 from neuco_io.converters.records import RecordBuilder
 from neuco_io.errors import CubeError
-from neuco_io.shards.parquet import ParquetShardWriter
+from neuco_io.shards.parquet import DEFAULT_ROW_GROUP_SIZE, ParquetShardWriter
 from neuco_io.shards.sink import HashingSink
 from neuco_io.shards.tar import TarShardWriter
 from neuco_io.storage import open_store
@@ -31,7 +31,7 @@ class ShardJob:
     """Only the labels of this shard's ids."""
     spec: ShardSpec
     skip_invalid: bool
-    row_group_size: int = 2
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE
     parquet_arrays: str = "binary"
     """Parquet: `binary` (one value per array) or `tensor` (fixed_shape_tensor columns)."""
 

@@ -63,8 +63,11 @@ from neuco_io.shards.record import (
 )
 from neuco_io.storage import open_store
 
-__all__ = ["ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding", "count_parquet_records",
-           "iter_parquet_records", "label_column", "open_parquet_shard"]
+__all__ = ["DEFAULT_ROW_GROUP_SIZE", "ParquetRow", "ParquetShard", "ParquetShardWriter", "array_encoding",
+           "count_parquet_records", "iter_parquet_records", "label_column", "open_parquet_shard"]
+
+DEFAULT_ROW_GROUP_SIZE = 2
+"""Rows per row group: small groups bound the memory of readers and writers (`--row-group-size`)."""
 
 def _error(shard: str, exc: BaseException) -> ShardError:
     return ShardError(shard, f"unreadable Parquet shard: {type(exc).__name__}: {exc}")
