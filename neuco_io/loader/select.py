@@ -33,8 +33,7 @@ def read_id_list(ids: str | os.PathLike[str] | Iterable[str]) -> list[str]:
     `.zarr.zip` suffixes stripped, as the evaluator does). Repeats are kept once, first place first."""
     if isinstance(ids, (str, os.PathLike)):
         try:
-            require_regular_file(ids)
-            if os.path.getsize(ids) > MAX_ID_FILE_BYTES:
+            if require_regular_file(ids) > MAX_ID_FILE_BYTES:
                 raise UsageError(f"ids: {os.fspath(ids)} is over {MAX_ID_FILE_BYTES >> 20} MiB; an id list of the "
                                  "largest dataset (SSL4EO-S12 v1.1: about 250,000 ids) takes a few MB")
             with open(ids, encoding="utf-8-sig") as fh:

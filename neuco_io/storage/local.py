@@ -29,12 +29,17 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def require_regular_file(path: str | os.PathLike[str]) -> None:
-    """Refuse a local input that is not a regular file (OSError naming it) before it is opened: a FIFO or a
-    device named as a CSV, id list or statistics file would block its reader forever."""
-    mode = os.stat(path).st_mode
+def _refuse_irregular(mode: int, path: str | os.PathLike[str]) -> None:
     if not stat.S_ISREG(mode):
         raise OSError(errno.EINVAL, f"not a regular file ({file_kind(mode)})", os.fspath(path))
+
+
+def require_regular_file(path: str | os.PathLike[str]) -> int:
+    """Refuse a local input that is not a regular file (OSError naming it) before it is opened: a FIFO or a
+    device named as a CSV, id list or statistics file would block its reader forever. Returns its size."""
+    st = os.stat(path)
+    _refuse_irregular(st.st_mode, path)
+    return st.st_size
 
 
 def _open_regular(path: Path) -> IO[bytes]:
@@ -42,9 +47,7 @@ def _open_regular(path: Path) -> IO[bytes]:
     block the reader forever (or never end). Opened non-blocking, so a FIFO cannot hang the open itself."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, f"not a regular file ({file_kind(mode)})", str(path))
+        _refuse_irregular(os.fstat(fd).st_mode, path)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
